@@ -1,0 +1,16 @@
+"""mlpot: machine-learning interatomic potentials with a multithreaded Rust core.
+
+Units throughout: eV, Angstrom, eV/Angstrom; stress in eV/Angstrom^3 with ASE's sign and
+Voigt order.
+"""
+
+from mlpot._core import __version__, get_num_threads, set_num_threads
+from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "neighbor_list",
+    "primitive_neighbor_list",
+    "set_num_threads",
+]

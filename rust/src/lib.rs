@@ -1,0 +1,197 @@
+//! mlpot's Rust core. The numerical modules know nothing about Python, files or ASE; the
+//! `python` module below only converts arguments, releases the GIL and calls them.
+
+pub mod error;
+pub mod memory;
+pub mod neighbors;
+pub mod parallel;
+pub mod structure;
+
+#[cfg(feature = "python")]
+mod python {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use ndarray::Array2;
+    use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
+    use pyo3::exceptions::{PyRuntimeError, PyValueError};
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    use crate::error::Error;
+    use crate::neighbors::{neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList};
+    use crate::parallel;
+    use crate::structure::Structure;
+
+    fn to_py_err(e: Error) -> PyErr {
+        PyValueError::new_err(e.to_string())
+    }
+
+    /// Runs core work without the GIL, on mlpot's thread pool, and turns a panic (a bug)
+    /// into a RuntimeError instead of letting it unwind into Python.
+    fn run<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+        let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| parallel::install(work))));
+        match outcome {
+            Ok(result) => result.map_err(to_py_err),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(PyRuntimeError::new_err(format!(
+                    "internal error in the mlpot core (please report it): {message}"
+                )))
+            }
+        }
+    }
+
+    fn rows3(name: &str, a: &PyReadonlyArray2<'_, f64>) -> PyResult<Vec<[f64; 3]>> {
+        let view = a.as_array();
+        if view.ncols() != 3 {
+            return Err(PyValueError::new_err(format!(
+                "{name} must have shape (n, 3), got {:?}",
+                view.shape()
+            )));
+        }
+        Ok(view.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect())
+    }
+
+    fn structure_from(
+        positions: &PyReadonlyArray2<'_, f64>,
+        cell: &PyReadonlyArray2<'_, f64>,
+        pbc: [bool; 3],
+        numbers: &PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<Structure> {
+        let positions = rows3("positions", positions)?;
+        let cell_rows = rows3("cell", cell)?;
+        if cell_rows.len() != 3 {
+            return Err(PyValueError::new_err(format!(
+                "cell must have shape (3, 3), got ({}, 3)",
+                cell_rows.len()
+            )));
+        }
+        let numbers = numbers
+            .as_array()
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| {
+                u32::try_from(z).map_err(|_| {
+                    PyValueError::new_err(format!("atom {i} has atomic number {z}, which is not an element"))
+                })
+            })
+            .collect::<PyResult<Vec<u32>>>()?;
+        Structure::new(positions, [cell_rows[0], cell_rows[1], cell_rows[2]], pbc, numbers)
+            .map_err(to_py_err)
+    }
+
+    /// See `mlpot.neighbor_list`; this takes plain arrays and exactly one cutoff form.
+    #[pyfunction]
+    #[pyo3(signature = (positions, cell, pbc, numbers, quantities, *, cutoff=None, radii=None,
+                        pair_types=None, pair_table=None, self_interaction=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn neighbor_list<'py>(
+        py: Python<'py>,
+        positions: PyReadonlyArray2<'py, f64>,
+        cell: PyReadonlyArray2<'py, f64>,
+        pbc: [bool; 3],
+        numbers: PyReadonlyArray1<'py, i64>,
+        quantities: &str,
+        cutoff: Option<f64>,
+        radii: Option<PyReadonlyArray1<'py, f64>>,
+        pair_types: Option<PyReadonlyArray1<'py, i64>>,
+        pair_table: Option<PyReadonlyArray2<'py, f64>>,
+        self_interaction: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(q) = quantities.chars().find(|c| !"ijdDS".contains(*c)) {
+            return Err(PyValueError::new_err(format!(
+                "unsupported quantity {q:?}: choose from 'i', 'j', 'd', 'D', 'S'"
+            )));
+        }
+        let structure = structure_from(&positions, &cell, pbc, &numbers)?;
+        let cutoff = match (cutoff, radii, pair_types, pair_table) {
+            (Some(rc), None, None, None) => Cutoff::Uniform(rc),
+            (None, Some(r), None, None) => Cutoff::AtomRadii(r.as_array().to_vec()),
+            (None, None, Some(types), Some(table)) => {
+                let table = table.as_array();
+                let n_types = table.nrows();
+                if table.ncols() != n_types {
+                    return Err(PyValueError::new_err("pair_table must be square"));
+                }
+                let types = types
+                    .as_array()
+                    .iter()
+                    .map(|&t| usize::try_from(t).map_err(|_| PyValueError::new_err("pair types must be >= 0")))
+                    .collect::<PyResult<Vec<usize>>>()?;
+                Cutoff::TypePairs { types, n_types, table: table.iter().cloned().collect() }
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give exactly one of cutoff, radii, or pair_types with pair_table",
+                ))
+            }
+        };
+        let options = ListOptions { self_interaction, shifts: quantities.contains('S') };
+        let list = run(py, || build_neighbor_list(&structure, &cutoff, options))?;
+        neighbor_arrays(py, list, quantities)
+    }
+
+    /// Hands the pair arrays to numpy, moving the buffers where the layout allows.
+    fn neighbor_arrays<'py>(py: Python<'py>, list: NeighborList, quantities: &str) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        let n_pairs = list.n_pairs();
+        if quantities.contains('i') {
+            let mut i = crate::memory::large_vec(n_pairs);
+            for (atom, w) in list.offsets.windows(2).enumerate() {
+                i.resize(w[1], atom as i64);
+            }
+            out.set_item("i", i.into_pyarray(py))?;
+        }
+        if quantities.contains('S') {
+            let mut s = crate::memory::large_vec::<i64>(3 * n_pairs);
+            s.extend(list.shifts.iter().flat_map(|s| s.map(i64::from)));
+            out.set_item("S", Array2::from_shape_vec((n_pairs, 3), s).unwrap().into_pyarray(py))?;
+        }
+        if quantities.contains('d') {
+            out.set_item("d", list.distances.into_pyarray(py))?;
+        }
+        if quantities.contains('D') {
+            let flat = flatten_triples(list.vectors);
+            out.set_item("D", Array2::from_shape_vec((n_pairs, 3), flat).unwrap().into_pyarray(py))?;
+        }
+        if quantities.contains('j') {
+            // usize -> i64 has the same size, so this collect reuses the allocation
+            let j: Vec<i64> = list.neighbors.into_iter().map(|j| j as i64).collect();
+            out.set_item("j", j.into_pyarray(py))?;
+        }
+        Ok(out)
+    }
+
+    /// Reinterprets a Vec of triples as a flat Vec without copying.
+    fn flatten_triples<T: Copy>(v: Vec<[T; 3]>) -> Vec<T> {
+        let mut v = std::mem::ManuallyDrop::new(v);
+        let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+        // SAFETY: [T; 3] has exactly the size of three T and the alignment of T, so the
+        // allocation of `cap` triples is a valid allocation of `3 * cap` T with the same layout.
+        unsafe { Vec::from_raw_parts(ptr as *mut T, len * 3, cap * 3) }
+    }
+
+    #[pyfunction]
+    fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
+        py.detach(|| parallel::set_num_threads(n)).map_err(to_py_err)
+    }
+
+    #[pyfunction]
+    fn get_num_threads() -> usize {
+        parallel::num_threads()
+    }
+
+    #[pymodule]
+    #[pyo3(name = "_core")]
+    fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add_function(wrap_pyfunction!(neighbor_list, m)?)?;
+        m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+        Ok(())
+    }
+}

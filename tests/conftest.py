@@ -1,0 +1,29 @@
+"""Shared test configuration: hypothesis profiles and access to the oracle libraries."""
+
+import importlib
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+settings.register_profile(
+    "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if IN_CI else "default")
+
+
+def oracle(module: str):
+    """Import an oracle library. Outside CI a missing oracle skips the test with the reason;
+    in CI (CI=true) oracles must be installed, so a missing one fails the test."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        message = f"oracle {module!r} is not installed ({error}); `pip install .[test]` installs it"
+        if IN_CI:
+            pytest.fail(message + " -- oracle tests must run in CI")
+        pytest.skip(message)
