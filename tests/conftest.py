@@ -14,7 +14,11 @@ settings.register_profile(
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("ci" if IN_CI else "default")
+settings.register_profile(
+    "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+# HYPOTHESIS_PROFILE=thorough for a long local run
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "default"))
 
 
 def oracle(module: str):
@@ -27,3 +31,8 @@ def oracle(module: str):
         if IN_CI:
             pytest.fail(message + " -- oracle tests must run in CI")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def vesin():
+    return oracle("vesin")

@@ -1,6 +1,13 @@
 //! mlpot's Rust core. The numerical modules know nothing about Python, files or ASE; the
 //! `python` module below only converts arguments, releases the GIL and calls them.
 
+// mimalloc keeps freed pages for reuse. Neighbor lists and descriptor arrays are large and
+// rebuilt every MD step; with the system allocator their first-touch page faults cost as much
+// as the computation (measured: 77 -> 53 ms for a 64,000-atom list). Polars makes the same
+// choice for the same reason.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod error;
 pub mod memory;
 pub mod neighbors;
@@ -18,7 +25,9 @@ mod python {
     use pyo3::types::PyDict;
 
     use crate::error::Error;
-    use crate::neighbors::{neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList};
+    use crate::neighbors::{
+        neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
+    };
     use crate::parallel;
     use crate::structure::Structure;
 
@@ -53,7 +62,11 @@ mod python {
                 view.shape()
             )));
         }
-        Ok(view.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect())
+        Ok(view
+            .rows()
+            .into_iter()
+            .map(|r| [r[0], r[1], r[2]])
+            .collect())
     }
 
     fn structure_from(
@@ -76,12 +89,19 @@ mod python {
             .enumerate()
             .map(|(i, &z)| {
                 u32::try_from(z).map_err(|_| {
-                    PyValueError::new_err(format!("atom {i} has atomic number {z}, which is not an element"))
+                    PyValueError::new_err(format!(
+                        "atom {i} has atomic number {z}, which is not an element"
+                    ))
                 })
             })
             .collect::<PyResult<Vec<u32>>>()?;
-        Structure::new(positions, [cell_rows[0], cell_rows[1], cell_rows[2]], pbc, numbers)
-            .map_err(to_py_err)
+        Structure::new(
+            positions,
+            [cell_rows[0], cell_rows[1], cell_rows[2]],
+            pbc,
+            numbers,
+        )
+        .map_err(to_py_err)
     }
 
     /// See `mlpot.neighbor_list`; this takes plain arrays and exactly one cutoff form.
@@ -120,9 +140,16 @@ mod python {
                 let types = types
                     .as_array()
                     .iter()
-                    .map(|&t| usize::try_from(t).map_err(|_| PyValueError::new_err("pair types must be >= 0")))
+                    .map(|&t| {
+                        usize::try_from(t)
+                            .map_err(|_| PyValueError::new_err("pair types must be >= 0"))
+                    })
                     .collect::<PyResult<Vec<usize>>>()?;
-                Cutoff::TypePairs { types, n_types, table: table.iter().cloned().collect() }
+                Cutoff::TypePairs {
+                    types,
+                    n_types,
+                    table: table.iter().cloned().collect(),
+                }
             }
             _ => {
                 return Err(PyValueError::new_err(
@@ -130,13 +157,20 @@ mod python {
                 ))
             }
         };
-        let options = ListOptions { self_interaction, shifts: quantities.contains('S') };
+        let options = ListOptions {
+            self_interaction,
+            shifts: quantities.contains('S'),
+        };
         let list = run(py, || build_neighbor_list(&structure, &cutoff, options))?;
         neighbor_arrays(py, list, quantities)
     }
 
     /// Hands the pair arrays to numpy, moving the buffers where the layout allows.
-    fn neighbor_arrays<'py>(py: Python<'py>, list: NeighborList, quantities: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn neighbor_arrays<'py>(
+        py: Python<'py>,
+        list: NeighborList,
+        quantities: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         let n_pairs = list.n_pairs();
         if quantities.contains('i') {
@@ -149,14 +183,24 @@ mod python {
         if quantities.contains('S') {
             let mut s = crate::memory::large_vec::<i64>(3 * n_pairs);
             s.extend(list.shifts.iter().flat_map(|s| s.map(i64::from)));
-            out.set_item("S", Array2::from_shape_vec((n_pairs, 3), s).unwrap().into_pyarray(py))?;
+            out.set_item(
+                "S",
+                Array2::from_shape_vec((n_pairs, 3), s)
+                    .unwrap()
+                    .into_pyarray(py),
+            )?;
         }
         if quantities.contains('d') {
             out.set_item("d", list.distances.into_pyarray(py))?;
         }
         if quantities.contains('D') {
             let flat = flatten_triples(list.vectors);
-            out.set_item("D", Array2::from_shape_vec((n_pairs, 3), flat).unwrap().into_pyarray(py))?;
+            out.set_item(
+                "D",
+                Array2::from_shape_vec((n_pairs, 3), flat)
+                    .unwrap()
+                    .into_pyarray(py),
+            )?;
         }
         if quantities.contains('j') {
             // usize -> i64 has the same size, so this collect reuses the allocation
@@ -177,7 +221,8 @@ mod python {
 
     #[pyfunction]
     fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
-        py.detach(|| parallel::set_num_threads(n)).map_err(to_py_err)
+        py.detach(|| parallel::set_num_threads(n))
+            .map_err(to_py_err)
     }
 
     #[pyfunction]

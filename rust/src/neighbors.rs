@@ -48,7 +48,11 @@ pub enum Cutoff {
     AtomRadii(Vec<f64>),
     /// Cutoff by pair of atom types: `table[t_i * n_types + t_j]`, symmetric; a zero entry
     /// means that pair is never a neighbor (ASE's dict form).
-    TypePairs { types: Vec<usize>, n_types: usize, table: Vec<f64> },
+    TypePairs {
+        types: Vec<usize>,
+        n_types: usize,
+        table: Vec<f64>,
+    },
 }
 
 impl Cutoff {
@@ -80,7 +84,11 @@ impl Cutoff {
                 }
                 2.0 * radii.iter().cloned().fold(0.0, f64::max)
             }
-            Cutoff::TypePairs { types, n_types, table } => {
+            Cutoff::TypePairs {
+                types,
+                n_types,
+                table,
+            } => {
                 if types.len() != n_atoms {
                     return Err(Error::invalid(format!(
                         "got {} atom types for {} atoms",
@@ -115,7 +123,11 @@ impl Cutoff {
         match self {
             Cutoff::Uniform(rc) => *rc,
             Cutoff::AtomRadii(r) => r[i] + r[j],
-            Cutoff::TypePairs { types, n_types, table } => table[types[i] * n_types + types[j]],
+            Cutoff::TypePairs {
+                types,
+                n_types,
+                table,
+            } => table[types[i] * n_types + types[j]],
         }
     }
 }
@@ -161,15 +173,24 @@ pub struct ListOptions {
 }
 
 /// Builds the full neighbor list of `structure`.
-pub fn neighbor_list(structure: &Structure, cutoff: &Cutoff, options: ListOptions) -> Result<NeighborList> {
+pub fn neighbor_list(
+    structure: &Structure,
+    cutoff: &Cutoff,
+    options: ListOptions,
+) -> Result<NeighborList> {
     let n_atoms = structure.len();
     let rc_max = cutoff.validate(n_atoms)?;
     if n_atoms == 0 || (rc_max == 0.0 && !options.self_interaction) {
         // radii or a pair table that are all zero: nobody is anybody's neighbor
-        return Ok(NeighborList { offsets: vec![0; n_atoms + 1], ..Default::default() });
+        return Ok(NeighborList {
+            offsets: vec![0; n_atoms + 1],
+            ..Default::default()
+        });
     }
     if n_atoms > u32::MAX as usize {
-        return Err(Error::TooLarge(format!("{n_atoms} atoms is more than the neighbor list supports (2^32 - 1)")));
+        return Err(Error::TooLarge(format!(
+            "{n_atoms} atoms is more than the neighbor list supports (2^32 - 1)"
+        )));
     }
     let lattice = SearchLattice::new(structure);
     let grid = Grid::new(structure, &lattice, rc_max)?;
@@ -189,7 +210,25 @@ pub fn neighbor_list(structure: &Structure, cutoff: &Cutoff, options: ListOption
                     break;
                 }
                 let before = chunk.neighbors.len();
-                grid.search(structure, cutoff, options.self_interaction, i, &mut chunk, &mut wrap_buffer);
+                // one monomorphised search per cutoff form keeps the hot loop free of a match
+                match cutoff {
+                    Cutoff::Uniform(rc) => grid.search(
+                        structure,
+                        |_, _| *rc,
+                        options.self_interaction,
+                        i,
+                        &mut chunk,
+                        &mut wrap_buffer,
+                    ),
+                    _ => grid.search(
+                        structure,
+                        |i, j| cutoff.pair(i, j),
+                        options.self_interaction,
+                        i,
+                        &mut chunk,
+                        &mut wrap_buffer,
+                    ),
+                }
                 let found = chunk.neighbors.len() - before;
                 chunk.counts.push(found);
                 if total.fetch_add(found, Ordering::Relaxed) + found > MAX_PAIRS {
@@ -228,7 +267,12 @@ impl Chunk {
 
 /// Pass 2: writes the final CSR arrays, each chunk into its own slice in parallel, computing
 /// vectors and distances with the same expression the search accepted them with.
-fn materialize(structure: &Structure, chunks: Vec<Chunk>, n_atoms: usize, keep_shifts: bool) -> NeighborList {
+fn materialize(
+    structure: &Structure,
+    chunks: Vec<Chunk>,
+    n_atoms: usize,
+    keep_shifts: bool,
+) -> NeighborList {
     let mut offsets = Vec::with_capacity(n_atoms + 1);
     offsets.push(0);
     for chunk in &chunks {
@@ -238,7 +282,11 @@ fn materialize(structure: &Structure, chunks: Vec<Chunk>, n_atoms: usize, keep_s
     }
     let n_pairs = *offsets.last().unwrap();
     let lengths: Vec<usize> = chunks.iter().map(|c| c.neighbors.len()).collect();
-    let shift_lengths: Vec<usize> = if keep_shifts { lengths.clone() } else { vec![0; lengths.len()] };
+    let shift_lengths: Vec<usize> = if keep_shifts {
+        lengths.clone()
+    } else {
+        vec![0; lengths.len()]
+    };
     // Outputs are written once, in parallel, without zero-filling first: every slot of every
     // chunk's slice is written below, then the lengths are set.
     let mut neighbors = crate::memory::large_vec::<usize>(n_pairs);
@@ -247,14 +295,26 @@ fn materialize(structure: &Structure, chunks: Vec<Chunk>, n_atoms: usize, keep_s
     let mut distances = crate::memory::large_vec::<f64>(n_pairs);
     let targets: Vec<_> = split_by(&mut neighbors.spare_capacity_mut()[..n_pairs], &lengths)
         .into_iter()
-        .zip(split_by(&mut shifts.spare_capacity_mut()[..shift_lengths.iter().sum::<usize>()], &shift_lengths))
-        .zip(split_by(&mut vectors.spare_capacity_mut()[..n_pairs], &lengths))
-        .zip(split_by(&mut distances.spare_capacity_mut()[..n_pairs], &lengths))
+        .zip(split_by(
+            &mut shifts.spare_capacity_mut()[..shift_lengths.iter().sum::<usize>()],
+            &shift_lengths,
+        ))
+        .zip(split_by(
+            &mut vectors.spare_capacity_mut()[..n_pairs],
+            &lengths,
+        ))
+        .zip(split_by(
+            &mut distances.spare_capacity_mut()[..n_pairs],
+            &lengths,
+        ))
         .collect();
     let positions = structure.positions();
     let cell = structure.cell();
-    targets.into_par_iter().zip(chunks.into_par_iter()).enumerate().for_each(
-        |(c, ((((j_out, s_out), v_out), d_out), chunk))| {
+    targets
+        .into_par_iter()
+        .zip(chunks.into_par_iter())
+        .enumerate()
+        .for_each(|(c, ((((j_out, s_out), v_out), d_out), chunk))| {
             let mut pair = 0;
             for (a, &count) in chunk.counts.iter().enumerate() {
                 let i = c * CHUNK + a;
@@ -272,8 +332,7 @@ fn materialize(structure: &Structure, chunks: Vec<Chunk>, n_atoms: usize, keep_s
                 }
             }
             debug_assert_eq!(pair, j_out.len());
-        },
-    );
+        });
     // SAFETY: the chunks' slices tile 0..n_pairs (lengths sum to n_pairs) and the loop above
     // wrote every element of every slice, so the first n_pairs elements are initialized.
     unsafe {
@@ -284,14 +343,22 @@ fn materialize(structure: &Structure, chunks: Vec<Chunk>, n_atoms: usize, keep_s
             shifts.set_len(n_pairs);
         }
     }
-    NeighborList { offsets, neighbors, shifts, vectors, distances }
+    NeighborList {
+        offsets,
+        neighbors,
+        shifts,
+        vectors,
+        distances,
+    }
 }
 
 /// ASE's pair vector r_j - r_i + S·cell, from the unwrapped positions.
 #[inline(always)]
 fn pair_vector(r_i: [f64; 3], r_j: [f64; 3], shift: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
     let (s0, s1, s2) = (shift[0] as f64, shift[1] as f64, shift[2] as f64);
-    std::array::from_fn(|c| (r_j[c] - r_i[c]) + (s0 * cell[0][c] + s1 * cell[1][c] + s2 * cell[2][c]))
+    std::array::from_fn(|c| {
+        (r_j[c] - r_i[c]) + (s0 * cell[0][c] + s1 * cell[1][c] + s2 * cell[2][c])
+    })
 }
 
 fn split_by<'a, T>(mut rest: &'a mut [T], lengths: &[usize]) -> Vec<&'a mut [T]> {
@@ -334,7 +401,11 @@ impl SearchLattice {
                 let mut e = [0.0; 3];
                 e[axis] = 1.0;
                 let along = dot(e, u);
-                let v1 = unit([e[0] - along * u[0], e[1] - along * u[1], e[2] - along * u[2]]);
+                let v1 = unit([
+                    e[0] - along * u[0],
+                    e[1] - along * u[1],
+                    e[2] - along * u[2],
+                ]);
                 vec![v1, cross(u, v1)]
             }
             &[a, b] => vec![unit(cross(cell[a], cell[b]))],
@@ -349,11 +420,19 @@ impl SearchLattice {
             scale(cross(vectors[2], vectors[0]), 1.0 / volume),
             scale(cross(vectors[0], vectors[1]), 1.0 / volume),
         ];
-        SearchLattice { vectors, reciprocal, periodic: pbc }
+        SearchLattice {
+            vectors,
+            reciprocal,
+            periodic: pbc,
+        }
     }
 
     fn fractional(&self, r: [f64; 3]) -> [f64; 3] {
-        [dot(self.reciprocal[0], r), dot(self.reciprocal[1], r), dot(self.reciprocal[2], r)]
+        [
+            dot(self.reciprocal[0], r),
+            dot(self.reciprocal[1], r),
+            dot(self.reciprocal[2], r),
+        ]
     }
 }
 
@@ -365,10 +444,13 @@ struct Grid {
     /// Fractional coordinate of the grid's lower edge, and bins per unit fractional coordinate.
     origin: [f64; 3],
     bins_per_unit: [f64; 3],
+    bin_width: [f64; 3],
     /// Half-width of the sphere's bounding slab in fractional coordinates, with a margin.
     reach: [f64; 3],
     /// Squared distance below which a candidate is checked (loose by the margin).
     filter2: f64,
+    /// 1 / lambda_min of the search lattice's Gram matrix, slightly enlarged for rounding.
+    inverse_min_metric: f64,
     /// Bound on the rounding difference between distances from wrapped and from unwrapped
     /// positions, Angstrom.
     margin: f64,
@@ -382,6 +464,7 @@ struct Grid {
     bin_start: Vec<usize>,
     slot_atom: Vec<u32>,
     slot_position: Vec<[f64; 3]>,
+    slot_image: Vec<[i32; 3]>,
 }
 
 impl Grid {
@@ -448,13 +531,25 @@ impl Grid {
         }
         let n_bins = bin_counts(extent, height, rc_max, n_atoms);
         let bins_per_unit: [f64; 3] = std::array::from_fn(|k| {
-            if extent[k] > 0.0 { n_bins[k] as f64 / extent[k] } else { 1.0 }
+            if extent[k] > 0.0 {
+                n_bins[k] as f64 / extent[k]
+            } else {
+                1.0
+            }
         });
         // the margin absorbs rounding in the wrapped coordinates, which grows with the size of
         // the coordinates; decisions inside it are made exactly
         let cell_scale: f64 = structure.cell().iter().map(|v| norm(*v)).sum();
-        let position_scale = structure.positions().iter().map(|r| norm(*r)).fold(0.0, f64::max);
-        let max_image = image.iter().flatten().map(|o| o.unsigned_abs() as f64).fold(0.0, f64::max);
+        let position_scale = structure
+            .positions()
+            .iter()
+            .map(|r| norm(*r))
+            .fold(0.0, f64::max);
+        let max_image = image
+            .iter()
+            .flatten()
+            .map(|o| o.unsigned_abs() as f64)
+            .fold(0.0, f64::max);
         let margin = 1e-9 * (1.0 + rc_max) + 1e-12 * (position_scale + max_image * cell_scale);
         let reach: [f64; 3] = std::array::from_fn(|k| (rc_max + margin) / height[k]);
         let filter2 = (rc_max + margin) * (rc_max + margin);
@@ -462,7 +557,7 @@ impl Grid {
         let bin_of = |s: &[f64; 3]| -> usize {
             let mut c = [0i64; 3];
             for k in 0..3 {
-                let x = ((s[k] - origin[k]) * bins_per_unit[k]).floor() as i64;
+                let x = floor_i64((s[k] - origin[k]) * bins_per_unit[k]);
                 c[k] = x.clamp(0, n_bins[k] - 1);
             }
             ((c[0] * n_bins[1] + c[1]) * n_bins[2] + c[2]) as usize
@@ -480,6 +575,7 @@ impl Grid {
         let mut fill = bin_start.clone();
         let mut slot_atom = vec![0u32; n_atoms];
         let mut slot_position = vec![[0.0; 3]; n_atoms];
+        let mut slot_image = vec![[0; 3]; n_atoms];
         let cell = structure.cell();
         for (i, &b) in atom_bin.iter().enumerate() {
             let slot = fill[b];
@@ -487,8 +583,11 @@ impl Grid {
             slot_atom[slot] = i as u32;
             let r = structure.positions()[i];
             let o = image[i];
+            slot_image[slot] = o;
             slot_position[slot] = std::array::from_fn(|c| {
-                r[c] - (o[0] as f64 * cell[0][c] + o[1] as f64 * cell[1][c] + o[2] as f64 * cell[2][c])
+                r[c] - (o[0] as f64 * cell[0][c]
+                    + o[1] as f64 * cell[1][c]
+                    + o[2] as f64 * cell[2][c])
             });
         }
 
@@ -497,8 +596,10 @@ impl Grid {
             n_bins,
             origin,
             bins_per_unit,
+            bin_width: bins_per_unit.map(|b| 1.0 / b),
             reach,
             filter2,
+            inverse_min_metric: (1.0 + 1e-9) / min_eigenvalue(gram(&lattice.vectors)),
             margin,
             lattice: lattice.vectors,
             fractional,
@@ -506,6 +607,7 @@ impl Grid {
             bin_start,
             slot_atom,
             slot_position,
+            slot_image,
         })
     }
 
@@ -515,18 +617,18 @@ impl Grid {
     fn search(
         &self,
         structure: &Structure,
-        cutoff: &Cutoff,
+        pair_cutoff: impl Fn(usize, usize) -> f64,
         self_interaction: bool,
         i: usize,
         out: &mut Chunk,
-        wrapped_rows: &mut Vec<(i64, i64)>,
+        wrapped_rows: &mut Vec<(i64, i64, i64)>,
     ) {
         let s = self.fractional[i];
         let mut lo = [0i64; 3];
         let mut hi = [0i64; 3];
         for k in 0..3 {
-            lo[k] = ((s[k] - self.reach[k] - self.origin[k]) * self.bins_per_unit[k]).floor() as i64;
-            hi[k] = ((s[k] + self.reach[k] - self.origin[k]) * self.bins_per_unit[k]).floor() as i64;
+            lo[k] = floor_i64((s[k] - self.reach[k] - self.origin[k]) * self.bins_per_unit[k]);
+            hi[k] = floor_i64((s[k] + self.reach[k] - self.origin[k]) * self.bins_per_unit[k]);
             if !self.periodic[k] {
                 lo[k] = lo[k].max(0);
                 hi[k] = hi[k].min(self.n_bins[k] - 1);
@@ -534,7 +636,7 @@ impl Grid {
         }
         let [n0, n1, n2] = self.n_bins;
         wrapped_rows.clear();
-        wrapped_rows.extend((lo[1]..=hi[1]).map(|c| (c.rem_euclid(n1), c.div_euclid(n1))));
+        wrapped_rows.extend((lo[1]..=hi[1]).map(|c| (c, c.rem_euclid(n1), c.div_euclid(n1))));
 
         let positions = structure.positions();
         let cell = structure.cell();
@@ -542,24 +644,47 @@ impl Grid {
         let o_i = self.image[i];
         let w_i = self.wrapped(r_i, o_i, cell);
         let l = &self.lattice;
+        // A fractional displacement d has length^2 = d G d^T >= lambda_min(G) |d|^2 (G the
+        // lattice's Gram matrix), so rows of bins whose fractional gap to the atom is too large
+        // are skipped and each remaining row's range along direction 2 is narrowed: the scan
+        // then follows the sphere rather than its bounding box (exactly so for cubic cells).
+        let radius2 = self.filter2 * self.inverse_min_metric;
         for c0 in lo[0]..=hi[0] {
             let (b0, t0) = (c0.rem_euclid(n0), c0.div_euclid(n0));
-            for &(b1, t1) in wrapped_rows.iter() {
+            let gap0 = self.gap(s, c0, 0);
+            if gap0 * gap0 >= radius2 {
+                continue;
+            }
+            for &(c1, b1, t1) in wrapped_rows.iter() {
+                let gap1 = self.gap(s, c1, 1);
+                let rest2 = radius2 - gap0 * gap0 - gap1 * gap1;
+                if rest2 <= 0.0 {
+                    continue;
+                }
+                let half = rest2.sqrt().min(self.reach[2]);
+                let mut lo2 = floor_i64((s[2] - half - self.origin[2]) * self.bins_per_unit[2]);
+                let mut hi2 = floor_i64((s[2] + half - self.origin[2]) * self.bins_per_unit[2]);
+                if !self.periodic[2] {
+                    lo2 = lo2.max(0);
+                    hi2 = hi2.min(n2 - 1);
+                }
                 let row = (b0 * n1 + b1) * n2;
-                let mut c2 = lo[2];
-                while c2 <= hi[2] {
+                let mut c2 = lo2;
+                while c2 <= hi2 {
                     let t2 = c2.div_euclid(n2);
                     let first = c2 - t2 * n2;
-                    let last = (hi[2] - t2 * n2).min(n2 - 1);
+                    let last = (hi2 - t2 * n2).min(n2 - 1);
                     c2 += last - first + 1;
-                    let slots = self.bin_start[(row + first) as usize]..self.bin_start[(row + last + 1) as usize];
+                    let slots = self.bin_start[(row + first) as usize]
+                        ..self.bin_start[(row + last + 1) as usize];
                     if slots.is_empty() {
                         continue;
                     }
                     let (f0, f1, f2) = (t0 as f64, t1 as f64, t2 as f64);
                     // translation of this image minus the central atom: one add per candidate
-                    let offset: [f64; 3] =
-                        std::array::from_fn(|c| f0 * l[0][c] + f1 * l[1][c] + f2 * l[2][c] - w_i[c]);
+                    let offset: [f64; 3] = std::array::from_fn(|c| {
+                        f0 * l[0][c] + f1 * l[1][c] + f2 * l[2][c] - w_i[c]
+                    });
                     for slot in slots {
                         let p = self.slot_position[slot];
                         let dx = p[0] + offset[0];
@@ -569,7 +694,7 @@ impl Grid {
                             continue;
                         }
                         let j = self.slot_atom[slot] as usize;
-                        let o_j = self.image[j];
+                        let o_j = self.slot_image[slot];
                         let shift = [
                             t0 as i32 + o_i[0] - o_j[0],
                             t1 as i32 + o_i[1] - o_j[1],
@@ -580,16 +705,17 @@ impl Grid {
                         }
                         // Clearly inside or outside by more than the rounding margin: decided.
                         // In the thin shell between: the exact test on ASE's formula.
-                        let rc = cutoff.pair(i, j);
+                        let rc = pair_cutoff(i, j);
                         let d2 = dx * dx + dy * dy + dz * dz;
-                        let inside = if rc > self.margin && d2 < (rc - self.margin) * (rc - self.margin) {
-                            true
-                        } else if d2 >= (rc + self.margin) * (rc + self.margin) {
-                            false
-                        } else {
-                            let v = pair_vector(r_i, positions[j], shift, cell);
-                            (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt() < rc
-                        };
+                        let inside =
+                            if rc > self.margin && d2 < (rc - self.margin) * (rc - self.margin) {
+                                true
+                            } else if d2 >= (rc + self.margin) * (rc + self.margin) {
+                                false
+                            } else {
+                                let v = pair_vector(r_i, positions[j], shift, cell);
+                                (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt() < rc
+                            };
                         if inside {
                             out.neighbors.push(j as u32);
                             out.shifts.push(shift);
@@ -598,6 +724,14 @@ impl Grid {
                 }
             }
         }
+    }
+
+    /// Distance in fractional coordinate k from s to bin c (unwrapped), 0 inside it.
+    #[inline(always)]
+    fn gap(&self, s: [f64; 3], c: i64, k: usize) -> f64 {
+        let lower = self.origin[k] + c as f64 * self.bin_width[k];
+        let upper = lower + self.bin_width[k];
+        (lower - s[k]).max(s[k] - upper).max(0.0)
     }
 
     fn wrapped(&self, r: [f64; 3], o: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
@@ -625,6 +759,40 @@ fn bin_counts(extent: [f64; 3], height: [f64; 3], rc_max: f64, n_atoms: usize) -
     }
 }
 
+/// floor(x) as an integer without a libm call (x86-64's baseline has no rounding
+/// instruction, and this runs several times per atom). Saturates far outside i64's range.
+#[inline(always)]
+fn floor_i64(x: f64) -> i64 {
+    let t = x as i64;
+    if (t as f64) > x {
+        t - 1
+    } else {
+        t
+    }
+}
+
+fn gram(l: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    std::array::from_fn(|a| std::array::from_fn(|b| dot(l[a], l[b])))
+}
+
+/// Smallest eigenvalue of a symmetric positive definite 3x3 matrix, by the closed form for
+/// the roots of its characteristic cubic (Smith, Commun. ACM 4, 168 (1961)).
+fn min_eigenvalue(a: [[f64; 3]; 3]) -> f64 {
+    let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
+    if off == 0.0 {
+        return a[0][0].min(a[1][1]).min(a[2][2]);
+    }
+    let q = (a[0][0] + a[1][1] + a[2][2]) / 3.0;
+    let p2 = (a[0][0] - q).powi(2) + (a[1][1] - q).powi(2) + (a[2][2] - q).powi(2) + 2.0 * off;
+    let p = (p2 / 6.0).sqrt();
+    let b: [[f64; 3]; 3] = std::array::from_fn(|r| {
+        std::array::from_fn(|c| (a[r][c] - if r == c { q } else { 0.0 }) / p)
+    });
+    let r = (crate::structure::det(&b) / 2.0).clamp(-1.0, 1.0);
+    let phi = r.acos() / 3.0;
+    q + 2.0 * p * (phi + 2.0 * std::f64::consts::PI / 3.0).cos()
+}
+
 fn unit(v: [f64; 3]) -> [f64; 3] {
     scale(v, 1.0 / norm(v))
 }
@@ -639,7 +807,10 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
-    const ALL: ListOptions = ListOptions { self_interaction: false, shifts: true };
+    const ALL: ListOptions = ListOptions {
+        self_interaction: false,
+        shifts: true,
+    };
 
     /// All pairs by brute force over an explicit range of images: the reference.
     fn brute_force(s: &Structure, rc: f64, images: i32) -> Vec<(usize, usize, [i32; 3])> {
@@ -685,7 +856,11 @@ mod tests {
     fn random_structure(rng: &mut SmallRng, n: usize, pbc: [bool; 3], skew: f64) -> Structure {
         let cell: [[f64; 3]; 3] = std::array::from_fn(|k| {
             std::array::from_fn(|c| {
-                if c == k { 2.0 + 3.0 * rng.random::<f64>() } else { skew * (rng.random::<f64>() - 0.5) }
+                if c == k {
+                    2.0 + 3.0 * rng.random::<f64>()
+                } else {
+                    skew * (rng.random::<f64>() - 0.5)
+                }
             })
         });
         // some atoms outside the cell
@@ -744,7 +919,15 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(5);
         let s = random_structure(&mut rng, 10, [false; 3], 0.0);
         let without = neighbor_list(&s, &Cutoff::Uniform(2.0), ALL).unwrap();
-        let with = neighbor_list(&s, &Cutoff::Uniform(2.0), ListOptions { self_interaction: true, shifts: true }).unwrap();
+        let with = neighbor_list(
+            &s,
+            &Cutoff::Uniform(2.0),
+            ListOptions {
+                self_interaction: true,
+                shifts: true,
+            },
+        )
+        .unwrap();
         assert_eq!(with.n_pairs(), without.n_pairs() + 10);
     }
 
@@ -754,13 +937,20 @@ mod tests {
         let s = random_structure(&mut rng, 40, [true; 3], 0.5);
         let types: Vec<usize> = (0..40).map(|i| i % 2).collect();
         let table = vec![3.0, 2.0, 2.0, 0.0];
-        let cutoff = Cutoff::TypePairs { types: types.clone(), n_types: 2, table: table.clone() };
+        let cutoff = Cutoff::TypePairs {
+            types: types.clone(),
+            n_types: 2,
+            table: table.clone(),
+        };
         let list = neighbor_list(&s, &cutoff, ALL).unwrap();
         let all = neighbor_list(&s, &Cutoff::Uniform(3.0), ALL).unwrap();
         let expected: Vec<_> = pairs(&all)
             .into_iter()
             .filter(|&(i, j, sh)| {
-                let k = all.pairs_of(i).find(|&k| all.neighbors[k] == j && all.shifts[k] == sh).unwrap();
+                let k = all
+                    .pairs_of(i)
+                    .find(|&k| all.neighbors[k] == j && all.shifts[k] == sh)
+                    .unwrap();
                 all.distances[k] < table[types[i] * 2 + types[j]]
             })
             .collect();
@@ -772,10 +962,30 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         let s = random_structure(&mut rng, 4, [true; 3], 0.0);
         for rc in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(matches!(neighbor_list(&s, &Cutoff::Uniform(rc), ALL), Err(Error::InvalidInput(_))));
+            assert!(matches!(
+                neighbor_list(&s, &Cutoff::Uniform(rc), ALL),
+                Err(Error::InvalidInput(_))
+            ));
         }
-        assert!(matches!(neighbor_list(&s, &Cutoff::Uniform(1e4), ALL), Err(Error::TooLarge(_))));
+        assert!(matches!(
+            neighbor_list(&s, &Cutoff::Uniform(1e4), ALL),
+            Err(Error::TooLarge(_))
+        ));
         assert!(neighbor_list(&s, &Cutoff::AtomRadii(vec![1.0; 3]), ALL).is_err());
+    }
+
+    #[test]
+    fn min_eigenvalue_of_known_matrices() {
+        let diagonal = [[4.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 9.0]];
+        assert_eq!(min_eigenvalue(diagonal), 2.0);
+        // eigenvalues 1, 2, 4 rotated by 30 degrees about z
+        let (c, s) = (3f64.sqrt() / 2.0, 0.5);
+        let m = [
+            [c * c + 2.0 * s * s, c * s * (1.0 - 2.0), 0.0],
+            [c * s * (1.0 - 2.0), s * s + 2.0 * c * c, 0.0],
+            [0.0, 0.0, 4.0],
+        ];
+        assert!((min_eigenvalue(m) - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
 
 fn current_pool() -> Option<Arc<ThreadPool>> {
-    POOL.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    POOL.read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
 }
 
 /// Uses `n` threads from now on; `n = 0` returns to Rayon's global pool.
@@ -26,7 +28,9 @@ pub fn set_num_threads(n: usize) -> Result<()> {
             .map_err(|e| Error::invalid(format!("cannot start {n} threads: {e}")))?;
         Some(Arc::new(built))
     };
-    *POOL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = pool;
+    *POOL
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = pool;
     Ok(())
 }
 

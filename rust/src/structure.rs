@@ -34,7 +34,10 @@ impl Structure {
                 positions.len()
             )));
         }
-        if let Some(i) = positions.iter().position(|p| p.iter().any(|x| !x.is_finite())) {
+        if let Some(i) = positions
+            .iter()
+            .position(|p| p.iter().any(|x| !x.is_finite()))
+        {
             return Err(Error::invalid(format!(
                 "position of atom {i} is not finite: {:?}",
                 positions[i]
@@ -50,7 +53,12 @@ impl Structure {
             )));
         }
         check_periodic_lattice(&cell, pbc)?;
-        Ok(Structure { positions, cell, pbc, numbers })
+        Ok(Structure {
+            positions,
+            cell,
+            pbc,
+            numbers,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -92,7 +100,11 @@ fn check_periodic_lattice(cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> Result<()> {
     }
     let (measure, scale, what) = match periodic.as_slice() {
         [] | [_] => return Ok(()),
-        &[a, b] => (norm(cross(cell[a], cell[b])), norm(cell[a]) * norm(cell[b]), "area"),
+        &[a, b] => (
+            norm(cross(cell[a], cell[b])),
+            norm(cell[a]) * norm(cell[b]),
+            "area",
+        ),
         _ => (
             det(cell).abs(),
             norm(cell[0]) * norm(cell[1]) * norm(cell[2]),
