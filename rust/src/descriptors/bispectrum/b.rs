@@ -8,6 +8,7 @@ use super::contract::half_dot;
 use super::indices::Indices;
 
 /// Fills `out` (n_elements^3 * idx.n_b()) from `utot` and `z` (see `z::compute_z`).
+#[inline(always)]
 pub fn compute_b(idx: &Indices, utot: &[C], z: &[C], n_elements: usize, out: &mut [f64]) {
     let n_b = idx.n_b();
     for pq in 0..n_elements * n_elements {

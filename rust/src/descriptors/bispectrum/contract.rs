@@ -6,7 +6,7 @@
 use num_complex::Complex64 as C;
 
 /// `x` is a full level (rows of j+1), `y` holds at least the rows mb <= j/2.
-#[inline]
+#[inline(always)]
 pub fn half_dot(j: usize, x: &[C], y: &[C]) -> f64 {
     let n = j + 1;
     let full = n * j.div_ceil(2);
@@ -22,7 +22,7 @@ pub fn half_dot(j: usize, x: &[C], y: &[C]) -> f64 {
 }
 
 /// `half_dot` of each of the three gradient components of `dx` with `y`.
-#[inline]
+#[inline(always)]
 pub fn half_dot3(j: usize, dx: &[[C; 3]], y: &[C]) -> [f64; 3] {
     let n = j + 1;
     let full = n * j.div_ceil(2);

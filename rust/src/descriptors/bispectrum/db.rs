@@ -15,6 +15,7 @@ use super::indices::Indices;
 
 /// Adds to `db` (n_features rows of [d/dx, d/dy, d/dz]) the derivative of B with respect to
 /// r_ij for a neighbor of element `e` whose weighted dU/dr is `du`.
+#[inline(always)]
 pub fn add_db(idx: &Indices, du: &[[C; 3]], z: &[C], n_elements: usize, e: usize, bnormflag: bool, db: &mut [[f64; 3]]) {
     let n = n_elements;
     let n_b = idx.n_b();

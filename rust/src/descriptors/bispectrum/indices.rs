@@ -17,18 +17,8 @@ pub struct Triple {
     pub j: usize,
 }
 
-/// One element (ma, mb) of a Z block: the ranges of the Clebsch-Gordan double sum.
-#[derive(Debug, Clone, Copy)]
-pub struct ZTerm {
-    pub ma1min: usize,
-    pub ma2max: usize,
-    pub na: usize,
-    pub mb1min: usize,
-    pub mb2max: usize,
-    pub nb: usize,
-}
-
-/// The Z block of one coupling: `len = (j/2 + 1) * (j + 1)` elements from `start`.
+/// The Z block of one coupling: rows mb <= j/2 of j + 1 elements, `(j/2 + 1) * (j + 1)`
+/// elements from `start`.
 #[derive(Debug, Clone, Copy)]
 pub struct ZBlock {
     pub triple: Triple,
@@ -48,8 +38,8 @@ pub struct Indices {
     pub b_triples: Vec<Triple>,
     /// The Z blocks in LAMMPS order (j1, then j2 <= j1, then j).
     pub z_blocks: Vec<ZBlock>,
-    /// Per Z element, its summation ranges.
-    pub z_terms: Vec<ZTerm>,
+    /// The Z blocks that B contracts (j >= j1): all that descriptors alone need.
+    pub z_blocks_for_b: Vec<ZBlock>,
     /// Length of a Z array (all blocks).
     pub z_len: usize,
     z_lookup: Vec<usize>,
@@ -84,13 +74,14 @@ impl Indices {
         }
 
         let mut z_blocks = Vec::with_capacity(couplings.len());
-        let mut z_terms = Vec::new();
+        let mut z_len = 0;
         let mut z_lookup = vec![usize::MAX; jdim * jdim * jdim];
         let mut cg = Vec::new();
         for &t in &couplings {
             let Triple { j1, j2, j } = t;
             z_lookup[(j1 * jdim + j2) * jdim + j] = z_blocks.len();
-            z_blocks.push(ZBlock { triple: t, start: z_terms.len(), cg_start: cg.len() });
+            z_blocks.push(ZBlock { triple: t, start: z_len, cg_start: cg.len() });
+            z_len += (j / 2 + 1) * (j + 1);
             for m1 in 0..=j1 {
                 for m2 in 0..=j2 {
                     // the coupled projection m follows from m1 and m2; out of range gives 0
@@ -103,15 +94,8 @@ impl Indices {
                     cg.push(c);
                 }
             }
-            for mb in 0..=j / 2 {
-                for ma in 0..=j {
-                    let (ma1min, ma2max, na) = summation_range(j1, j2, j, ma);
-                    let (mb1min, mb2max, nb) = summation_range(j1, j2, j, mb);
-                    z_terms.push(ZTerm { ma1min, ma2max, na, mb1min, mb2max, nb });
-                }
-            }
         }
-        let z_len = z_terms.len();
+        let z_blocks_for_b = z_blocks.iter().copied().filter(|b| b.triple.j >= b.triple.j1).collect();
 
         let mut rootpq = vec![0.0; jdim * jdim];
         for p in 1..=twojmax {
@@ -119,7 +103,7 @@ impl Indices {
                 rootpq[p * jdim + q] = (p as f64 / q as f64).sqrt();
             }
         }
-        Indices { twojmax, u_block, u_len, b_triples, z_blocks, z_terms, z_len, z_lookup, b_lookup, cg, rootpq }
+        Indices { twojmax, u_block, u_len, b_triples, z_blocks, z_blocks_for_b, z_len, z_lookup, b_lookup, cg, rootpq }
     }
 
     /// The Z block of coupling (j1, j2, j), which must have j1 >= j2.
@@ -145,19 +129,6 @@ impl Indices {
     pub fn n_b(&self) -> usize {
         self.b_triples.len()
     }
-}
-
-/// For output projection m of level j coupled from j1 and j2: the first m1, the matching
-/// (largest) m2, and the number of (m1, m2) pairs with m1 + m2 = m in offset labels.
-fn summation_range(j1: usize, j2: usize, j: usize, m: usize) -> (usize, usize, usize) {
-    // 2m - j = (2m1 - j1) + (2m2 - j2); every quantity halved below is even because
-    // j1 + j2 + j is even
-    let (j1, j2, j, m) = (j1 as i64, j2 as i64, j as i64, m as i64);
-    let m1min = 0.max((2 * m - j - j2 + j1) / 2);
-    let m1max = j1.min((2 * m - j + j2 + j1) / 2);
-    let m2max = (2 * m - j - (2 * m1min - j1) + j2) / 2;
-    let n = (m1max - m1min + 1).max(0);
-    (m1min as usize, m2max as usize, n as usize)
 }
 
 #[cfg(test)]

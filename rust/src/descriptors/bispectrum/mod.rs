@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
 use crate::structure::Structure;
-use atom::Workspace;
+use atom::{Job, Workspace};
 use indices::Indices;
 
 /// Largest twojmax accepted: the Z tables grow as twojmax^5 and the Clebsch-Gordan
@@ -205,7 +205,7 @@ impl Bispectrum {
         out.resize(structure.len() * nf, 0.0);
         out.par_chunks_mut(nf.max(1))
             .enumerate()
-            .for_each_init(|| Workspace::new(self), |ws, (i, row)| self.atom_descriptors(ws, &list, &types, i, row));
+            .for_each_init(|| Workspace::new(self), |ws, (i, row)| self.run_atom(ws, &list, &types, i, row, Job::Descriptors));
         Ok(out)
     }
 
@@ -253,9 +253,7 @@ impl Bispectrum {
             .for_each_init(
                 || (Workspace::new(self), Vec::new()),
                 |(ws, pair_db), (i, ((b_row, w_row), g_rows))| {
-                    self.atom_descriptors(ws, &list, &types, i, b_row);
-                    pair_db.resize(ws.neighbors.len() * nf, [0.0; 3]);
-                    self.atom_gradients(ws, pair_db);
+                    self.run_atom(ws, &list, &types, i, b_row, Job::Gradients(pair_db));
                     let js = &row_atoms[i];
                     let self_row = js.binary_search(&i).unwrap();
                     for (k, nb) in ws.neighbors.iter().enumerate() {
@@ -304,8 +302,7 @@ impl Bispectrum {
             .map_init(
                 || (Workspace::new(self), Vec::new()),
                 |(ws, per_neighbor), (i, (b_row, pair_out))| {
-                    self.atom_descriptors(ws, &list, &types, i, b_row);
-                    self.atom_adjoint(ws, &beta[i * nf..(i + 1) * nf], per_neighbor);
+                    self.run_atom(ws, &list, &types, i, b_row, Job::Adjoint(&beta[i * nf..(i + 1) * nf], per_neighbor));
                     let first = list.offsets[i];
                     let mut w = [0.0; 6];
                     for (nb, g) in ws.neighbors.iter().zip(per_neighbor.iter()) {

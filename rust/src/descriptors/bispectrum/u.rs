@@ -22,6 +22,7 @@ pub struct CayleyKlein {
 
 impl CayleyKlein {
     /// `rij` in Angstrom, `r` = |rij| > 0, `rcut` the pair cutoff.
+    #[inline(always)]
     pub fn new(rij: [f64; 3], r: f64, rcut: f64, rfac0: f64, rmin0: f64) -> Self {
         let [x, y, z] = rij;
         let rscale0 = rfac0 * std::f64::consts::PI / (rcut - rmin0);
@@ -48,7 +49,9 @@ impl CayleyKlein {
     }
 }
 
-/// Fills `u` (length `idx.u_len`) with the U-matrices of all levels.
+/// Fills the rows mb <= j/2 of every level of `u` (length `idx.u_len`), which is all that
+/// the contractions read; `mirror_levels` completes the rest where full matrices are needed.
+#[inline(always)]
 pub fn compute_u(idx: &Indices, ck: &CayleyKlein, u: &mut [C]) {
     let (ac, bc) = (ck.a.conj(), ck.b.conj());
     u[0] = C::new(1.0, 0.0);
@@ -66,11 +69,12 @@ pub fn compute_u(idx: &Indices, ck: &CayleyKlein, u: &mut [C]) {
                 u[cur + (j + 1) * mb + ma] = value;
             }
         }
-        mirror(u, cur, j, |x, sign| sign * x.conj());
+        mirror_next_row(idx, u, j, |x, sign| sign * x.conj());
     }
 }
 
-/// Fills `u` and `du` (dU/dr_ij, three components per element) for all levels.
+/// Fills the rows mb <= j/2 of `u` and of `du` (dU/dr_ij, three components per element).
+#[inline(always)]
 pub fn compute_u_du(idx: &Indices, ck: &CayleyKlein, u: &mut [C], du: &mut [[C; 3]]) {
     let (ac, bc) = (ck.a.conj(), ck.b.conj());
     let dac = ck.da.map(|x| x.conj());
@@ -86,41 +90,57 @@ pub fn compute_u_du(idx: &Indices, ck: &CayleyKlein, u: &mut [C], du: &mut [[C; 
                 if ma < j {
                     let p = prev + j * mb + ma;
                     let root = idx.rootpq(j - ma, j - mb);
-                    value += ac * u[p] * root;
+                    let (x, dx) = (u[p] * root, du[p].map(|g| g * root));
+                    value += ac * x;
                     for k in 0..3 {
-                        grad[k] += (dac[k] * u[p] + ac * du[p][k]) * root;
+                        grad[k] += dac[k] * x + ac * dx[k];
                     }
                 }
                 if ma > 0 {
                     let p = prev + j * mb + ma - 1;
                     let root = idx.rootpq(ma, j - mb);
-                    value -= bc * u[p] * root;
+                    let (x, dx) = (u[p] * root, du[p].map(|g| g * root));
+                    value -= bc * x;
                     for k in 0..3 {
-                        grad[k] -= (dbc[k] * u[p] + bc * du[p][k]) * root;
+                        grad[k] -= dbc[k] * x + bc * dx[k];
                     }
                 }
                 u[cur + (j + 1) * mb + ma] = value;
                 du[cur + (j + 1) * mb + ma] = grad;
             }
         }
-        mirror(u, cur, j, |x, sign| sign * x.conj());
-        mirror(du, cur, j, |g, sign| g.map(|x| sign * x.conj()));
+        mirror_next_row(idx, u, j, |x, sign| sign * x.conj());
+        mirror_next_row(idx, du, j, |g, sign| g.map(|x| sign * x.conj()));
     }
 }
 
-/// Completes level j (starting at `start`) from its rows mb <= j/2 by
-/// X[j-ma][j-mb] = (-1)^(ma-mb) conj(X[ma][mb]). For even j the middle row maps onto itself;
-/// its right half is overwritten from its left half.
-fn mirror<T: Copy>(x: &mut [T], start: usize, j: usize, conj_times: impl Fn(T, f64) -> T) {
-    let n = j + 1;
-    for mb in 0..=j / 2 {
+/// X[j-ma][j-mb] = (-1)^(ma-mb) conj(X[ma][mb]): the symmetry U, Z and Y share.
+#[inline]
+fn mirrored<T: Copy>(x: &mut [T], start: usize, j: usize, ma: usize, mb: usize, conj_times: &impl Fn(T, f64) -> T) {
+    let sign = if (ma + mb) % 2 == 0 { 1.0 } else { -1.0 };
+    x[start + (j - mb) * (j + 1) + j - ma] = conj_times(x[start + mb * (j + 1) + ma], sign);
+}
+
+/// The recursion for level j+1 reads rows mb <= (j+1)/2 of level j; for odd j the last of
+/// them, (j+1)/2, is the mirror of row (j-1)/2.
+fn mirror_next_row<T: Copy>(idx: &Indices, x: &mut [T], j: usize, conj_times: impl Fn(T, f64) -> T) {
+    if j % 2 == 1 && j < idx.twojmax {
         for ma in 0..=j {
-            let (ma2, mb2) = (j - ma, j - mb);
-            if mb2 * n + ma2 <= mb * n + ma {
-                continue;
+            mirrored(x, idx.u_block[j], j, ma, (j - 1) / 2, &conj_times);
+        }
+    }
+}
+
+/// Completes every level of `u` from its rows mb <= j/2 (for even j, the right half of the
+/// middle row from its left half).
+#[inline(always)]
+pub fn mirror_levels(idx: &Indices, u: &mut [C]) {
+    for j in 1..=idx.twojmax {
+        for mb in 0..=j / 2 {
+            let last = if 2 * mb == j { j / 2 } else { j + 1 };
+            for ma in 0..last {
+                mirrored(u, idx.u_block[j], j, ma, mb, &|x: C, sign| sign * x.conj());
             }
-            let sign = if (ma + mb) % 2 == 0 { 1.0 } else { -1.0 };
-            x[start + mb2 * n + ma2] = conj_times(x[start + mb * n + ma], sign);
         }
     }
 }
@@ -156,6 +176,7 @@ mod tests {
         let ck = CayleyKlein::new(rij, r, 4.0, 0.99363, 0.0);
         let mut u = vec![C::new(0.0, 0.0); idx.u_len];
         compute_u(&idx, &ck, &mut u);
+        mirror_levels(&idx, &mut u);
         for j in 0..=6 {
             let s = idx.u_block[j];
             let n = j + 1;
@@ -188,7 +209,9 @@ mod tests {
                 out
             };
             let (plus, minus) = (shifted(h), shifted(-h));
-            for e in 0..idx.u_len {
+            let blocks = &idx.u_block;
+            let half_rows = (0..=idx.twojmax).flat_map(|j| (0..(j / 2 + 1) * (j + 1)).map(move |e| blocks[j] + e));
+            for e in half_rows {
                 let fd = (plus[e] - minus[e]) / (2.0 * h);
                 assert!((fd - du[e][k]).norm() < 1e-7, "element {e} direction {k}: {fd} vs {}", du[e][k]);
             }

@@ -14,6 +14,7 @@ use super::indices::Indices;
 
 /// Fills `y` (n_elements blocks of `idx.u_len`; rows mb <= j/2 of each level are set) from the
 /// Z blocks and `beta` (dE/dB of this atom, n_features).
+#[inline(always)]
 pub fn compute_y(idx: &Indices, z: &[C], beta: &[f64], n_elements: usize, bnormflag: bool, y: &mut [C]) {
     let n = n_elements;
     let n_b = idx.n_b();
