@@ -5,9 +5,12 @@ Voigt order.
 """
 
 from mlpot._core import __version__, get_num_threads, set_num_threads
+from mlpot.descriptors import Bispectrum, BispectrumGradients
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
+    "Bispectrum",
+    "BispectrumGradients",
     "__version__",
     "get_num_threads",
     "neighbor_list",

@@ -26,3 +26,54 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """Number of threads the core uses."""
+
+class Structure:
+    """A validated structure (positions and cell in Angstrom, atomic numbers); raises
+    ValueError on NaN positions, degenerate periodic cells or unknown elements."""
+
+    def __init__(
+        self,
+        positions: npt.NDArray[np.float64],
+        cell: npt.NDArray[np.float64],
+        pbc: list[bool],
+        numbers: npt.NDArray[np.int64],
+    ) -> None: ...
+    def __len__(self) -> int: ...
+
+class Bispectrum:
+    """The SNAP bispectrum core; use ``mlpot.Bispectrum``, which validates the arguments."""
+
+    def __init__(
+        self,
+        twojmax: int,
+        rcutfac: float,
+        rfac0: float,
+        rmin0: float,
+        species: list[int],
+        radelem: list[float],
+        wj: list[float],
+        switchflag: bool,
+        bzeroflag: bool,
+        chemflag: bool,
+        bnormflag: bool,
+        wselfallflag: bool,
+    ) -> None: ...
+    @property
+    def n_features(self) -> int: ...
+    def compute(
+        self,
+        structure: Structure,
+    ) -> npt.NDArray[np.float64]:
+        """B, (n_atoms, n_features)."""
+    def compute_gradients(
+        self,
+        structure: Structure,
+    ) -> dict[str, np.ndarray]:
+        """descriptors (n_atoms, n_features); centers, atoms (n_rows,) int64; values
+        (n_rows, 3, n_features) dB_i/dr_j; virial (n_atoms, 6, n_features)."""
+    def adjoint(
+        self,
+        structure: Structure,
+        beta: npt.NDArray[np.float64],
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(B (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) of E = sum beta * B."""

@@ -8,6 +8,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod descriptors;
 pub mod error;
 pub mod memory;
 pub mod neighbors;
@@ -18,12 +19,13 @@ pub mod structure;
 mod python {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
-    use ndarray::Array2;
-    use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
+    use ndarray::{Array2, Array3};
+    use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
     use pyo3::exceptions::{PyRuntimeError, PyValueError};
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
+    use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams};
     use crate::error::Error;
     use crate::neighbors::{
         neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
@@ -219,6 +221,160 @@ mod python {
         unsafe { Vec::from_raw_parts(ptr as *mut T, len * 3, cap * 3) }
     }
 
+    /// A validated structure, converted once and passed to the descriptors.
+    #[pyclass(name = "Structure", module = "mlpot._core", frozen)]
+    struct PyStructure {
+        inner: Structure,
+    }
+
+    #[pymethods]
+    impl PyStructure {
+        #[new]
+        fn new(
+            positions: PyReadonlyArray2<'_, f64>,
+            cell: PyReadonlyArray2<'_, f64>,
+            pbc: [bool; 3],
+            numbers: PyReadonlyArray1<'_, i64>,
+        ) -> PyResult<Self> {
+            Ok(PyStructure {
+                inner: structure_from(&positions, &cell, pbc, &numbers)?,
+            })
+        }
+
+        fn __len__(&self) -> usize {
+            self.inner.len()
+        }
+    }
+
+    /// The SNAP bispectrum; see `mlpot.Bispectrum`, which validates and documents the arguments.
+    #[pyclass(name = "Bispectrum", module = "mlpot._core", frozen)]
+    struct PyBispectrum {
+        inner: Bispectrum,
+    }
+
+    #[pymethods]
+    impl PyBispectrum {
+        #[new]
+        #[pyo3(signature = (twojmax, rcutfac, rfac0, rmin0, species, radelem, wj, switchflag,
+                            bzeroflag, chemflag, bnormflag, wselfallflag))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            twojmax: i64,
+            rcutfac: f64,
+            rfac0: f64,
+            rmin0: f64,
+            species: Vec<u32>,
+            radelem: Vec<f64>,
+            wj: Vec<f64>,
+            switchflag: bool,
+            bzeroflag: bool,
+            chemflag: bool,
+            bnormflag: bool,
+            wselfallflag: bool,
+        ) -> PyResult<Self> {
+            let twojmax = usize::try_from(twojmax).map_err(|_| {
+                PyValueError::new_err(format!("twojmax must be >= 0, got {twojmax}"))
+            })?;
+            let params = BispectrumParams {
+                twojmax,
+                rcutfac,
+                rfac0,
+                rmin0,
+                species,
+                radelem,
+                wj,
+                switchflag,
+                bzeroflag,
+                chemflag,
+                bnormflag,
+                wselfallflag,
+            };
+            Ok(PyBispectrum {
+                inner: Bispectrum::new(params).map_err(to_py_err)?,
+            })
+        }
+
+        #[getter]
+        fn n_features(&self) -> usize {
+            self.inner.n_features()
+        }
+
+        /// (n_atoms, n_features)
+        fn compute<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+            let structure = &structure.inner;
+            let n = structure.len();
+            let b = run(py, || self.inner.compute(structure))?;
+            Ok(matrix(b, n, self.inner.n_features()).into_pyarray(py))
+        }
+
+        /// dict with descriptors (n_atoms, n_features), centers and atoms (n_rows,), values
+        /// (n_rows, 3, n_features) and virial (n_atoms, 6, n_features).
+        fn compute_gradients<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let structure = &structure.inner;
+            let n = structure.len();
+            let nf = self.inner.n_features();
+            let g = run(py, || self.inner.compute_with_gradients(structure))?;
+            let n_rows = g.centers.len();
+            let out = PyDict::new(py);
+            out.set_item("descriptors", matrix(g.descriptors, n, nf).into_pyarray(py))?;
+            let index = |v: Vec<usize>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
+            out.set_item("centers", index(g.centers).into_pyarray(py))?;
+            out.set_item("atoms", index(g.atoms).into_pyarray(py))?;
+            let values = Array3::from_shape_vec((n_rows, 3, nf), g.values).unwrap();
+            out.set_item("values", values.into_pyarray(py))?;
+            let virial = Array3::from_shape_vec((n, 6, nf), g.virial).unwrap();
+            out.set_item("virial", virial.into_pyarray(py))?;
+            Ok(out)
+        }
+
+        /// (descriptors (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) for
+        /// E = sum beta * B.
+        fn adjoint<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+            beta: PyReadonlyArray2<'py, f64>,
+        ) -> PyResult<AdjointArrays<'py>> {
+            let structure = &structure.inner;
+            let n = structure.len();
+            let nf = self.inner.n_features();
+            let beta_view = beta.as_array();
+            if beta_view.shape() != [n, nf] {
+                return Err(PyValueError::new_err(format!(
+                    "beta must have shape (n_atoms, n_features) = ({n}, {nf}), got {:?}",
+                    beta_view.shape()
+                )));
+            }
+            let beta: Vec<f64> = beta_view.iter().cloned().collect();
+            let a = run(py, || self.inner.adjoint(structure, &beta))?;
+            let forces = Array2::from_shape_vec((n, 3), flatten_triples(a.forces)).unwrap();
+            Ok((
+                matrix(a.descriptors, n, nf).into_pyarray(py),
+                forces.into_pyarray(py),
+                a.virial.to_vec().into_pyarray(py),
+            ))
+        }
+    }
+
+    /// (descriptors, forces, virial) of `Bispectrum.adjoint`.
+    type AdjointArrays<'py> = (
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+    );
+
+    fn matrix(v: Vec<f64>, rows: usize, cols: usize) -> Array2<f64> {
+        Array2::from_shape_vec((rows, cols), v).unwrap()
+    }
+
     #[pyfunction]
     fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
         py.detach(|| parallel::set_num_threads(n))
@@ -236,6 +392,8 @@ mod python {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add_function(wrap_pyfunction!(neighbor_list, m)?)?;
         m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+        m.add_class::<PyStructure>()?;
+        m.add_class::<PyBispectrum>()?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
         Ok(())
     }

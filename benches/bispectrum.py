@@ -1,0 +1,105 @@
+"""SNAP bispectrum: mlpot against LAMMPS in one run.
+
+4,000-atom rattled fcc Ni, rcutfac 4.1, radelem 0.5, twojmax 6 and 8:
+  (a) descriptors: mlpot Bispectrum.compute vs LAMMPS compute sna/atom;
+  (b) energy + forces: mlpot Bispectrum.forces (adjoint path) vs pair_style snap with the
+      same coefficients (LAMMPS runs on one MPI rank, one thread).
+Prints times per atom and the ratios LAMMPS time / mlpot time at 1 and 2 threads. Never
+asserts times. Run: python benches/bispectrum.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from ase.build import bulk
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+import mlpot  # noqa: E402
+from lammps_oracle import _start, sna_arguments, write_snap_files  # noqa: E402
+
+
+def best_of(repeat, fn):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def lammps_times(atoms, bs, coefficients, repeat):
+    args = sna_arguments(bs)
+    lammps, lmp = _start(
+        atoms,
+        bs,
+        [
+            f"pair_style zero {bs.cutoff + 0.5}",
+            "pair_coeff * *",
+            f"compute b all sna/atom {args}",
+            "run 0",
+        ],
+    )
+
+    def sna():
+        # a new timestep, so that extracting the per-atom compute evaluates it again
+        lmp.command("run 1 pre no post no")
+        lmp.numpy.extract_compute("b", lammps.LMP_STYLE_ATOM, lammps.LMP_TYPE_ARRAY)
+
+    t_sna = best_of(repeat, sna)
+    lmp.close()
+
+    with tempfile.TemporaryDirectory() as d:
+        coeff, param = write_snap_files(d, bs, coefficients)
+        lammps, lmp = _start(
+            atoms, bs, ["pair_style snap", f"pair_coeff * * {coeff} {param} Ni", "run 0"]
+        )
+        steps = 3
+        t_snap = best_of(repeat, lambda: lmp.command(f"run {steps} pre no post no")) / steps
+        lmp.close()
+    return t_sna, t_snap
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--atoms-per-side", type=int, default=10, help="fcc cubic cells per side (4 n^3 atoms)")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    n = args.atoms_per_side
+    atoms = bulk("Ni", "fcc", a=3.52, cubic=True) * (n, n, n)
+    atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+    atoms.wrap()
+    n_atoms = len(atoms)
+    print(f"{n_atoms} atoms of rattled fcc Ni, rcutfac 4.1, radelem 0.5; times per atom, best of {args.repeat}")
+    print(f"{'twojmax':>7} {'task':<14} {'LAMMPS us':>10} {'mlpot 1t us':>12} {'mlpot 2t us':>12} {'ratio 1t':>9} {'ratio 2t':>9} {'2t gain':>8}")
+    for twojmax in (6, 8):
+        bs = mlpot.Bispectrum(twojmax, 4.1, rfac0=0.99363, rmin0=0.0, radelem={"Ni": 0.5}, wj={"Ni": 1.0})
+        beta = rng.normal(size=bs.n_features + 1)
+        t_sna, t_snap = lammps_times(atoms, bs, {"Ni": beta}, args.repeat)
+        ours = {}
+        for threads in (1, 2):
+            mlpot.set_num_threads(threads)
+            ours[threads] = (
+                best_of(args.repeat, lambda: bs.compute(atoms)),
+                best_of(args.repeat, lambda: bs.forces(atoms, beta[1:], return_descriptors=True)),
+            )
+        mlpot.set_num_threads(0)
+        for k, (task, ref) in enumerate([("descriptors", t_sna), ("energy+forces", t_snap)]):
+            one, two = ours[1][k], ours[2][k]
+            us = 1e6 / n_atoms
+            print(
+                f"{twojmax:>7} {task:<14} {ref * us:>10.1f} {one * us:>12.1f} {two * us:>12.1f} "
+                f"{ref / one:>9.2f} {ref / two:>9.2f} {one / two:>8.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Descriptors of atomic environments: thin classes around the Rust core.
+
+Units: positions and cutoffs in Angstrom; derivatives of a descriptor in (its units) per
+Angstrom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+import numpy as np
+from ase.data import atomic_numbers as _ATOMIC_NUMBERS
+from ase.data import chemical_symbols as _SYMBOLS
+
+from mlpot import _core
+from mlpot.neighborlist import _atoms_arrays
+
+__all__ = ["Bispectrum", "BispectrumGradients"]
+
+
+@dataclass(frozen=True)
+class BispectrumGradients:
+    """Derivatives of the per-atom bispectrum, sparse in neighbors.
+
+    Row ``k`` is dB_i/dr_j with ``i = centers[k]`` and ``j = neighbors[k]``: the rows of
+    atom i are the distinct atoms within its cutoffs and i itself (sorted by j); periodic
+    images of one atom are summed into its row, since moving an atom moves its images.
+    """
+
+    #: (n_rows,) int64: the atom i whose descriptors are differentiated.
+    centers: np.ndarray
+    #: (n_rows,) int64: the atom j whose position they are differentiated by.
+    neighbors: np.ndarray
+    #: (n_rows, 3, n_features) float64: dB_i/dr_j, 1/Angstrom.
+    values: np.ndarray
+    #: (n_atoms, 6, n_features) float64: per-atom virial of B_i in Voigt order (xx, yy, zz,
+    #: yz, xz, xy), W_i[ab] = -sum_j (dB_i/dr_ij)_a (r_ij)_b. Summed over the atoms of one
+    #: element it is LAMMPS ``compute snav/atom`` summed over atoms; the stress of a model
+    #: E = sum_i beta_i . B_i is -sum_i beta_i . W_i / volume (ASE's sign).
+    virial: np.ndarray
+
+
+class Bispectrum:
+    """The SNAP bispectrum descriptor, with the keywords, values and component order of
+    LAMMPS ``compute sna/atom`` (Thompson et al., J. Comput. Phys. 285, 316 (2015); explicit
+    multi-element form: Cusentino et al., J. Phys. Chem. A 124, 5456 (2020)).
+
+    Parameters
+    ----------
+    twojmax
+        Band limit 2 J_max, a non-negative even integer.
+    rcutfac
+        Scale of the cutoffs: atoms i, j are neighbors within rcutfac * (R_i + R_j).
+    rfac0
+        Distance-to-angle conversion factor, in (0, 1].
+    rmin0
+        Inner distance of the angle conversion (and of the switching function), Angstrom;
+        smaller than every pair cutoff.
+    radelem
+        Per-element radius R (Angstrom), as ``{"Ni": 0.5, ...}`` keyed by element symbol or
+        atomic number. Its order is the element order of the chemflag triples.
+    wj
+        Per-element neighbor weight, same keys; 1.0 for every element when omitted.
+    switchflag
+        Smoothly switch the neighbor contributions to zero at the cutoff.
+    bzeroflag
+        Subtract the bispectrum of an isolated atom, so that B -> 0 without neighbors.
+    chemflag
+        Explicit multi-element bispectrum: one density per element and components for
+        every ordered element triple (n_elements^3 blocks).
+    bnormflag
+        Divide each component B_{j1 j2 j} by j + 1 (LAMMPS's bnormflag; usually on with
+        chemflag).
+    wselfallflag
+        Add the central atom's self contribution to the density of every element, not only
+        its own (chemflag).
+    """
+
+    def __init__(
+        self,
+        twojmax: int,
+        rcutfac: float,
+        rfac0: float = 0.99363,
+        rmin0: float = 0.0,
+        radelem: Mapping[str | int, float] | None = None,
+        wj: Mapping[str | int, float] | None = None,
+        switchflag: bool = True,
+        bzeroflag: bool = False,
+        chemflag: bool = False,
+        bnormflag: bool = False,
+        wselfallflag: bool = False,
+    ):
+        if isinstance(twojmax, bool) or not isinstance(twojmax, (int, np.integer)):
+            raise TypeError(f"twojmax must be an integer, got {twojmax!r}")
+        if twojmax < 0 or twojmax % 2:
+            raise ValueError(f"twojmax must be a non-negative even integer, got {twojmax}")
+        rcutfac = _finite("rcutfac", rcutfac)
+        if rcutfac <= 0:
+            raise ValueError(f"rcutfac must be positive, got {rcutfac}")
+        rfac0 = _finite("rfac0", rfac0)
+        if not 0 < rfac0 <= 1:
+            raise ValueError(f"rfac0 must be in (0, 1], got {rfac0}")
+        rmin0 = _finite("rmin0", rmin0)
+        if rmin0 < 0:
+            raise ValueError(f"rmin0 must be >= 0 Angstrom, got {rmin0}")
+        if not isinstance(radelem, Mapping) or not radelem:
+            raise ValueError("radelem must be a non-empty dict of element radii, e.g. {'Ni': 0.5}")
+        numbers = [_atomic_number(key, "radelem") for key in radelem]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"radelem names an element twice: {list(radelem)}")
+        radii = [_finite(f"radelem[{key!r}]", value) for key, value in radelem.items()]
+        for key, r in zip(radelem, radii):
+            if r <= 0:
+                raise ValueError(f"radelem[{key!r}] must be positive, got {r}")
+        if wj is None:
+            weights = [1.0] * len(numbers)
+        else:
+            if not isinstance(wj, Mapping):
+                raise ValueError("wj must be a dict of element weights, e.g. {'Ni': 1.0}")
+            by_number = {_atomic_number(key, "wj"): (key, value) for key, value in wj.items()}
+            missing = [_SYMBOLS[z] for z in numbers if z not in by_number]
+            if missing:
+                raise ValueError(f"element(s) {missing} have a radelem but no wj")
+            extra = [_SYMBOLS[z] for z in by_number if z not in numbers]
+            if extra:
+                raise ValueError(f"element(s) {extra} have a wj but no radelem")
+            weights = [_finite(f"wj[{by_number[z][0]!r}]", by_number[z][1]) for z in numbers]
+        smallest = 2 * rcutfac * min(radii)
+        if rmin0 >= smallest:
+            raise ValueError(
+                f"rmin0 = {rmin0} must be smaller than every pair cutoff rcutfac * (R_i + R_j); "
+                f"the smallest is {smallest}"
+            )
+
+        self._numbers = numbers
+        self._radelem = dict(zip(self.elements, radii))
+        self._wj = dict(zip(self.elements, weights))
+        self._flags = dict(
+            switchflag=bool(switchflag),
+            bzeroflag=bool(bzeroflag),
+            chemflag=bool(chemflag),
+            bnormflag=bool(bnormflag),
+            wselfallflag=bool(wselfallflag),
+        )
+        self.switchflag, self.bzeroflag, self.chemflag, self.bnormflag, self.wselfallflag = (
+            self._flags.values()
+        )
+        self.twojmax = int(twojmax)
+        self.rcutfac = rcutfac
+        self.rfac0 = rfac0
+        self.rmin0 = rmin0
+        self._core = _core.Bispectrum(
+            self.twojmax, rcutfac, rfac0, rmin0, numbers, radii, weights, **self._flags
+        )
+        # atomic number -> position in `elements`, -1 for elements the descriptor lacks
+        self._index = np.full(len(_SYMBOLS), -1, dtype=np.int64)
+        self._index[numbers] = np.arange(len(numbers))
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Element symbols in the order of radelem (the order of the chemflag triples)."""
+        return tuple(_SYMBOLS[z] for z in self._numbers)
+
+    @property
+    def radelem(self) -> dict[str, float]:
+        return dict(self._radelem)
+
+    @property
+    def wj(self) -> dict[str, float]:
+        return dict(self._wj)
+
+    @property
+    def n_features(self) -> int:
+        """Components per atom: the LAMMPS ncoeff of twojmax, times n_elements^3 with chemflag."""
+        return self._core.n_features
+
+    @property
+    def cutoffs(self) -> dict[tuple[str, str], float]:
+        """Pair cutoff rcutfac * (R_a + R_b) for every ordered element pair, Angstrom."""
+        r = self._radelem
+        return {(a, b): self.rcutfac * (r[a] + r[b]) for a in r for b in r}
+
+    @property
+    def cutoff(self) -> float:
+        """The largest pair cutoff, Angstrom."""
+        return max(self.cutoffs.values())
+
+    def __repr__(self) -> str:
+        flags = ", ".join(f"{k}={v}" for k, v in self._flags.items())
+        return (
+            f"Bispectrum(twojmax={self.twojmax}, rcutfac={self.rcutfac}, rfac0={self.rfac0}, "
+            f"rmin0={self.rmin0}, radelem={self._radelem}, wj={self._wj}, {flags})"
+        )
+
+    def compute(self, atoms, gradients: bool = False):
+        """Per-atom bispectrum components of ``atoms`` (an ``ase.Atoms``).
+
+        Returns B, (n_atoms, n_features) float64, in the order of LAMMPS ``compute
+        sna/atom``; with ``gradients=True``, ``(B, BispectrumGradients)``.
+        """
+        structure = self._structure(atoms)
+        if not gradients:
+            return self._core.compute(structure)
+        out = self._core.compute_gradients(structure)
+        grads = BispectrumGradients(
+            centers=out["centers"], neighbors=out["atoms"], values=out["values"], virial=out["virial"]
+        )
+        return out["descriptors"], grads
+
+    def forces(self, atoms, beta, return_descriptors: bool = False):
+        """Forces and virial of the model E = sum_i sum_k beta[i, k] B[i, k] (the adjoint
+        path: no dB/dr is stored).
+
+        ``beta`` is dE/dB per atom, (n_atoms, n_features) in eV, or (n_features,) for the
+        same weights on every atom. Returns ``(forces, virial)``: forces -dE/dr, (n_atoms, 3)
+        eV/Angstrom; virial (6,) eV in Voigt order (xx, yy, zz, yz, xz, xy), -sum over pairs
+        of (dE/dr_ij)_a (r_ij)_b, the virial of LAMMPS (ASE's stress is -virial / volume).
+        With ``return_descriptors=True``, ``(B, forces, virial)``; B comes at no extra cost,
+        so E = (beta * B).sum().
+        """
+        structure = self._structure(atoms)
+        try:
+            beta = np.asarray(beta, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"beta must be an array of numbers: {e}") from None
+        n_atoms = len(structure)
+        if beta.shape == (self.n_features,):
+            beta = np.broadcast_to(beta, (n_atoms, self.n_features))
+        if beta.shape != (n_atoms, self.n_features):
+            raise ValueError(
+                f"beta must have shape (n_atoms, n_features) = ({n_atoms}, {self.n_features}) "
+                f"or ({self.n_features},), got {beta.shape}"
+            )
+        if not np.isfinite(beta).all():
+            raise ValueError("beta contains NaN or infinite values")
+        b, forces, virial = self._core.adjoint(structure, np.ascontiguousarray(beta))
+        return (b, forces, virial) if return_descriptors else (forces, virial)
+
+    def _structure(self, atoms) -> _core.Structure:
+        positions, cell, pbc, numbers = _atoms_arrays(atoms)
+        numbers = np.ascontiguousarray(numbers, dtype=np.int64)
+        if len(numbers) and (numbers.min() < 0 or numbers.max() >= len(self._index)):
+            raise ValueError("atoms has atomic numbers that are not elements")
+        missing = np.unique(numbers[self._index[numbers] < 0]) if len(numbers) else []
+        if len(missing):
+            names = [_SYMBOLS[z] for z in missing]
+            raise ValueError(
+                f"atoms contains element(s) {names} that are missing from radelem/wj "
+                f"(the descriptor has {list(self.elements)})"
+            )
+        return _core.Structure(
+            np.ascontiguousarray(positions, dtype=np.float64),
+            np.ascontiguousarray(cell, dtype=np.float64),
+            [bool(p) for p in pbc],
+            numbers,
+        )
+
+
+def _finite(name: str, value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return x
+
+
+def _atomic_number(key, what: str) -> int:
+    if isinstance(key, str):
+        if key not in _ATOMIC_NUMBERS or key == "X":
+            raise ValueError(f"unknown element symbol {key!r} in {what}")
+        return _ATOMIC_NUMBERS[key]
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 1 <= key <= 118:
+        return int(key)
+    raise ValueError(f"{what} keys must be element symbols or atomic numbers, got {key!r}")

@@ -1,0 +1,257 @@
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+fn params(twojmax: usize, species: Vec<u32>) -> BispectrumParams {
+    let n = species.len();
+    BispectrumParams {
+        twojmax,
+        rcutfac: 4.1,
+        rfac0: 0.99363,
+        rmin0: 0.0,
+        radelem: (0..n).map(|k| 0.5 + 0.07 * k as f64).collect(),
+        wj: (0..n).map(|k| 1.0 - 0.2 * k as f64).collect(),
+        species,
+        switchflag: true,
+        bzeroflag: false,
+        chemflag: false,
+        bnormflag: false,
+        wselfallflag: false,
+    }
+}
+
+/// A rattled simple-cubic periodic cell of 8 atoms with elements drawn from `species`.
+fn structure(seed: u64, species: &[u32]) -> Structure {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let a = 2.6;
+    let mut positions = Vec::new();
+    let mut numbers = Vec::new();
+    for x in 0..2 {
+        for y in 0..2 {
+            for z in 0..2 {
+                positions.push([x, y, z].map(|c| c as f64 * a + rng.random_range(-0.25..0.25)));
+                numbers.push(species[rng.random_range(0..species.len())]);
+            }
+        }
+    }
+    let cell = [
+        [2.0 * a, 0.0, 0.0],
+        [0.3, 2.0 * a, 0.0],
+        [0.0, -0.2, 2.0 * a],
+    ];
+    Structure::new(positions, cell, [true; 3], numbers).unwrap()
+}
+
+fn moved(s: &Structure, atom: usize, c: usize, h: f64) -> Structure {
+    let mut positions = s.positions().to_vec();
+    positions[atom][c] += h;
+    Structure::new(positions, *s.cell(), s.pbc(), s.numbers().to_vec()).unwrap()
+}
+
+/// Every combination of the flags that change the values.
+fn flag_variants(base: &BispectrumParams) -> Vec<BispectrumParams> {
+    let mut out = Vec::new();
+    for bits in 0..32u32 {
+        let mut p = base.clone();
+        p.switchflag = bits & 1 != 0;
+        p.bzeroflag = bits & 2 != 0;
+        p.chemflag = bits & 4 != 0;
+        p.bnormflag = bits & 8 != 0;
+        p.wselfallflag = bits & 16 != 0;
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn isolated_atom_with_bzero_is_zero() {
+    // an atom without neighbors has U = identity, whose B is exactly what bzeroflag subtracts
+    for p in flag_variants(&params(6, vec![28, 13])) {
+        let mut p = p;
+        p.bzeroflag = true;
+        let bs = Bispectrum::new(p.clone()).unwrap();
+        let s = Structure::new(vec![[0.0; 3]], [[0.0; 3]; 3], [false; 3], vec![13]).unwrap();
+        let b = bs.compute(&s).unwrap();
+        let n_b = bs.indices.n_b();
+        for (k, v) in b.iter().enumerate() {
+            // triples without the self term are zero already; those with it are cancelled,
+            // except that without wselfallflag only the atom's own triple is shifted
+            assert!(
+                v.abs() < 1e-12,
+                "{p:?}: feature {k} (triple {}) = {v}",
+                k / n_b
+            );
+        }
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let species = vec![28, 13];
+    let s = structure(7, &species);
+    for p in flag_variants(&params(4, species.clone())) {
+        let bs = Bispectrum::new(p.clone()).unwrap();
+        let g = bs.compute_with_gradients(&s).unwrap();
+        let nf = bs.n_features();
+        let h = 1e-5;
+        for (row, (&i, &j)) in g.centers.iter().zip(&g.atoms).enumerate().step_by(3) {
+            for c in 0..3 {
+                let plus = bs.compute(&moved(&s, j, c, h)).unwrap();
+                let minus = bs.compute(&moved(&s, j, c, -h)).unwrap();
+                for f in 0..nf {
+                    let fd = (plus[i * nf + f] - minus[i * nf + f]) / (2.0 * h);
+                    let an = g.values[(row * 3 + c) * nf + f];
+                    assert!(
+                        (fd - an).abs() < 1e-6 * (1.0 + fd.abs()),
+                        "{p:?} dB_{i}[{f}]/dr_{j}[{c}]: {fd} vs {an}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn adjoint_matches_gradients_and_energy_differences() {
+    let species = vec![28, 13, 8];
+    let s = structure(11, &species);
+    let mut rng = SmallRng::seed_from_u64(3);
+    for p in flag_variants(&params(4, species.clone())) {
+        let bs = Bispectrum::new(p.clone()).unwrap();
+        let nf = bs.n_features();
+        let beta: Vec<f64> = (0..s.len() * nf)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let adj = bs.adjoint(&s, &beta).unwrap();
+        let g = bs.compute_with_gradients(&s).unwrap();
+        assert_eq!(adj.descriptors, g.descriptors);
+        // forces from the explicit gradients: F_j = -sum_i beta_i . dB_i/dr_j
+        let mut forces = vec![[0.0; 3]; s.len()];
+        for (row, (&i, &j)) in g.centers.iter().zip(&g.atoms).enumerate() {
+            for c in 0..3 {
+                for f in 0..nf {
+                    forces[j][c] -= beta[i * nf + f] * g.values[(row * 3 + c) * nf + f];
+                }
+            }
+        }
+        let mut virial = [0.0; 6];
+        for i in 0..s.len() {
+            for v in 0..6 {
+                for f in 0..nf {
+                    virial[v] += beta[i * nf + f] * g.virial[(i * 6 + v) * nf + f];
+                }
+            }
+        }
+        for k in 0..s.len() {
+            for c in 0..3 {
+                let d = (forces[k][c] - adj.forces[k][c]).abs();
+                assert!(
+                    d < 1e-10 * (1.0 + forces[k][c].abs()),
+                    "{p:?} atom {k}: {forces:?} vs {:?}",
+                    adj.forces
+                );
+            }
+        }
+        for v in 0..6 {
+            assert!(
+                (virial[v] - adj.virial[v]).abs() < 1e-10 * (1.0 + virial[v].abs()),
+                "{p:?}"
+            );
+        }
+        // and against the energy itself
+        let energy = |st: &Structure| -> f64 {
+            bs.compute(st)
+                .unwrap()
+                .iter()
+                .zip(&beta)
+                .map(|(b, w)| b * w)
+                .sum()
+        };
+        let h = 1e-5;
+        for k in [0, 5] {
+            for c in 0..3 {
+                let fd = -(energy(&moved(&s, k, c, h)) - energy(&moved(&s, k, c, -h))) / (2.0 * h);
+                assert!(
+                    (fd - adj.forces[k][c]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{p:?}: {fd} vs {:?}",
+                    adj.forces[k]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rotation_invariant() {
+    let species = vec![28, 13];
+    let s = structure(5, &species);
+    let mut p = params(6, species);
+    p.chemflag = true;
+    let bs = Bispectrum::new(p).unwrap();
+    let (ca, sa) = (0.3f64.cos(), 0.3f64.sin());
+    let rot = |v: [f64; 3]| [ca * v[0] - sa * v[1], sa * v[0] + ca * v[1], v[2]];
+    let cell = s.cell().map(rot);
+    let positions = s.positions().iter().map(|&v| rot(v)).collect();
+    let r = Structure::new(positions, cell, [true; 3], s.numbers().to_vec()).unwrap();
+    let (b0, b1) = (bs.compute(&s).unwrap(), bs.compute(&r).unwrap());
+    for (x, y) in b0.iter().zip(&b1) {
+        assert!((x - y).abs() < 1e-10 * (1.0 + x.abs()));
+    }
+}
+
+#[test]
+fn same_result_for_any_thread_count() {
+    let species = vec![28, 13];
+    let s = structure(9, &species);
+    let bs = Bispectrum::new(params(6, species)).unwrap();
+    let beta: Vec<f64> = (0..s.len() * bs.n_features())
+        .map(|k| (k as f64).sin())
+        .collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            (
+                bs.compute_with_gradients(&s).unwrap(),
+                bs.adjoint(&s, &beta).unwrap(),
+            )
+        })
+    };
+    let ((g1, a1), (g3, a3)) = (run(1), run(3));
+    assert_eq!(g1.values, g3.values);
+    assert_eq!(g1.virial, g3.virial);
+    assert_eq!(a1.forces, a3.forces);
+    assert_eq!(a1.virial, a3.virial);
+}
+
+#[test]
+fn rejects_bad_parameters() {
+    let base = params(6, vec![28]);
+    let cases: Vec<(Box<dyn Fn(&mut BispectrumParams)>, &str)> = vec![
+        (Box::new(|p| p.twojmax = 5), "twojmax"),
+        (Box::new(|p| p.rfac0 = 0.0), "rfac0"),
+        (Box::new(|p| p.rfac0 = 1.5), "rfac0"),
+        (Box::new(|p| p.rfac0 = f64::NAN), "rfac0"),
+        (Box::new(|p| p.rcutfac = f64::NAN), "rcutfac"),
+        (Box::new(|p| p.rmin0 = 4.1), "rmin0"),
+        (Box::new(|p| p.radelem = vec![-1.0]), "radelem"),
+        (Box::new(|p| p.wj = vec![f64::INFINITY]), "wj"),
+        (Box::new(|p| p.species = vec![]), "element"),
+    ];
+    for (change, word) in cases {
+        let mut p = base.clone();
+        change(&mut p);
+        match Bispectrum::new(p) {
+            Err(Error::InvalidInput(m)) => assert!(m.contains(word), "{m}"),
+            other => panic!("expected an error about {word}, got {other:?}"),
+        }
+    }
+    let bs = Bispectrum::new(base).unwrap();
+    let s = structure(1, &[29]);
+    assert!(
+        matches!(bs.compute(&s), Err(Error::InvalidInput(m)) if m.contains("atomic number 29"))
+    );
+}
