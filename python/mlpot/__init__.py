@@ -5,12 +5,14 @@ Voigt order.
 """
 
 from mlpot._core import __version__, get_num_threads, set_num_threads
+from mlpot.baselines import ZBL
 from mlpot.descriptors import Bispectrum, BispectrumGradients
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
     "Bispectrum",
     "BispectrumGradients",
+    "ZBL",
     "__version__",
     "get_num_threads",
     "neighbor_list",

@@ -77,3 +77,15 @@ class Bispectrum:
         beta: npt.NDArray[np.float64],
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(B (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) of E = sum beta * B."""
+
+class ZBL:
+    """ZBL repulsion as LAMMPS pair_style zbl; use ``mlpot.ZBL``. Raises ValueError unless
+    0 < inner < outer (Angstrom)."""
+
+    def __init__(self, inner: float, outer: float) -> None: ...
+    def compute(
+        self,
+        structure: Structure,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom, virials (n_atoms, 6) eV
+        in Voigt order xx yy zz yz xz xy, LAMMPS's sign: the stress is -sum / volume)."""

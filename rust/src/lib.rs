@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod descriptors;
 pub mod error;
 pub mod memory;
+pub mod models;
 pub mod neighbors;
 pub mod parallel;
 pub mod structure;
@@ -27,6 +28,7 @@ mod python {
 
     use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams};
     use crate::error::Error;
+    use crate::models::zbl::Zbl;
     use crate::neighbors::{
         neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
     };
@@ -371,6 +373,47 @@ mod python {
         Bound<'py, PyArray1<f64>>,
     );
 
+    /// ZBL repulsion; see `mlpot.baselines.ZBL`, which documents the units and conventions.
+    #[pyclass(name = "ZBL", module = "mlpot._core", frozen)]
+    struct PyZbl {
+        inner: Zbl,
+    }
+
+    #[pymethods]
+    impl PyZbl {
+        #[new]
+        fn new(inner: f64, outer: f64) -> PyResult<Self> {
+            Ok(PyZbl {
+                inner: Zbl::new(inner, outer).map_err(to_py_err)?,
+            })
+        }
+
+        /// (energies (n_atoms,), forces (n_atoms, 3), virials (n_atoms, 6)).
+        fn compute<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<ZblArrays<'py>> {
+            let structure = &structure.inner;
+            let n = structure.len();
+            let out = run(py, || self.inner.compute(structure))?;
+            let forces = matrix(flatten_triples(out.forces), n, 3);
+            let virials: Vec<f64> = out.virials.into_iter().flatten().collect();
+            Ok((
+                out.energies.into_pyarray(py),
+                forces.into_pyarray(py),
+                matrix(virials, n, 6).into_pyarray(py),
+            ))
+        }
+    }
+
+    /// (energies, forces, virials) of `ZBL.compute`.
+    type ZblArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray2<f64>>,
+    );
+
     fn matrix(v: Vec<f64>, rows: usize, cols: usize) -> Array2<f64> {
         Array2::from_shape_vec((rows, cols), v).unwrap()
     }
@@ -394,6 +437,7 @@ mod python {
         m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
         m.add_class::<PyStructure>()?;
         m.add_class::<PyBispectrum>()?;
+        m.add_class::<PyZbl>()?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
         Ok(())
     }
