@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from types import SimpleNamespace
 
 from ase.build import bulk
@@ -20,18 +19,10 @@ from ase.build import bulk
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import mlpot  # noqa: E402
+from bispectrum import best_of  # noqa: E402  (benches/ is the script's directory)
 from lammps_oracle import _start  # noqa: E402
 
 INNER, OUTER = 4.0, 4.8
-
-
-def best_of(repeat, fn):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():
