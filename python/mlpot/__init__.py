@@ -4,9 +4,11 @@ Units throughout: eV, Angstrom, eV/Angstrom; stress in eV/Angstrom^3 with ASE's 
 Voigt order.
 """
 
+from mlpot import io
 from mlpot._core import __version__, get_num_threads, set_num_threads
 from mlpot.baselines import ZBL
 from mlpot.descriptors import Bispectrum, BispectrumGradients
+from mlpot.metrics import errors
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
@@ -14,7 +16,9 @@ __all__ = [
     "BispectrumGradients",
     "ZBL",
     "__version__",
+    "errors",
     "get_num_threads",
+    "io",
     "neighbor_list",
     "primitive_neighbor_list",
     "set_num_threads",
