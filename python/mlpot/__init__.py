@@ -6,13 +6,20 @@ Voigt order.
 
 from mlpot._core import __version__, get_num_threads, set_num_threads
 from mlpot.descriptors import Bispectrum, BispectrumGradients
+from mlpot.modelfile import ModelFileError, load
+from mlpot.models import SNAP
+from mlpot import lammps
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
     "Bispectrum",
     "BispectrumGradients",
+    "ModelFileError",
+    "SNAP",
     "__version__",
     "get_num_threads",
+    "lammps",
+    "load",
     "neighbor_list",
     "primitive_neighbor_list",
     "set_num_threads",
