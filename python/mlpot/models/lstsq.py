@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
 __all__ = ["NormalAccumulator", "QRAccumulator", "SVD_RCOND", "make_accumulator"]
 
@@ -27,47 +28,64 @@ SVD_RCOND = 1e-13
 
 
 class QRAccumulator:
-    """Streams rows (A, b) into the triangular factor of [A | b]."""
+    """Streams rows (A, b) into the triangular factor R of [A | b].
+
+    One Fortran-ordered buffer holds R in its top rows and the pending rows below; when it
+    is full, LAPACK's dgeqrf factors it in place and R moves back to the top. Peak memory is
+    that buffer, (n + 1 + batch) x (n + 1) floats, with batch = max(2 (n + 1), 4096) rows.
+    Unused rows are zero, which leaves R unchanged.
+    """
 
     def __init__(self, n_columns: int):
         self.n_columns = n_columns
-        self._r = np.zeros((0, n_columns + 1))
-        self._pending: list[np.ndarray] = []
-        self._pending_rows = 0
-        # reduce when the pending block is a few times taller than R: the QR then costs a
-        # small multiple of the rows' own flops
-        self._batch = max(4 * (n_columns + 1), 4096)
+        self._width = n_columns + 1
+        self._batch = max(2 * self._width, 4096)
+        self._buffer = np.zeros((self._width + self._batch, self._width), order="F")
+        self._fill = 0  # pending rows below R
+        self._lwork = None
         self.n_rows = 0
 
     def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        if not len(b):
-            return
-        self._pending.append(np.column_stack([a, b]))
-        self._pending_rows += len(b)
+        start = 0
+        while start < len(b):
+            take = min(len(b) - start, self._batch - self._fill)
+            rows = slice(self._width + self._fill, self._width + self._fill + take)
+            self._buffer[rows, :-1] = a[start : start + take]
+            self._buffer[rows, -1] = b[start : start + take]
+            self._fill += take
+            start += take
+            if self._fill == self._batch:
+                self._reduce()
         self.n_rows += len(b)
-        if self._pending_rows >= self._batch:
-            self._reduce()
 
     def _reduce(self) -> None:
-        if not self._pending:
+        if self._fill == 0:
             return
-        stacked = np.vstack([self._r, *self._pending])
-        self._pending, self._pending_rows = [], 0
-        (r,) = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)
-        self._r = r[: min(r.shape)]
+        geqrf = scipy.linalg.lapack.dgeqrf
+        if self._lwork is None:
+            self._lwork = int(scipy.linalg.lapack.dgeqrf_lwork(*self._buffer.shape)[0])
+        qr, _, _, info = geqrf(self._buffer, lwork=self._lwork, overwrite_a=True)
+        if info != 0:
+            raise RuntimeError(f"LAPACK dgeqrf failed (info={info})")
+        r = np.triu(qr[: self._width])
+        self._buffer = qr  # the same memory when dgeqrf worked in place
+        self._buffer[: self._width] = r
+        self._buffer[self._width :] = 0.0
+        self._fill = 0
 
     def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2 (minimum norm where A is rank
         deficient, singular values below SVD_RCOND times the largest cut off)."""
-        if ridge > 0:
-            rows = np.zeros((int(penalized.sum()), self.n_columns + 1))
-            rows[np.arange(len(rows)), np.flatnonzero(penalized)] = np.sqrt(ridge)
-            self._pending.append(rows)
-        self._reduce()
-        if not len(self._r):
+        if self.n_rows == 0:
             raise ValueError("no rows to fit: every reference was missing or had weight 0")
-        r, qtb = self._r[:, :-1], self._r[:, -1]
-        x, *_ = scipy.linalg.lstsq(r, qtb, cond=SVD_RCOND, check_finite=False)
+        if ridge > 0:
+            columns = np.flatnonzero(penalized)
+            rows = np.zeros((len(columns), self.n_columns))
+            rows[np.arange(len(columns)), columns] = np.sqrt(ridge)
+            self.add(rows, np.zeros(len(columns)))
+        self._reduce()
+        r = self._buffer[: self._width]
+        x, *_ = scipy.linalg.lstsq(r[:, :-1], r[:, -1], cond=SVD_RCOND, check_finite=False)
         return x
 
 
@@ -89,8 +107,8 @@ class NormalAccumulator:
 
     def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2. Columns are scaled to unit diagonal
-        first; where A^T A is singular the solution is the minimum-norm one of the scaled
-        problem."""
+        first. Where A is rank deficient this is a least-squares solution, not necessarily
+        the minimum-norm one (use "svd" for that); columns that are all zero get 0."""
         if self.n_rows == 0:
             raise ValueError("no rows to fit: every reference was missing or had weight 0")
         ata = self._ata + np.diag(np.where(penalized, ridge, 0.0))

@@ -161,8 +161,10 @@ class SNAP:
         solver
             "svd": streamed QR then an SVD solve, the conditioning of A itself, singular
             values below 1e-13 of the largest cut off (as FitSNAP's SVD solver).
-            "normal": streamed normal equations (half the work, conditioning squared).
-            Both hold O(n_coefficients^2) memory whatever the number of frames.
+            "normal": streamed normal equations (half the work, conditioning squared; for
+            rank-deficient data a least-squares solution, not the minimum-norm one).
+            Both hold O(n_coefficients^2) memory whatever the number of frames: a frame's
+            rows are formed, added and dropped before the next.
         progress
             Show a progress bar over frames (tqdm).
 
