@@ -9,16 +9,23 @@ from mlpot._core import __version__, get_num_threads, set_num_threads
 from mlpot.baselines import ZBL
 from mlpot.descriptors import Bispectrum, BispectrumGradients
 from mlpot.metrics import errors
+from mlpot.modelfile import ModelFileError, load
+from mlpot.models import SNAP
+from mlpot import lammps
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
     "Bispectrum",
     "BispectrumGradients",
     "ZBL",
+    "ModelFileError",
+    "SNAP",
     "__version__",
     "errors",
     "get_num_threads",
     "io",
+    "lammps",
+    "load",
     "neighbor_list",
     "primitive_neighbor_list",
     "set_num_threads",

@@ -89,3 +89,28 @@ class ZBL:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom, virials (n_atoms, 6) eV
         in Voigt order xx yy zz yz xz xy, LAMMPS's sign: the stress is -sum / volume)."""
+
+def snap_design_rows(
+    bispectrum: Bispectrum,
+    structure: Structure,
+    quadratic: bool,
+) -> dict[str, np.ndarray]:
+    """Design rows of one structure for (quadratic) SNAP: energy (n_columns,), forces
+    (3 n_atoms, n_columns), virial (6, n_columns); one block of [1, B, q(B)] columns per
+    element."""
+
+class SnapModel:
+    """A SNAP or quadratic SNAP potential; use ``mlpot.SNAP``."""
+
+    def __init__(
+        self,
+        bispectrum: Bispectrum,
+        quadratic: bool,
+        coefficients: npt.NDArray[np.float64],
+    ) -> None:
+        """coefficients: (n_elements, n_coefficients) in snapcoeff order per element."""
+    def predict(
+        self,
+        structure: Structure,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(energies (n_atoms,), forces (n_atoms, 3), virial (6,), LAMMPS sign)."""

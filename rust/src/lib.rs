@@ -29,6 +29,7 @@ mod python {
     use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams};
     use crate::error::Error;
     use crate::models::zbl::Zbl;
+    use crate::models::linear::{design_rows, SnapModel};
     use crate::neighbors::{
         neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
     };
@@ -418,6 +419,72 @@ mod python {
         Array2::from_shape_vec((rows, cols), v).unwrap()
     }
 
+    /// dict with energy (n_columns,), forces (3 n_atoms, n_columns) and virial
+    /// (6, n_columns): the design rows of one structure for (quadratic) SNAP.
+    #[pyfunction]
+    fn snap_design_rows<'py>(
+        py: Python<'py>,
+        bispectrum: &PyBispectrum,
+        structure: &PyStructure,
+        quadratic: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (bs, s) = (&bispectrum.inner, &structure.inner);
+        let rows = run(py, || design_rows(bs, s, quadratic))?;
+        let n = rows.n_columns;
+        let out = PyDict::new(py);
+        out.set_item("energy", rows.energy.into_pyarray(py))?;
+        out.set_item(
+            "forces",
+            matrix(rows.forces, 3 * s.len(), n).into_pyarray(py),
+        )?;
+        out.set_item("virial", matrix(rows.virial, 6, n).into_pyarray(py))?;
+        Ok(out)
+    }
+
+    /// (energies, forces, virial) of `SnapModel.predict`.
+    type PredictionArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+    );
+
+    /// A SNAP or quadratic SNAP potential; see `mlpot.SNAP`.
+    #[pyclass(name = "SnapModel", module = "mlpot._core", frozen)]
+    struct PySnapModel {
+        inner: SnapModel,
+    }
+
+    #[pymethods]
+    impl PySnapModel {
+        #[new]
+        fn new(
+            bispectrum: &PyBispectrum,
+            quadratic: bool,
+            coefficients: PyReadonlyArray2<'_, f64>,
+        ) -> PyResult<Self> {
+            let c: Vec<f64> = coefficients.as_array().iter().cloned().collect();
+            Ok(PySnapModel {
+                inner: SnapModel::new(bispectrum.inner.clone(), quadratic, c).map_err(to_py_err)?,
+            })
+        }
+
+        /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,))
+        fn predict<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<PredictionArrays<'py>> {
+            let s = &structure.inner;
+            let p = run(py, || self.inner.predict(s))?;
+            let forces = Array2::from_shape_vec((s.len(), 3), flatten_triples(p.forces)).unwrap();
+            Ok((
+                p.energies.into_pyarray(py),
+                forces.into_pyarray(py),
+                p.virial.to_vec().into_pyarray(py),
+            ))
+        }
+    }
+
     #[pyfunction]
     fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
         py.detach(|| parallel::set_num_threads(n))
@@ -438,6 +505,8 @@ mod python {
         m.add_class::<PyStructure>()?;
         m.add_class::<PyBispectrum>()?;
         m.add_class::<PyZbl>()?;
+        m.add_class::<PySnapModel>()?;
+        m.add_function(wrap_pyfunction!(snap_design_rows, m)?)?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
         Ok(())
     }

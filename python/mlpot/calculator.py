@@ -1,0 +1,29 @@
+"""The ASE calculator of mlpot models."""
+
+from __future__ import annotations
+
+from ase.calculators.calculator import Calculator, all_changes
+
+__all__ = ["MLPotCalculator"]
+
+
+class MLPotCalculator(Calculator):
+    """Evaluates an mlpot model (anything with ``predict(atoms) -> dict``) for ASE: energy and
+    free_energy (eV), forces (eV/Angstrom), energies (per atom, eV) and, for cells periodic
+    in all three directions, stress (eV/Angstrom^3, ASE's sign and Voigt order). Every
+    property comes from one prediction, so asking for several costs one evaluation.
+
+    Use ``model.calculator()``; works with ase.md and ase.optimize.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, model, **kwargs):
+        if not callable(getattr(model, "predict", None)):
+            raise TypeError("model must have a predict(atoms) method")
+        super().__init__(**kwargs)
+        self.model = model
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = dict(self.model.predict(self.atoms))
