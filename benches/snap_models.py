@@ -3,8 +3,9 @@
 Fits (wall time of the fit; reading the data is timed apart):
   * FitSNAP's Ta example (../shared/data/fitsnap_Ta): twojmax 6, rcutfac 4.67637, radelem 0.5,
     the group weights of Ta-example.in, ZBL 4.0 4.8 baseline, SVD. Peer: FitSNAP itself
-    (pip ``fitsnap3``), when installed, run in a subprocess on one MPI rank; its time is
-    scrape (read) + process_configs (LAMMPS descriptors) + fit.
+    (``pip install --no-deps fitsnap3 pandas tabulate psutil``), when installed, run in a
+    subprocess on one MPI rank; its time is scrape (read) + process_configs (LAMMPS
+    descriptors) + fit, against mlpot's read + fit.
   * mlearn Mo linear SNAP with 2J = 8 (rcutfac 4.6, radelem 0.5 as the published Mo model,
     default weights). No peer.
 MD (VelocityVerlet, 1 fs, 300 K start) with the fitted Ta model (SNAP + ZBL) on bcc Ta of
@@ -54,6 +55,15 @@ TA_MASS = 180.94788
 
 def load():
     return os.getloadavg()[0]
+
+
+def warn_if_loaded():
+    """Two threads cannot beat one when other processes already use the cores."""
+    if load() > (os.cpu_count() or 1) - 0.5:
+        print(
+            f"NOTE: load average {load():.1f} on {os.cpu_count()} cores: the 2-thread numbers are "
+            "unreliable, and wall times are inflated (compare the (cpu) columns)."
+        )
 
 
 def best_wall_cpu(repeat: int, fn) -> tuple[float, float]:
@@ -215,11 +225,14 @@ def fit_times(repeat: int, with_fitsnap: bool, with_mo: bool):
         "ratio = FitSNAP (read + descriptors + solve, one MPI rank) / mlpot (read + fit); (cpu) columns: "
         "CPU seconds of all threads, the steadier measure of 1-thread work on a loaded machine."
     )
-    if with_fitsnap and peer is None:
-        print("FitSNAP: not run (pip install --no-deps fitsnap3 pandas tabulate psutil)")
-    elif peer is not None:
+    peer = rows[0][3]
+    if peer is None:
+        print("FitSNAP: not run. Install: pip install --no-deps fitsnap3 pandas tabulate psutil")
+        print("  (its full requirements pull torch and CUDA libraries, which this example does not use)")
+    else:
         c_ours, c_peer = model.coefficients["Ta"], np.asarray(peer["coefficients"])
         print(f"Ta coefficients: max |mlpot - FitSNAP| / max |FitSNAP| = {np.abs(c_ours - c_peer).max() / np.abs(c_peer).max():.1e}")
+    warn_if_loaded()
     return model
 
 
@@ -332,6 +345,7 @@ def md_times(model, sizes: list[int], repeat: int):
         "lib = LAMMPSlib in the same VelocityVerlet loop, run = LAMMPS `run` (fix nve); both one MPI "
         "rank, one thread. Ratios: LAMMPS time / mlpot time at mlpot's 1 and 2 threads (> 1: mlpot faster)."
     )
+    warn_if_loaded()
 
 
 def main():
