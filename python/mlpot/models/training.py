@@ -19,6 +19,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress
 from ase.units import bar as _BAR
 
+from mlpot.calculator import system_changes
 from mlpot.descriptors import _finite
 
 __all__ = ["Reference", "Weights", "frame_rows", "reference", "resolve_group_weights"]
@@ -88,12 +89,12 @@ def resolve_group_weights(
 
 def _properties(atoms, names: tuple[str, ...]) -> dict:
     """{name: value or None} from the frame's calculator. A SinglePointCalculator (what the
-    readers attach) is checked once for changes to the atoms since it was labelled, and its
-    stored results read: ASE's get_property would compare the atoms again for every property,
-    and those comparisons were a fifth of the fit time of FitSNAP's Ta set."""
+    readers attach) is checked once for changes to the positions, numbers, cell or pbc since
+    it was labelled, and its stored results read: ASE's get_property compares all the atoms'
+    arrays again for every property, which took a fifth of the fit time of FitSNAP's Ta set."""
     calc = atoms.calc
     if isinstance(calc, SinglePointCalculator):
-        stored = {} if calc.check_state(atoms) else calc.results
+        stored = {} if system_changes(calc.atoms, atoms) else calc.results
         return {name: stored.get(name) for name in names}
     out = {}
     for name in names:
