@@ -100,3 +100,67 @@ def test_calculator_needs_a_model():
 
     with pytest.raises(TypeError):
         MLPotCalculator(object())
+
+
+def test_recomputes_when_positions_numbers_cell_or_pbc_change_and_not_otherwise():
+    counting = PairBaseline()
+    m = known_model(descriptor(2), False, seed=39, baseline=counting)
+    atoms = structure(np.random.default_rng(40))
+    atoms.calc = m.calculator()
+
+    def check(expected_calls):
+        forces = atoms.get_forces()
+        assert counting.calls == expected_calls
+        np.testing.assert_array_equal(forces, m.predict(atoms)["forces"])
+        counting.calls = expected_calls  # the check's own predict does not count
+        return forces
+
+    before = check(1)
+    # what the model does not depend on: no new evaluation
+    atoms.set_initial_magnetic_moments(np.ones(len(atoms)))
+    atoms.set_initial_charges(np.full(len(atoms), 0.5))
+    atoms.set_momenta(np.ones((len(atoms), 3)))
+    atoms.set_tags(np.arange(len(atoms)))
+    atoms.info["note"] = "changed"
+    atoms.positions[0, 0] = np.nextafter(atoms.positions[0, 0], np.inf)  # within ASE's 1e-15
+    np.testing.assert_array_equal(atoms.get_forces(), before)
+    assert counting.calls == 1
+    atoms.positions[1, 2] += 1e-9
+    check(2)
+    atoms.set_cell(atoms.cell.array * 1.001, scale_atoms=False)
+    check(3)
+    atoms.pbc = [True, True, False]
+    check(4)
+    numbers = atoms.numbers.copy()
+    numbers[0] = 13 if numbers[0] == 28 else 28
+    atoms.numbers = numbers
+    check(5)
+
+
+def test_check_state_agrees_with_ase_compare_atoms():
+    from ase.calculators.calculator import compare_atoms
+
+    m = known_model(descriptor(2), False, seed=41)
+    rng = np.random.default_rng(42)
+    edits = {
+        "nothing": lambda a: None,
+        "one ulp": lambda a: a.positions.__setitem__((0, 0), np.nextafter(a.positions[0, 0], 0)),
+        "1e-14": lambda a: a.positions.__setitem__((2, 1), a.positions[2, 1] + 1e-14),
+        "rattle": lambda a: a.rattle(0.01, seed=1),
+        "nan": lambda a: a.positions.__setitem__((0, 0), np.nan),
+        "cell": lambda a: a.set_cell(a.cell.array + 1e-12, scale_atoms=False),
+        "cell and positions": lambda a: a.set_cell(a.cell.array * 1.01, scale_atoms=True),
+        "pbc": lambda a: a.set_pbc([False, True, True]),
+        "numbers": lambda a: a.set_atomic_numbers(np.roll(a.numbers, 1)),
+        "one atom fewer": lambda a: a.pop(),
+        "magmoms": lambda a: a.set_initial_magnetic_moments(rng.normal(size=len(a))),
+    }
+    for name, edit in edits.items():
+        atoms = structure(np.random.default_rng(43))
+        calc = m.calculator()
+        atoms.calc = calc
+        atoms.get_potential_energy()
+        edit(atoms)
+        ours = calc.check_state(atoms)
+        ase_says = compare_atoms(calc.atoms, atoms, tol=1e-15, excluded_properties=calc.ignored_changes)
+        assert sorted(ours) == sorted(ase_says), name

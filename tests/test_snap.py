@@ -299,3 +299,64 @@ def test_absent_element_warns():
     frames = frames_from(known_model(bs, False, seed=22), 3, seed=23, elements=("Ni",))
     with pytest.warns(UserWarning, match="Al"):
         mlpot.SNAP(bs).fit(frames, progress=False)
+
+
+def test_fit_runs_blas_on_one_thread_and_restores_it():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    bs = descriptor(2)
+    frames = frames_from(known_model(bs, False, seed=50), 3, seed=51)
+    seen = []
+
+    def streamed():
+        for f in frames:
+            seen.append(blas_threads())
+            yield f
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        mlpot.SNAP(bs).fit(streamed(), progress=False)
+        assert blas_threads() == before
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+
+
+def test_fit_is_identical_for_any_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    bs = descriptor(2)
+    # enough rows (> 4096) that the streamed QR reduces before the final solve
+    frames = frames_from(known_model(bs, True, seed=52), 90, seed=53, reps=(2, 2, 1))
+    frames = [labelled(f, f.get_potential_energy() + 0.01 * k, f.get_forces(), f.get_stress()) for k, f in enumerate(frames)]
+    fits = []
+    try:
+        for threads, blas in [(1, 1), (2, 2), (2, 1)]:
+            mlpot.set_num_threads(threads)
+            with threadpool_limits(limits=blas, user_api="blas"):
+                fits.append(mlpot.SNAP(bs, quadratic=True).fit(frames, progress=False).coefficients)
+    finally:
+        mlpot.set_num_threads(0)
+    for other in fits[1:]:
+        for e in bs.elements:
+            np.testing.assert_array_equal(other[e], fits[0][e])
+
+
+def test_a_frame_changed_after_labelling_has_no_reference_and_live_calculators_are_asked():
+    from ase.calculators.emt import EMT
+
+    bs = descriptor(2)
+    frames = frames_from(known_model(bs, False, seed=54), 4, seed=55)
+    frames[2].positions[0, 0] += 0.1  # its stored labels are now stale
+    with pytest.raises(ValueError, match="frame 2 has no reference"):
+        mlpot.SNAP(bs).fit(frames, progress=False)
+    # a live calculator computes the references; the same numbers stored give the same fit
+    live = [f.copy() for f in frames]
+    for f in live:
+        f.calc = EMT()
+    stored = [labelled(f, f.get_potential_energy(), f.get_forces(), f.get_stress()) for f in live]
+    a = mlpot.SNAP(bs).fit(live, progress=False).coefficients
+    b = mlpot.SNAP(bs).fit(stored, progress=False).coefficients
+    for e in bs.elements:
+        np.testing.assert_array_equal(a[e], b[e])

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from ase.data import atomic_numbers
+from threadpoolctl import threadpool_limits
 
 from mlpot import _core
 from mlpot.descriptors import Bispectrum
@@ -127,6 +128,11 @@ class SNAP:
 
     # ---------------------------------------------------------------- fitting
 
+    # BLAS on one thread during a fit: the streamed QR updates are small, and with more
+    # threads OpenBLAS's idle workers spin after each call, taking the cores from the Rayon
+    # threads that compute the next frames' rows (measured on FitSNAP's Ta set: up to twice
+    # the CPU time of the fit). It also makes the solution independent of BLAS threads.
+    @threadpool_limits.wrap(limits=1, user_api="blas")
     def fit(
         self,
         frames: Iterable,
