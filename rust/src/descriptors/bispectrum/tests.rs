@@ -228,6 +228,45 @@ fn same_result_for_any_thread_count() {
 }
 
 #[test]
+fn portable_kernels_match_the_vector_kernels() {
+    // where the CPU has AVX2+FMA this compares the two kernel sets (fused multiply-adds
+    // round differently); elsewhere both runs take the portable path
+    let species = vec![28, 13];
+    let s = structure(13, &species);
+    let mut rng = SmallRng::seed_from_u64(5);
+    for p in flag_variants(&params(6, species.clone()))
+        .into_iter()
+        .step_by(3)
+    {
+        let fast = Bispectrum::new(p.clone()).unwrap();
+        let mut portable = fast.clone();
+        portable.portable_only = true;
+        let beta: Vec<f64> = (0..s.len() * fast.n_features())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let close = |a: &[f64], b: &[f64]| {
+            let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-12 * scale, "{p:?}: {x} vs {y}");
+            }
+        };
+        let (g1, g2) = (
+            fast.compute_with_gradients(&s).unwrap(),
+            portable.compute_with_gradients(&s).unwrap(),
+        );
+        close(&g1.descriptors, &g2.descriptors);
+        close(&g1.values, &g2.values);
+        close(&g1.virial, &g2.virial);
+        let (a1, a2) = (
+            fast.adjoint(&s, &beta).unwrap(),
+            portable.adjoint(&s, &beta).unwrap(),
+        );
+        close(a1.forces.as_flattened(), a2.forces.as_flattened());
+        close(&a1.virial, &a2.virial);
+    }
+}
+
+#[test]
 fn rejects_bad_parameters() {
     let base = params(6, vec![28]);
     let cases: Vec<(Box<dyn Fn(&mut BispectrumParams)>, &str)> = vec![
@@ -254,4 +293,66 @@ fn rejects_bad_parameters() {
     assert!(
         matches!(bs.compute(&s), Err(Error::InvalidInput(m)) if m.contains("atomic number 29"))
     );
+}
+
+/// Not a test: the workload for instruction counts (valgrind --tool=callgrind on the test
+/// binary, `-- --ignored workload`), 108 atoms of rattled fcc Ni as in benches/bispectrum.py.
+/// MLPOT_WORKLOAD="<twojmax> <descriptors|adjoint>" picks the case (default "8 adjoint").
+#[test]
+#[ignore]
+fn workload() {
+    let spec = std::env::var("MLPOT_WORKLOAD").unwrap_or_else(|_| "8 adjoint".into());
+    let mut words = spec.split_whitespace();
+    let twojmax: usize = words.next().unwrap().parse().unwrap();
+    let task = words.next().unwrap_or("adjoint").to_string();
+    let mut rng = SmallRng::seed_from_u64(0);
+    let a = 3.52;
+    let basis = [
+        [0.0, 0.0, 0.0],
+        [0.0, 0.5, 0.5],
+        [0.5, 0.0, 0.5],
+        [0.5, 0.5, 0.0],
+    ];
+    let n = 3;
+    let mut positions = Vec::new();
+    for x in 0..n {
+        for y in 0..n {
+            for z in 0..n {
+                for b in &basis {
+                    let cell = [x as f64, y as f64, z as f64];
+                    positions.push(std::array::from_fn(|k| {
+                        (cell[k] + b[k]) * a + rng.random_range(-0.08..0.08)
+                    }));
+                }
+            }
+        }
+    }
+    let l = a * n as f64;
+    let count = positions.len();
+    let s = Structure::new(
+        positions,
+        [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]],
+        [true; 3],
+        vec![28; count],
+    )
+    .unwrap();
+    let mut p = params(twojmax, vec![28]);
+    p.radelem = vec![0.5];
+    p.wj = vec![1.0];
+    let bs = Bispectrum::new(p).unwrap();
+    let beta: Vec<f64> = (0..count * bs.n_features())
+        .map(|k| ((k % bs.n_features()) as f64 * 0.37).sin())
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| match task.as_str() {
+        "descriptors" => {
+            std::hint::black_box(bs.compute(&s).unwrap());
+        }
+        _ => {
+            std::hint::black_box(bs.adjoint(&s, &beta).unwrap());
+        }
+    });
 }

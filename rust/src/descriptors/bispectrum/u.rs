@@ -4,12 +4,13 @@
 //! 2015, eq. 4): polar angle theta0 = rfac0 * pi * (r - rmin0) / (rcut - rmin0) and the
 //! Cayley-Klein parameters a = (z0 - i z) / r0, b = (y - i x) / r0 with z0 = r cot(theta0),
 //! r0 = sqrt(r^2 + z0^2). U_j follows from U_{j-1} by the recursion of Varshalovich et al.
-//! 4.8.2, computed for the rows mb <= j/2 and completed by the symmetry
-//! U[j-ma][j-mb] = (-1)^(ma-mb) conj(U[ma][mb]).
+//! 4.8.2, computed four columns at a time for the rows mb <= j/2 (half layout, see `indices`)
+//! and completed by the symmetry U[j-mb][j-ma] = (-1)^(ma-mb) conj(U[mb][ma]).
 
 use num_complex::Complex64 as C;
 
 use super::indices::Indices;
+use super::simd::{Simd, LANES};
 
 /// Cayley-Klein parameters of one neighbor and their gradients with respect to r_ij.
 #[derive(Debug, Clone, Copy)]
@@ -49,109 +50,224 @@ impl CayleyKlein {
     }
 }
 
-/// Fills the rows mb <= j/2 of every level of `u` (length `idx.u_len`), which is all that
-/// the contractions read; `mirror_levels` completes the rest where full matrices are needed.
-#[inline(always)]
-pub fn compute_u(idx: &Indices, ck: &CayleyKlein, u: &mut [C]) {
-    let (ac, bc) = (ck.a.conj(), ck.b.conj());
-    u[0] = C::new(1.0, 0.0);
-    for j in 1..=idx.twojmax {
-        let (cur, prev) = (idx.u_block[j], idx.u_block[j - 1]);
-        for mb in 0..=j / 2 {
-            for ma in 0..=j {
-                let mut value = C::new(0.0, 0.0);
-                if ma < j {
-                    value += ac * u[prev + j * mb + ma] * idx.rootpq(j - ma, j - mb);
-                }
-                if ma > 0 {
-                    value -= bc * u[prev + j * mb + ma - 1] * idx.rootpq(ma, j - mb);
-                }
-                u[cur + (j + 1) * mb + ma] = value;
-            }
+/// A complex number splatted across the lanes.
+#[derive(Clone, Copy)]
+struct Splat<V> {
+    re: V,
+    im: V,
+}
+
+impl<V: Copy> Splat<V> {
+    #[inline(always)]
+    fn new<S: Simd<V = V>>(z: C) -> Self {
+        Splat {
+            re: S::splat(z.re),
+            im: S::splat(z.im),
         }
-        mirror_next_row(idx, u, j, |x, sign| sign * x.conj());
     }
 }
 
-/// Fills the rows mb <= j/2 of `u` and of `du` (dU/dr_ij, three components per element).
+/// acc + conj(s) x, lane by lane, for split complex (re, im).
 #[inline(always)]
-pub fn compute_u_du(idx: &Indices, ck: &CayleyKlein, u: &mut [C], du: &mut [[C; 3]]) {
-    let (ac, bc) = (ck.a.conj(), ck.b.conj());
-    let dac = ck.da.map(|x| x.conj());
-    let dbc = ck.db.map(|x| x.conj());
-    u[0] = C::new(1.0, 0.0);
-    du[0] = [C::new(0.0, 0.0); 3];
-    for j in 1..=idx.twojmax {
-        let (cur, prev) = (idx.u_block[j], idx.u_block[j - 1]);
-        for mb in 0..=j / 2 {
-            for ma in 0..=j {
-                let mut value = C::new(0.0, 0.0);
-                let mut grad = [C::new(0.0, 0.0); 3];
-                if ma < j {
-                    let p = prev + j * mb + ma;
-                    let root = idx.rootpq(j - ma, j - mb);
-                    let (x, dx) = (u[p] * root, du[p].map(|g| g * root));
-                    value += ac * x;
-                    for k in 0..3 {
-                        grad[k] += dac[k] * x + ac * dx[k];
-                    }
-                }
-                if ma > 0 {
-                    let p = prev + j * mb + ma - 1;
-                    let root = idx.rootpq(ma, j - mb);
-                    let (x, dx) = (u[p] * root, du[p].map(|g| g * root));
-                    value -= bc * x;
-                    for k in 0..3 {
-                        grad[k] -= dbc[k] * x + bc * dx[k];
-                    }
-                }
-                u[cur + (j + 1) * mb + ma] = value;
-                du[cur + (j + 1) * mb + ma] = grad;
-            }
-        }
-        mirror_next_row(idx, u, j, |x, sign| sign * x.conj());
-        mirror_next_row(idx, du, j, |g, sign| g.map(|x| sign * x.conj()));
+fn add_conj_times<S: Simd>(acc: (S::V, S::V), s: Splat<S::V>, x: (S::V, S::V)) -> (S::V, S::V) {
+    let re = S::mul_add(s.im, x.1, S::mul_add(s.re, x.0, acc.0));
+    let im = S::neg_mul_add(s.im, x.0, S::mul_add(s.re, x.1, acc.1));
+    (re, im)
+}
+
+/// acc - conj(s) x.
+#[inline(always)]
+fn sub_conj_times<S: Simd>(acc: (S::V, S::V), s: Splat<S::V>, x: (S::V, S::V)) -> (S::V, S::V) {
+    let re = S::neg_mul_add(s.im, x.1, S::neg_mul_add(s.re, x.0, acc.0));
+    let im = S::mul_add(s.im, x.0, S::neg_mul_add(s.re, x.1, acc.1));
+    (re, im)
+}
+
+/// The values at `at` of a split complex array, times the recursion factor `f`.
+///
+/// # Safety
+/// `at..at+4` must be inside `re` and `im` (the half layout's slack covers at = -1 of a row).
+#[inline(always)]
+unsafe fn scaled<S: Simd>(f: S::V, re: *const f64, im: *const f64, at: isize) -> (S::V, S::V) {
+    unsafe {
+        (
+            S::mul(f, S::load(re.offset(at))),
+            S::mul(f, S::load(im.offset(at))),
+        )
     }
 }
 
-/// X[j-ma][j-mb] = (-1)^(ma-mb) conj(X[ma][mb]): the symmetry U, Z and Y share.
-#[inline]
-fn mirrored<T: Copy>(
-    x: &mut [T],
-    start: usize,
-    j: usize,
-    ma: usize,
-    mb: usize,
-    conj_times: &impl Fn(T, f64) -> T,
-) {
-    let sign = if (ma + mb) % 2 == 0 { 1.0 } else { -1.0 };
-    x[start + (j - mb) * (j + 1) + j - ma] = conj_times(x[start + mb * (j + 1) + ma], sign);
+/// Fills the rows mb <= (j+1)/2 of every level of one neighbor's U (half layout, planes `ur`
+/// and `ui` of `idx.half_len`).
+#[inline(always)]
+pub fn compute_u<S: Simd>(idx: &Indices, ck: &CayleyKlein, ur: &mut [f64], ui: &mut [f64]) {
+    assert!(ur.len() == idx.half_len && ui.len() == idx.half_len);
+    let (a, b) = (Splat::new::<S>(ck.a), Splat::new::<S>(ck.b));
+    let zero = (S::zero(), S::zero());
+    start_level_zero(idx, ur, ui);
+    let (pr, pi) = (ur.as_mut_ptr(), ui.as_mut_ptr());
+    for j in 1..=idx.twojmax {
+        let (s, sp) = (idx.stride[j], idx.stride[j - 1]);
+        for mb in 0..=j / 2 {
+            let cur = idx.half_start[j] + mb * s;
+            let prev = (idx.half_start[j - 1] + mb * sp) as isize;
+            for c in (0..s).step_by(LANES) {
+                // SAFETY: `cur + c` is inside row mb of level j; `prev + c - 1 .. prev + c + 4`
+                // stays inside the array (SLACK before level 0, level j after level j-1)
+                unsafe {
+                    let fa = S::load(idx.rec_a.as_ptr().add(cur + c));
+                    let fb = S::load(idx.rec_b.as_ptr().add(cur + c));
+                    let x = scaled::<S>(fa, pr, pi, prev + c as isize);
+                    let y = scaled::<S>(fb, pr, pi, prev + c as isize - 1);
+                    let v = sub_conj_times::<S>(add_conj_times::<S>(zero, a, x), b, y);
+                    S::store(pr.add(cur + c), v.0);
+                    S::store(pi.add(cur + c), v.1);
+                }
+            }
+        }
+        if j % 2 == 1 {
+            mirror_extra_row(idx, j, ur, ui);
+        }
+    }
 }
 
-/// The recursion for level j+1 reads rows mb <= (j+1)/2 of level j; for odd j the last of
-/// them, (j+1)/2, is the mirror of row (j-1)/2.
-fn mirror_next_row<T: Copy>(
+/// Fills the half layout of one neighbor's U (`ur`, `ui`) and of dU/dr_ij (`du`: six planes
+/// of `idx.half_len`, real and imaginary parts of d/dx, d/dy, d/dz).
+#[inline(always)]
+pub fn compute_u_du<S: Simd>(
     idx: &Indices,
-    x: &mut [T],
-    j: usize,
-    conj_times: impl Fn(T, f64) -> T,
+    ck: &CayleyKlein,
+    ur: &mut [f64],
+    ui: &mut [f64],
+    du: &mut [f64],
 ) {
-    if j % 2 == 1 && j < idx.twojmax {
-        for ma in 0..=j {
-            mirrored(x, idx.u_block[j], j, ma, (j - 1) / 2, &conj_times);
+    let n = idx.half_len;
+    assert!(ur.len() == n && ui.len() == n && du.len() == 6 * n);
+    let (a, b) = (Splat::new::<S>(ck.a), Splat::new::<S>(ck.b));
+    let da = ck.da.map(Splat::new::<S>);
+    let db = ck.db.map(Splat::new::<S>);
+    let zero = (S::zero(), S::zero());
+    start_level_zero(idx, ur, ui);
+    for k in 0..3 {
+        let (re, im) = du[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
+        start_level_zero(idx, re, im);
+        re[idx.half_start[0]] = 0.0;
+    }
+    let (pr, pi, pd) = (ur.as_mut_ptr(), ui.as_mut_ptr(), du.as_mut_ptr());
+    for j in 1..=idx.twojmax {
+        let (s, sp) = (idx.stride[j], idx.stride[j - 1]);
+        for mb in 0..=j / 2 {
+            let cur = idx.half_start[j] + mb * s;
+            let prev = (idx.half_start[j - 1] + mb * sp) as isize;
+            for c in (0..s).step_by(LANES) {
+                let (at, from) = (cur + c, prev + c as isize);
+                // SAFETY: as in `compute_u`, for each of the seven planes
+                unsafe {
+                    let fa = S::load(idx.rec_a.as_ptr().add(at));
+                    let fb = S::load(idx.rec_b.as_ptr().add(at));
+                    let x = scaled::<S>(fa, pr, pi, from);
+                    let y = scaled::<S>(fb, pr, pi, from - 1);
+                    let v = sub_conj_times::<S>(add_conj_times::<S>(zero, a, x), b, y);
+                    S::store(pr.add(at), v.0);
+                    S::store(pi.add(at), v.1);
+                    for k in 0..3 {
+                        let (gr, gi) = (pd.add(2 * k * n), pd.add((2 * k + 1) * n));
+                        let dx = scaled::<S>(fa, gr, gi, from);
+                        let dy = scaled::<S>(fb, gr, gi, from - 1);
+                        let g = add_conj_times::<S>(zero, da[k], x);
+                        let g = add_conj_times::<S>(g, a, dx);
+                        let g = sub_conj_times::<S>(g, db[k], y);
+                        let g = sub_conj_times::<S>(g, b, dy);
+                        S::store(gr.add(at), g.0);
+                        S::store(gi.add(at), g.1);
+                    }
+                }
+            }
+        }
+        if j % 2 == 1 {
+            mirror_extra_row(idx, j, ur, ui);
+            for k in 0..3 {
+                let (re, im) = du[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
+                mirror_extra_row(idx, j, re, im);
+            }
         }
     }
 }
 
-/// Completes every level of `u` from its rows mb <= j/2 (for even j, the right half of the
-/// middle row from its left half).
+/// U_0 = 1, with zero padding.
 #[inline(always)]
-pub fn mirror_levels(idx: &Indices, u: &mut [C]) {
+fn start_level_zero(idx: &Indices, re: &mut [f64], im: &mut [f64]) {
+    let row = idx.half_start[0]..idx.half_start[0] + idx.stride[0];
+    re[row.clone()].fill(0.0);
+    im[row].fill(0.0);
+    re[idx.half_start[0]] = 1.0;
+}
+
+/// For odd j, row (j+1)/2 of level j (half layout), the mirror of row (j-1)/2, which the
+/// recursion for level j+1 reads; its padding is set to zero.
+#[inline(always)]
+fn mirror_extra_row(idx: &Indices, j: usize, re: &mut [f64], im: &mut [f64]) {
+    let s = idx.stride[j];
+    let src = idx.half_start[j] + (j - 1) / 2 * s;
+    let dst = src + s;
+    for ma in 0..=j {
+        let sign = if (ma + (j - 1) / 2) % 2 == 0 {
+            1.0
+        } else {
+            -1.0
+        };
+        re[dst + j - ma] = sign * re[src + ma];
+        im[dst + j - ma] = -sign * im[src + ma];
+    }
+    re[dst + j + 1..dst + s].fill(0.0);
+    im[dst + j + 1..dst + s].fill(0.0);
+}
+
+/// Adds `weight` times the rows mb <= j/2 of one neighbor's U (half layout) to a total U
+/// (full layout).
+#[inline(always)]
+pub fn add_to_total<S: Simd>(
+    idx: &Indices,
+    weight: f64,
+    ur: &[f64],
+    ui: &[f64],
+    tr: &mut [f64],
+    ti: &mut [f64],
+) {
+    assert!(ur.len() == idx.half_len && ui.len() == idx.half_len);
+    assert!(tr.len() == idx.full_len && ti.len() == idx.full_len);
+    let w = S::splat(weight);
+    for j in 0..=idx.twojmax {
+        let (from, to) = (idx.half_start[j], idx.full_start[j]);
+        for c in (0..idx.half_level_len(j)).step_by(LANES) {
+            // SAFETY: rows mb <= j/2 of level j exist in both layouts with the same stride
+            unsafe {
+                for (src, dst) in [(ur, tr.as_mut_ptr()), (ui, ti.as_mut_ptr())] {
+                    let v = S::mul_add(
+                        w,
+                        S::load(src.as_ptr().add(from + c)),
+                        S::load(dst.add(to + c)),
+                    );
+                    S::store(dst.add(to + c), v);
+                }
+            }
+        }
+    }
+}
+
+/// Completes every level of a total U (full layout) from its rows mb <= j/2: rows j - mb from
+/// rows mb < j/2, and for even j the right half of the middle row from its left half, as
+/// LAMMPS does.
+pub fn mirror_total(idx: &Indices, re: &mut [f64], im: &mut [f64]) {
     for j in 1..=idx.twojmax {
+        let (start, s) = (idx.full_start[j], idx.stride[j]);
         for mb in 0..=j / 2 {
             let last = if 2 * mb == j { j / 2 } else { j + 1 };
             for ma in 0..last {
-                mirrored(u, idx.u_block[j], j, ma, mb, &|x: C, sign| sign * x.conj());
+                let sign = if (ma + mb) % 2 == 0 { 1.0 } else { -1.0 };
+                let (from, to) = (start + mb * s + ma, start + (j - mb) * s + j - ma);
+                re[to] = sign * re[from];
+                im[to] = -sign * im[from];
             }
         }
     }
@@ -173,6 +289,7 @@ pub fn switching(r: f64, rcut: f64, rmin0: f64, switchflag: bool) -> (f64, f64) 
 
 #[cfg(test)]
 mod tests {
+    use super::super::simd::Portable;
     use super::*;
 
     fn sample() -> ([f64; 3], f64) {
@@ -181,21 +298,39 @@ mod tests {
         (rij, r.sqrt())
     }
 
+    /// U of one neighbor as full complex matrices per level.
+    fn full_u(idx: &Indices, ck: &CayleyKlein) -> Vec<Vec<C>> {
+        let (mut ur, mut ui) = (vec![0.0; idx.half_len], vec![0.0; idx.half_len]);
+        compute_u::<Portable>(idx, ck, &mut ur, &mut ui);
+        let (mut tr, mut ti) = (vec![0.0; idx.full_len], vec![0.0; idx.full_len]);
+        add_to_total::<Portable>(idx, 1.0, &ur, &ui, &mut tr, &mut ti);
+        mirror_total(idx, &mut tr, &mut ti);
+        (0..=idx.twojmax)
+            .map(|j| {
+                let at = |mb: usize, ma: usize| idx.full_start[j] + mb * idx.stride[j] + ma;
+                (0..(j + 1) * (j + 1))
+                    .map(|e| {
+                        C::new(
+                            tr[at(e / (j + 1), e % (j + 1))],
+                            ti[at(e / (j + 1), e % (j + 1))],
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn u_is_unitary() {
-        let idx = Indices::new(6);
+        let idx = Indices::new(7);
         let (rij, r) = sample();
-        let ck = CayleyKlein::new(rij, r, 4.0, 0.99363, 0.0);
-        let mut u = vec![C::new(0.0, 0.0); idx.u_len];
-        compute_u(&idx, &ck, &mut u);
-        mirror_levels(&idx, &mut u);
-        for j in 0..=6 {
-            let s = idx.u_block[j];
+        let u = full_u(&idx, &CayleyKlein::new(rij, r, 4.0, 0.99363, 0.0));
+        for (j, level) in u.iter().enumerate() {
             let n = j + 1;
             for a in 0..n {
                 for b in 0..n {
                     let dot: C = (0..n)
-                        .map(|k| u[s + a * n + k] * u[s + b * n + k].conj())
+                        .map(|k| level[a * n + k] * level[b * n + k].conj())
                         .sum();
                     let want = if a == b { 1.0 } else { 0.0 };
                     assert!((dot - want).norm() < 1e-12, "level {j} rows {a} {b}: {dot}");
@@ -205,38 +340,53 @@ mod tests {
     }
 
     #[test]
+    fn u_level_one_is_the_cayley_klein_matrix() {
+        // U_1 = [[conj(a), -conj(b)], [b, a]] in (mb, ma) order, independent of the recursion
+        let idx = Indices::new(2);
+        let (rij, r) = sample();
+        let ck = CayleyKlein::new(rij, r, 4.0, 0.99363, 0.0);
+        let u = full_u(&idx, &ck);
+        let want = [ck.a.conj(), -ck.b.conj(), ck.b, ck.a];
+        for (got, want) in u[1].iter().zip(want) {
+            assert!((got - want).norm() < 1e-15, "{got} vs {want}");
+        }
+    }
+
+    #[test]
     fn du_matches_finite_differences() {
         let idx = Indices::new(5);
         let (rij, r) = sample();
         let (rcut, rfac0, rmin0) = (3.5, 0.97, 0.3);
-        let mut u = vec![C::new(0.0, 0.0); idx.u_len];
-        let mut du = vec![[C::new(0.0, 0.0); 3]; idx.u_len];
-        compute_u_du(
-            &idx,
-            &CayleyKlein::new(rij, r, rcut, rfac0, rmin0),
-            &mut u,
-            &mut du,
-        );
+        let n = idx.half_len;
+        let (mut ur, mut ui, mut du) = (vec![0.0; n], vec![0.0; n], vec![0.0; 6 * n]);
+        let ck = CayleyKlein::new(rij, r, rcut, rfac0, rmin0);
+        compute_u_du::<Portable>(&idx, &ck, &mut ur, &mut ui, &mut du);
+        let (mut vr, mut vi) = (vec![0.0; n], vec![0.0; n]);
+        compute_u::<Portable>(&idx, &ck, &mut vr, &mut vi);
+        assert_eq!((&ur, &ui), (&vr, &vi));
         let h = 1e-6;
         for k in 0..3 {
             let shifted = |d: f64| {
                 let mut v = rij;
                 v[k] += d;
                 let rv = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-                let mut out = vec![C::new(0.0, 0.0); idx.u_len];
-                compute_u(&idx, &CayleyKlein::new(v, rv, rcut, rfac0, rmin0), &mut out);
-                out
+                let (mut re, mut im) = (vec![0.0; n], vec![0.0; n]);
+                compute_u::<Portable>(
+                    &idx,
+                    &CayleyKlein::new(v, rv, rcut, rfac0, rmin0),
+                    &mut re,
+                    &mut im,
+                );
+                (re, im)
             };
             let (plus, minus) = (shifted(h), shifted(-h));
-            let blocks = &idx.u_block;
-            let half_rows = (0..=idx.twojmax)
-                .flat_map(|j| (0..(j / 2 + 1) * (j + 1)).map(move |e| blocks[j] + e));
-            for e in half_rows {
-                let fd = (plus[e] - minus[e]) / (2.0 * h);
+            for e in 0..n {
+                let fd_re = (plus.0[e] - minus.0[e]) / (2.0 * h);
+                let fd_im = (plus.1[e] - minus.1[e]) / (2.0 * h);
+                let (gr, gi) = (du[2 * k * n + e], du[(2 * k + 1) * n + e]);
                 assert!(
-                    (fd - du[e][k]).norm() < 1e-7,
-                    "element {e} direction {k}: {fd} vs {}",
-                    du[e][k]
+                    (fd_re - gr).abs() < 1e-7 && (fd_im - gi).abs() < 1e-7,
+                    "value {e} direction {k}: {fd_re} {fd_im} vs {gr} {gi}"
                 );
             }
         }
