@@ -94,6 +94,9 @@ pub struct Indices {
     /// does not exist (ma = j, ma = 0, padding).
     pub rec_a: Vec<f64>,
     pub rec_b: Vec<f64>,
+    /// Half layout, the extra row (j+1)/2 of odd levels: (-1)^(j - ma + (j-1)/2), the sign in
+    /// X[(j+1)/2][ma] = sign conj(X[(j-1)/2][j-ma]); zero on padding.
+    pub mirror_sign: Vec<f64>,
 }
 
 /// Rows of level j kept in the half layout.
@@ -205,6 +208,14 @@ impl Indices {
         let mut weight = vec![0.0; half_len];
         let mut rec_a = vec![0.0; half_len];
         let mut rec_b = vec![0.0; half_len];
+        let mut mirror_sign = vec![0.0; half_len];
+        for j in (1..=twojmax).step_by(2) {
+            for ma in 0..=j {
+                let odd = (j - ma + (j - 1) / 2) % 2 == 1;
+                mirror_sign[half_start[j] + (j + 1) / 2 * stride[j] + ma] =
+                    if odd { -1.0 } else { 1.0 };
+            }
+        }
         for j in 0..=twojmax {
             for mb in 0..=j / 2 {
                 for ma in 0..=j {
@@ -244,6 +255,7 @@ impl Indices {
             weight,
             rec_a,
             rec_b,
+            mirror_sign,
         }
     }
 

@@ -29,6 +29,8 @@ pub trait Simd: Copy {
     fn neg_mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// The sum of the lanes, ((l0 + l2) + (l1 + l3)).
     fn sum(v: Self::V) -> f64;
+    /// The lanes in reverse order.
+    fn reverse(v: Self::V) -> Self::V;
 }
 
 /// Any CPU: four-element arrays.
@@ -74,6 +76,10 @@ impl Simd for Portable {
     #[inline(always)]
     fn sum(v: Self::V) -> f64 {
         (v[0] + v[2]) + (v[1] + v[3])
+    }
+    #[inline(always)]
+    fn reverse(v: Self::V) -> Self::V {
+        [v[3], v[2], v[1], v[0]]
     }
 }
 
@@ -133,6 +139,10 @@ mod avx2 {
                 let s = _mm_add_pd(lo, hi);
                 _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
             }
+        }
+        #[inline(always)]
+        fn reverse(v: Self::V) -> Self::V {
+            unsafe { _mm256_permute4x64_pd::<0x1B>(v) }
         }
     }
 }

@@ -126,7 +126,7 @@ pub fn compute_u<S: Simd>(idx: &Indices, ck: &CayleyKlein, ur: &mut [f64], ui: &
             }
         }
         if j % 2 == 1 {
-            mirror_extra_row(idx, j, ur, ui);
+            mirror_extra_row::<S>(idx, j, ur, ui);
         }
     }
 }
@@ -185,10 +185,10 @@ pub fn compute_u_du<S: Simd>(
             }
         }
         if j % 2 == 1 {
-            mirror_extra_row(idx, j, ur, ui);
+            mirror_extra_row::<S>(idx, j, ur, ui);
             for k in 0..3 {
                 let (re, im) = du[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
-                mirror_extra_row(idx, j, re, im);
+                mirror_extra_row::<S>(idx, j, re, im);
             }
         }
     }
@@ -204,23 +204,32 @@ fn start_level_zero(idx: &Indices, re: &mut [f64], im: &mut [f64]) {
 }
 
 /// For odd j, row (j+1)/2 of level j (half layout), the mirror of row (j-1)/2, which the
-/// recursion for level j+1 reads; its padding is set to zero.
+/// recursion for level j+1 reads; zero on padding.
 #[inline(always)]
-fn mirror_extra_row(idx: &Indices, j: usize, re: &mut [f64], im: &mut [f64]) {
+fn mirror_extra_row<S: Simd>(idx: &Indices, j: usize, re: &mut [f64], im: &mut [f64]) {
     let s = idx.stride[j];
-    let src = idx.half_start[j] + (j - 1) / 2 * s;
-    let dst = src + s;
-    for ma in 0..=j {
-        let sign = if (ma + (j - 1) / 2) % 2 == 0 {
-            1.0
-        } else {
-            -1.0
-        };
-        re[dst + j - ma] = sign * re[src + ma];
-        im[dst + j - ma] = -sign * im[src + ma];
+    let dst = idx.half_start[j] + (j + 1) / 2 * s;
+    let src = dst - s;
+    assert!(dst + s <= re.len() && re.len() == im.len() && src >= LANES);
+    let zero = S::zero();
+    for c in (0..s / LANES).map(|c| c * LANES) {
+        // columns c..c+4 of the extra row from columns j-c-3..=j-c of the source row, reversed;
+        // those before column 0 (for padding) fall in the row or slack before, times sign 0
+        // SAFETY: src + j - c - 3 >= src - 3 and src + j - c + 1 <= dst, inside the arrays
+        unsafe {
+            let from = src + j - c - 3;
+            let sign = S::load(idx.mirror_sign.as_ptr().add(dst + c));
+            let (r, i) = (
+                S::load(re.as_ptr().add(from)),
+                S::load(im.as_ptr().add(from)),
+            );
+            S::store(re.as_mut_ptr().add(dst + c), S::mul(sign, S::reverse(r)));
+            S::store(
+                im.as_mut_ptr().add(dst + c),
+                S::neg_mul_add(sign, S::reverse(i), zero),
+            );
+        }
     }
-    re[dst + j + 1..dst + s].fill(0.0);
-    im[dst + j + 1..dst + s].fill(0.0);
 }
 
 /// Adds `weight` times the rows mb <= j/2 of one neighbor's U (half layout) to a total U
