@@ -1,9 +1,11 @@
 //! The stages for one central atom over its slice of the neighbor list, with the scratch
 //! arrays one thread reuses from atom to atom.
 
-use super::contract::dot4;
+use super::contract::dot;
 use super::simd::{Portable, Simd, LANES};
-use super::u::{add_to_total, compute_u, compute_u_du, mirror_total, switching, CayleyKlein};
+use super::u::{
+    add_to_total, adjoint_u, compute_u, compute_u_du, mirror_total, switching, CayleyKlein,
+};
 use super::{b, db, y, z, Bispectrum};
 use crate::neighbors::NeighborList;
 
@@ -41,6 +43,8 @@ pub struct Workspace {
     /// Y per element, half layout.
     yr: Vec<f64>,
     yi: Vec<f64>,
+    /// The U of every neighbor of the atom (two half-layout planes each), for the adjoint.
+    kept_u: Vec<f64>,
 }
 
 impl Workspace {
@@ -57,6 +61,7 @@ impl Workspace {
             zi: vec![0.0; n * n * idx.z_len],
             yr: vec![0.0; n * idx.half_len],
             yi: vec![0.0; n * idx.half_len],
+            kept_u: Vec::new(),
         }
     }
 }
@@ -119,7 +124,8 @@ impl Bispectrum {
         job: Job<'_>,
     ) {
         let all_z = !matches!(job, Job::Descriptors);
-        self.atom_descriptors::<S>(ws, list, types, i, all_z, out_b);
+        let keep_u = matches!(job, Job::Adjoint(..));
+        self.atom_descriptors::<S>(ws, list, types, i, all_z, keep_u, out_b);
         match job {
             Job::Descriptors => {}
             Job::Gradients(out) => {
@@ -140,7 +146,8 @@ impl Bispectrum {
     }
 
     /// Collects atom i's neighbors, then U, Z and B (with the bzero shift) into `out_b`.
-    /// With `all_z` every Z block is formed, as derivatives need; else only those of B.
+    /// With `all_z` every Z block is formed, as derivatives need; else only those of B. With
+    /// `keep_u` each neighbor's U stays in `ws.kept_u` for the adjoint.
     #[inline(always)]
     fn atom_descriptors<S: Simd>(
         &self,
@@ -149,6 +156,7 @@ impl Bispectrum {
         types: &[usize],
         i: usize,
         all_z: bool,
+        keep_u: bool,
         out_b: &mut [f64],
     ) {
         let p = &self.params;
@@ -185,16 +193,25 @@ impl Bispectrum {
                 }
             }
         }
-        for nb in &ws.neighbors {
+        let hl = idx.half_len;
+        if keep_u {
+            ws.kept_u.resize(ws.neighbors.len() * 2 * hl, 0.0);
+        }
+        for (k, nb) in ws.neighbors.iter().enumerate() {
             let ck = CayleyKlein::new(nb.rij, nb.r, nb.rcut, p.rfac0, p.rmin0);
-            compute_u::<S>(idx, &ck, &mut ws.ur, &mut ws.ui);
+            let (ur, ui) = if keep_u {
+                ws.kept_u[2 * k * hl..2 * (k + 1) * hl].split_at_mut(hl)
+            } else {
+                (&mut ws.ur[..], &mut ws.ui[..])
+            };
+            compute_u::<S>(idx, &ck, ur, ui);
             let weight = switching(nb.r, nb.rcut, p.rmin0, p.switchflag).0 * nb.wj;
             let e = nb.elem;
             add_to_total::<S>(
                 idx,
                 weight,
-                &ws.ur,
-                &ws.ui,
+                ur,
+                ui,
                 &mut ws.tr[e * fl..(e + 1) * fl],
                 &mut ws.ti[e * fl..(e + 1) * fl],
             );
@@ -295,7 +312,8 @@ impl Bispectrum {
 
     /// After `atom_descriptors`: dE_i/dr_ij of every neighbor for E_i = beta . B_i, through Y.
     /// d(f_c w U)/dr = w (f_c dU/dr + f_c' U r_ij/r), so each neighbor needs the contractions
-    /// of dU and of U with Y, and never a weighted copy of dU.
+    /// of dU and of U with Y; the first comes from reverse mode through the U recursion
+    /// (`u::adjoint_u`), so dU is never formed.
     #[inline(always)]
     fn atom_adjoint<S: Simd>(&self, ws: &mut Workspace, beta: &[f64], out: &mut Vec<[f64; 3]>) {
         let p = &self.params;
@@ -312,17 +330,15 @@ impl Bispectrum {
             &mut ws.yi,
         );
         out.clear();
-        for k in 0..ws.neighbors.len() {
-            let nb = ws.neighbors[k];
-            let (sfac, dsfac) = self.neighbor_u_du::<S>(ws, &nb);
+        for (k, nb) in ws.neighbors.iter().enumerate() {
+            let ck = CayleyKlein::new(nb.rij, nb.r, nb.rcut, p.rfac0, p.rmin0);
+            let (ur, ui) = ws.kept_u[2 * k * hl..2 * (k + 1) * hl].split_at(hl);
+            let (sfac, dsfac) = switching(nb.r, nb.rcut, p.rmin0, p.switchflag);
             let e = nb.elem;
-            let (with_u, with_du) = dot4::<S>(
-                &ws.yr[e * hl..(e + 1) * hl],
-                &ws.yi[e * hl..(e + 1) * hl],
-                &ws.ur,
-                &ws.ui,
-                &ws.du,
-            );
+            let y = (&ws.yr[e * hl..(e + 1) * hl], &ws.yi[e * hl..(e + 1) * hl]);
+            let with_u = dot::<S>(y.0, y.1, ur, ui);
+            let (gr, gi) = ws.du[..2 * hl].split_at_mut(hl);
+            let with_du = adjoint_u::<S>(idx, &ck, (ur, ui), y, (gr, gi));
             out.push(std::array::from_fn(|c| {
                 nb.wj * (sfac * with_du[c] + dsfac * with_u * nb.rij[c] / nb.r)
             }));

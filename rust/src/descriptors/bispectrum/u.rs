@@ -194,6 +194,126 @@ pub fn compute_u_du<S: Simd>(
     }
 }
 
+/// Reverse mode through the U recursion of one neighbor: with U its half layout (`u`, from
+/// `compute_u`) and Y a half-layout array (`y`), returns the derivatives with respect to r_ij
+/// of L = sum over the half layout of (Re Y Re U + Im Y Im U) = sum_j conj(dU_j) . Y_j,
+/// without forming dU/dr. The gradient of L flows from level twojmax down to level 1 through
+/// `g` (two half-layout planes of scratch) and ends in dL/d conj(a) and dL/d conj(b), which
+/// the Cayley-Klein derivatives turn into dL/dr: about a third of the work of the three
+/// components of dU/dr.
+///
+/// Complex gradients are g_z = dL/d Re z + i dL/d Im z: for w = c z, g_z = conj(c) g_w and
+/// g_c = conj(z) g_w; for w = s conj(z) with real s, g_z = s conj(g_w).
+#[inline(always)]
+pub fn adjoint_u<S: Simd>(
+    idx: &Indices,
+    ck: &CayleyKlein,
+    u: (&[f64], &[f64]),
+    y: (&[f64], &[f64]),
+    g: (&mut [f64], &mut [f64]),
+) -> [f64; 3] {
+    let n = idx.half_len;
+    assert!(u.0.len() == n && u.1.len() == n && y.0.len() == n && y.1.len() == n);
+    assert!(g.0.len() == n && g.1.len() == n);
+    let (a, b) = (Splat::new::<S>(ck.a), Splat::new::<S>(ck.b));
+    // sums of g_conj(a) and g_conj(b) lane by lane
+    let (mut ga, mut gb) = ((S::zero(), S::zero()), (S::zero(), S::zero()));
+    let (ur, ui) = (u.0.as_ptr(), u.1.as_ptr());
+    let (gr, gi) = (g.0.as_mut_ptr(), g.1.as_mut_ptr());
+    let top = idx.twojmax;
+    for j in (1..=top).rev() {
+        // the gradient of level j: Y alone at the top, else Y plus what level j+1 passed down
+        let (cr, ci) = if j == top {
+            (y.0.as_ptr(), y.1.as_ptr())
+        } else {
+            (gr as *const f64, gi as *const f64)
+        };
+        if j % 2 == 1 && j < top {
+            fold_extra_row::<S>(idx, j, (&mut *g.0, &mut *g.1));
+        }
+        let (s, sp) = (idx.stride[j], idx.stride[j - 1]);
+        for mb in 0..=j / 2 {
+            let cur = idx.half_start[j] + mb * s;
+            let prev = idx.half_start[j - 1] + mb * sp;
+            for c in (0..s / LANES).map(|c| c * LANES) {
+                let at = cur + c;
+                // SAFETY: U reads as in `compute_u`; gradient and table reads at at + 1 run
+                // one value past row mb of level j, into the next row, level or SLACK, where
+                // rec_b is 0 (its column 0, or padding); g writes stay in row mb of level j-1
+                unsafe {
+                    let fa = S::load(idx.rec_a.as_ptr().add(at));
+                    let fb = S::load(idx.rec_b.as_ptr().add(at));
+                    let gu = (S::load(cr.add(at)), S::load(ci.add(at)));
+                    let x = scaled::<S>(fa, ur, ui, (prev + c) as isize);
+                    let yy = scaled::<S>(fb, ur, ui, (prev + c) as isize - 1);
+                    // g_conj(a) += conj(x) gu, g_conj(b) -= conj(y) gu
+                    ga.0 = S::mul_add(x.1, gu.1, S::mul_add(x.0, gu.0, ga.0));
+                    ga.1 = S::neg_mul_add(x.1, gu.0, S::mul_add(x.0, gu.1, ga.1));
+                    gb.0 = S::neg_mul_add(yy.1, gu.1, S::neg_mul_add(yy.0, gu.0, gb.0));
+                    gb.1 = S::mul_add(yy.1, gu.0, S::neg_mul_add(yy.0, gu.1, gb.1));
+                    if c < sp {
+                        // g_P[m] = a rec_a[m] gu[m] - b rec_b[m+1] gu[m+1], plus Y of level j-1
+                        let fb1 = S::load(idx.rec_b.as_ptr().add(at + 1));
+                        let gu1 = (S::load(cr.add(at + 1)), S::load(ci.add(at + 1)));
+                        let p = (S::mul(fa, gu.0), S::mul(fa, gu.1));
+                        let q = (S::mul(fb1, gu1.0), S::mul(fb1, gu1.1));
+                        let to = prev + c;
+                        let base = (S::load(y.0.as_ptr().add(to)), S::load(y.1.as_ptr().add(to)));
+                        let v = times_sub::<S>(base, a, p, b, q);
+                        S::store(gr.add(to), v.0);
+                        S::store(gi.add(to), v.1);
+                    }
+                }
+            }
+        }
+    }
+    let ga = C::new(S::sum(ga.0), S::sum(ga.1));
+    let gb = C::new(S::sum(gb.0), S::sum(gb.1));
+    std::array::from_fn(|k| (ga * ck.da[k] + gb * ck.db[k]).re)
+}
+
+/// base + a p - b q, lane by lane, for split complex values.
+#[inline(always)]
+fn times_sub<S: Simd>(
+    base: (S::V, S::V),
+    a: Splat<S::V>,
+    p: (S::V, S::V),
+    b: Splat<S::V>,
+    q: (S::V, S::V),
+) -> (S::V, S::V) {
+    let re = S::neg_mul_add(a.im, p.1, S::mul_add(a.re, p.0, base.0));
+    let re = S::mul_add(b.im, q.1, S::neg_mul_add(b.re, q.0, re));
+    let im = S::mul_add(a.im, p.0, S::mul_add(a.re, p.1, base.1));
+    let im = S::neg_mul_add(b.im, q.0, S::neg_mul_add(b.re, q.1, im));
+    (re, im)
+}
+
+/// The reverse of `mirror_extra_row`: adds the gradient of the extra row (j+1)/2 of odd level
+/// j to that of row (j-1)/2, g_src[ma] += sign conj(g_extra[j-ma]).
+#[inline(always)]
+fn fold_extra_row<S: Simd>(idx: &Indices, j: usize, g: (&mut [f64], &mut [f64])) {
+    let s = idx.stride[j];
+    let extra = idx.half_start[j] + (j + 1) / 2 * s;
+    let src = extra - s;
+    assert!(extra + s <= g.0.len() && g.0.len() == g.1.len() && src >= LANES);
+    for c in (0..s / LANES).map(|c| c * LANES) {
+        // columns c..c+4 of the source row from columns j-c-3..=j-c of the extra row,
+        // reversed; those before the extra row fall in the source row, where the sign is 0
+        // SAFETY: extra + j - c - 3 >= src and extra + j - c + 1 <= extra + s
+        unsafe {
+            let from = extra + j - c - 3;
+            let sign = S::reverse(S::load(idx.mirror_sign.as_ptr().add(from)));
+            let (er, ei) = (
+                S::reverse(S::load(g.0.as_ptr().add(from))),
+                S::reverse(S::load(g.1.as_ptr().add(from))),
+            );
+            let (dr, di) = (g.0.as_mut_ptr().add(src + c), g.1.as_mut_ptr().add(src + c));
+            S::store(dr, S::mul_add(sign, er, S::load(dr)));
+            S::store(di, S::neg_mul_add(sign, ei, S::load(di)));
+        }
+    }
+}
+
 /// U_0 = 1, with zero padding.
 #[inline(always)]
 fn start_level_zero(idx: &Indices, re: &mut [f64], im: &mut [f64]) {
