@@ -219,18 +219,13 @@ impl Bispectrum {
         for (re, im) in ws.tr.chunks_exact_mut(fl).zip(ws.ti.chunks_exact_mut(fl)) {
             mirror_total(idx, re, im);
         }
-        let blocks = if all_z {
-            &idx.z_blocks
-        } else {
-            &idx.z_blocks_for_b
-        };
         z::compute_z::<S>(
             idx,
             &ws.tr,
             &ws.ti,
             n,
             p.bnormflag,
-            blocks,
+            !all_z,
             &mut ws.zr,
             &mut ws.zi,
         );

@@ -32,15 +32,32 @@ pub struct Triple {
     pub j: usize,
 }
 
-/// The products of rows that make one output row mb of a Z block: rows mb1 = `mb1`..
-/// `mb1 + count` of U_{j1}, each with row mb2 = mb + (j1 + j2 - j)/2 - mb1 of U_{j2}, times
-/// `row_coefs[coefs + k]`: their Clebsch-Gordan coefficient, doubled where the j1 = j2
-/// symmetry folds two products into one.
+/// One output row mb of a Z block, as the Z kernel runs it: the products of rows
+/// mb1 = mb1_first + k of U_{j1} with rows mb2 = mb + (j1 + j2 - j)/2 - mb1 of U_{j2}, times
+/// `row_coefs[coefs + k]` for k < count: their Clebsch-Gordan coefficient, doubled where the
+/// j1 = j2 symmetry folds two products into one.
 #[derive(Debug, Clone, Copy)]
-pub struct RowSpan {
-    pub mb1: usize,
-    pub count: usize,
+pub struct ZRow {
+    pub j: usize,
+    pub j1: usize,
+    /// Row strides of levels j1, j2 and j.
+    pub s1: usize,
+    pub s2: usize,
+    pub s: usize,
+    /// Position in a full array of column 0 of row mb1_first of U_{j1}, and of column
+    /// (j1 + j2 - j)/2 of the row of U_{j2} that goes with it.
+    pub u1: usize,
+    pub u2: usize,
+    /// Position of the row in a Z array, of its weights in `weight`, of the block's table in
+    /// `cg_columns`.
+    pub z: usize,
+    pub weight: usize,
+    pub cg: usize,
+    /// Columns formed: stride[j], or for the middle row of even j only those up to j/2 (the
+    /// others have weight 0 and stay zero).
+    pub columns: usize,
     pub coefs: usize,
+    pub count: usize,
 }
 
 /// The Z block of one coupling: rows mb <= j/2 of `stride[j]` values from `start`.
@@ -52,11 +69,6 @@ pub struct ZBlock {
     /// m1 = 0..=j1 of `stride[j]` values, column m holding C(j1 m1, j2 m1+offset-m | j m) with
     /// offset = (j1 + j2 - j)/2, zero where m2 = m + offset - m1 is outside 0..=j2 or m > j.
     pub cg_start: usize,
-    /// Offset in `row_spans` of the j/2 + 1 output rows, for two different total U-matrices.
-    pub spans: usize,
-    /// The same for Z of one U-matrix with itself, where for j1 = j2 the products of rows
-    /// (mb1, mb2) and (mb2, mb1) are equal and only mb1 >= mb2 is kept.
-    pub spans_same: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -74,14 +86,19 @@ pub struct Indices {
     pub b_triples: Vec<Triple>,
     /// The Z blocks in LAMMPS order (j1, then j2 <= j1, then j).
     pub z_blocks: Vec<ZBlock>,
-    /// The Z blocks that B contracts (j >= j1): all that descriptors alone need.
-    pub z_blocks_for_b: Vec<ZBlock>,
     /// Length of a Z array (all blocks).
     pub z_len: usize,
     z_lookup: Vec<usize>,
     b_lookup: Vec<usize>,
     pub cg_columns: Vec<f64>,
-    pub row_spans: Vec<RowSpan>,
+    /// The rows of Z: of all blocks or of those that B contracts (j >= j1, all that
+    /// descriptors alone need), for two different total U-matrices or for one with itself,
+    /// where for j1 = j2 the products of rows (mb1, mb2) and (mb2, mb1) are equal and only
+    /// mb1 >= mb2 is kept.
+    pub z_rows_all: Vec<ZRow>,
+    pub z_rows_all_same: Vec<ZRow>,
+    pub z_rows_b: Vec<ZRow>,
+    pub z_rows_b_same: Vec<ZRow>,
     pub row_coefs: Vec<f64>,
     /// Half layout: the weight of each value in a contraction over a level, so that
     /// sum over all (mb, ma) of conj(X) Y = sum over the half rows of weight * Re(conj(X) Y):
@@ -144,8 +161,6 @@ impl Indices {
         let mut z_len = 0;
         let mut z_lookup = vec![usize::MAX; jdim * jdim * jdim];
         let mut cg_columns = Vec::new();
-        let mut row_coefs = Vec::new();
-        let mut row_spans = Vec::new();
         for &t in &couplings {
             let Triple { j1, j2, j } = t;
             let offset = (j1 + j2 - j) / 2;
@@ -164,47 +179,13 @@ impl Indices {
                     m2.map_or(0.0, |m2| cg(m1, m2))
                 }));
             }
-            let mut spans_for = |same: bool| {
-                let first = row_spans.len();
-                for mb in 0..=j / 2 {
-                    let t = mb + offset;
-                    let fold = same && j1 == j2;
-                    // mb1 >= mb2 = t - mb1 where folded
-                    let lo = t
-                        .saturating_sub(j2)
-                        .max(if fold { t.div_ceil(2) } else { 0 });
-                    let hi = j1.min(t);
-                    let coefs = row_coefs.len();
-                    for mb1 in lo..=hi {
-                        let c = cg(mb1, t - mb1);
-                        row_coefs.push(if fold && 2 * mb1 > t { 2.0 * c } else { c });
-                    }
-                    let count = hi + 1 - lo;
-                    row_spans.push(RowSpan {
-                        mb1: lo,
-                        count,
-                        coefs,
-                    });
-                }
-                first
-            };
-            let spans = spans_for(false);
-            let spans_same = spans_for(true);
             z_blocks.push(ZBlock {
                 triple: t,
                 start: z_len,
                 cg_start,
-                spans,
-                spans_same,
             });
             z_len += (j / 2 + 1) * stride[j];
         }
-        let z_blocks_for_b = z_blocks
-            .iter()
-            .copied()
-            .filter(|b| b.triple.j >= b.triple.j1)
-            .collect();
-
         let mut weight = vec![0.0; half_len];
         let mut rec_a = vec![0.0; half_len];
         let mut rec_b = vec![0.0; half_len];
@@ -236,6 +217,53 @@ impl Indices {
                 }
             }
         }
+        let mut row_coefs = Vec::new();
+        let mut rows_of = |b_only: bool, same: bool| {
+            let mut rows = Vec::new();
+            for block in z_blocks
+                .iter()
+                .filter(|b| !b_only || b.triple.j >= b.triple.j1)
+            {
+                let Triple { j1, j2, j } = block.triple;
+                let offset = (j1 + j2 - j) / 2;
+                let fold = same && j1 == j2;
+                for mb in 0..=j / 2 {
+                    let t = mb + offset;
+                    // mb1 >= mb2 = t - mb1 where folded
+                    let lo = t
+                        .saturating_sub(j2)
+                        .max(if fold { t.div_ceil(2) } else { 0 });
+                    let hi = j1.min(t);
+                    let coefs = row_coefs.len();
+                    for mb1 in lo..=hi {
+                        let c = clebsch_gordan(j1, mb1, j2, t - mb1, j, mb);
+                        row_coefs.push(if fold && 2 * mb1 > t { 2.0 * c } else { c });
+                    }
+                    rows.push(ZRow {
+                        j,
+                        j1,
+                        s1: stride[j1],
+                        s2: stride[j2],
+                        s: stride[j],
+                        u1: full_start[j1] + lo * stride[j1],
+                        u2: full_start[j2] + (t - lo) * stride[j2] + offset,
+                        z: block.start + mb * stride[j],
+                        weight: half_start[j] + mb * stride[j],
+                        cg: block.cg_start,
+                        columns: if 2 * mb == j {
+                            (j / 2 + 1).next_multiple_of(LANES)
+                        } else {
+                            stride[j]
+                        },
+                        coefs,
+                        count: hi + 1 - lo,
+                    });
+                }
+            }
+            rows
+        };
+        let (z_rows_all, z_rows_all_same) = (rows_of(false, false), rows_of(false, true));
+        let (z_rows_b, z_rows_b_same) = (rows_of(true, false), rows_of(true, true));
         Indices {
             twojmax,
             stride,
@@ -245,12 +273,14 @@ impl Indices {
             half_len,
             b_triples,
             z_blocks,
-            z_blocks_for_b,
             z_len,
             z_lookup,
             b_lookup,
             cg_columns,
-            row_spans,
+            z_rows_all,
+            z_rows_all_same,
+            z_rows_b,
+            z_rows_b_same,
             row_coefs,
             weight,
             rec_a,
