@@ -4,7 +4,7 @@
 use super::contract::dot;
 use super::simd::{Portable, Simd, LANES};
 use super::u::{
-    add_to_total, adjoint_u, compute_u, compute_u_du, mirror_total, switching, CayleyKlein,
+    adjoint_u, compute_u_du, compute_u_into_total, mirror_total, switching, CayleyKlein,
 };
 use super::{b, db, y, z, Bispectrum};
 use crate::neighbors::NeighborList;
@@ -204,17 +204,13 @@ impl Bispectrum {
             } else {
                 (&mut ws.ur[..], &mut ws.ui[..])
             };
-            compute_u::<S>(idx, &ck, ur, ui);
             let weight = switching(nb.r, nb.rcut, p.rmin0, p.switchflag).0 * nb.wj;
             let e = nb.elem;
-            add_to_total::<S>(
-                idx,
-                weight,
-                ur,
-                ui,
+            let total = (
                 &mut ws.tr[e * fl..(e + 1) * fl],
                 &mut ws.ti[e * fl..(e + 1) * fl],
             );
+            compute_u_into_total::<S>(idx, &ck, ur, ui, weight, total);
         }
         for (re, im) in ws.tr.chunks_exact_mut(fl).zip(ws.ti.chunks_exact_mut(fl)) {
             mirror_total(idx, re, im);

@@ -69,6 +69,11 @@ pub struct ZBlock {
     /// m1 = 0..=j1 of `stride[j]` values, column m holding C(j1 m1, j2 m1+offset-m | j m) with
     /// offset = (j1 + j2 - j)/2, zero where m2 = m + offset - m1 is outside 0..=j2 or m > j.
     pub cg_start: usize,
+    /// The B components whose derivative contracts this block (see `y`): (slot, position in
+    /// `b_triples`) for slot 0 (j of B_{j1 j2 j}), 1 (j1 of B_{j j2 j1}) and 2 (j2 of
+    /// B_{j2 j j1}); `n_slots` of them are used.
+    pub y_slots: [(usize, usize); 3],
+    pub n_slots: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +94,6 @@ pub struct Indices {
     /// Length of a Z array (all blocks).
     pub z_len: usize,
     z_lookup: Vec<usize>,
-    b_lookup: Vec<usize>,
     pub cg_columns: Vec<f64>,
     /// The rows of Z: of all blocks or of those that B contracts (j >= j1, all that
     /// descriptors alone need), for two different total U-matrices or for one with itself,
@@ -183,8 +187,24 @@ impl Indices {
                 triple: t,
                 start: z_len,
                 cg_start,
+                y_slots: [(0, 0); 3],
+                n_slots: 0,
             });
             z_len += (j / 2 + 1) * stride[j];
+        }
+        for block in &mut z_blocks {
+            let Triple { j1, j2, j } = block.triple;
+            let slots = [
+                (j >= j1, (j1, j2, j)),
+                (j1 >= j && j >= j2, (j, j2, j1)),
+                (j2 >= j, (j2, j, j1)),
+            ];
+            for (slot, &(used, (a, b, c))) in slots.iter().enumerate() {
+                if used {
+                    block.y_slots[block.n_slots] = (slot, b_lookup[(a * jdim + b) * jdim + c]);
+                    block.n_slots += 1;
+                }
+            }
         }
         let mut weight = vec![0.0; half_len];
         let mut rec_a = vec![0.0; half_len];
@@ -275,7 +295,6 @@ impl Indices {
             z_blocks,
             z_len,
             z_lookup,
-            b_lookup,
             cg_columns,
             z_rows_all,
             z_rows_all_same,
@@ -294,13 +313,6 @@ impl Indices {
     pub fn z_block(&self, j1: usize, j2: usize, j: usize) -> &ZBlock {
         let jdim = self.twojmax + 1;
         &self.z_blocks[self.z_lookup[(j1 * jdim + j2) * jdim + j]]
-    }
-
-    /// Position of coupling (j1, j2, j), which must have j >= j1 >= j2, in `b_triples`.
-    #[inline]
-    pub fn b_index(&self, j1: usize, j2: usize, j: usize) -> usize {
-        let jdim = self.twojmax + 1;
-        self.b_lookup[(j1 * jdim + j2) * jdim + j]
     }
 
     /// Number of values in the rows mb <= j/2 of level j (of a Z block, or of a level in the

@@ -99,21 +99,55 @@ unsafe fn scaled<S: Simd>(f: S::V, re: *const f64, im: *const f64, at: isize) ->
 
 /// Fills the rows mb <= (j+1)/2 of every level of one neighbor's U (half layout, planes `ur`
 /// and `ui` of `idx.half_len`).
-#[inline(always)]
+#[cfg(test)]
 pub fn compute_u<S: Simd>(idx: &Indices, ck: &CayleyKlein, ur: &mut [f64], ui: &mut [f64]) {
+    u_levels::<S, false>(idx, ck, (ur, ui), 0.0, (&mut [], &mut []));
+}
+
+/// `compute_u`, and adds `weight` times the rows mb <= j/2 of U to a total U (`total`, full
+/// layout) on the way.
+#[inline(always)]
+pub fn compute_u_into_total<S: Simd>(
+    idx: &Indices,
+    ck: &CayleyKlein,
+    ur: &mut [f64],
+    ui: &mut [f64],
+    weight: f64,
+    total: (&mut [f64], &mut [f64]),
+) {
+    u_levels::<S, true>(idx, ck, (ur, ui), weight, total);
+}
+
+#[inline(always)]
+fn u_levels<S: Simd, const ADD: bool>(
+    idx: &Indices,
+    ck: &CayleyKlein,
+    u: (&mut [f64], &mut [f64]),
+    weight: f64,
+    total: (&mut [f64], &mut [f64]),
+) {
+    let (ur, ui) = u;
     assert!(ur.len() == idx.half_len && ui.len() == idx.half_len);
+    assert!(!ADD || (total.0.len() == idx.full_len && total.1.len() == idx.full_len));
     let (a, b) = (Splat::new::<S>(ck.a), Splat::new::<S>(ck.b));
     let zero = (S::zero(), S::zero());
+    let w = S::splat(weight);
     start_level_zero(idx, ur, ui);
+    if ADD {
+        total.0[idx.full_start[0]] += weight;
+    }
     let (pr, pi) = (ur.as_mut_ptr(), ui.as_mut_ptr());
+    let (tr, ti) = (total.0.as_mut_ptr(), total.1.as_mut_ptr());
     for j in 1..=idx.twojmax {
         let (s, sp) = (idx.stride[j], idx.stride[j - 1]);
         for mb in 0..=j / 2 {
             let cur = idx.half_start[j] + mb * s;
             let prev = (idx.half_start[j - 1] + mb * sp) as isize;
-            for c in (0..s).step_by(LANES) {
+            let to = idx.full_start[j] + mb * s;
+            for c in (0..s / LANES).map(|c| c * LANES) {
                 // SAFETY: `cur + c` is inside row mb of level j; `prev + c - 1 .. prev + c + 4`
-                // stays inside the array (SLACK before level 0, level j after level j-1)
+                // stays inside the array (SLACK before level 0, level j after level j-1);
+                // row mb of level j of the full layout has the same stride
                 unsafe {
                     let fa = S::load(idx.rec_a.as_ptr().add(cur + c));
                     let fb = S::load(idx.rec_b.as_ptr().add(cur + c));
@@ -122,6 +156,11 @@ pub fn compute_u<S: Simd>(idx: &Indices, ck: &CayleyKlein, ur: &mut [f64], ui: &
                     let v = sub_conj_times::<S>(add_conj_times::<S>(zero, a, x), b, y);
                     S::store(pr.add(cur + c), v.0);
                     S::store(pi.add(cur + c), v.1);
+                    if ADD {
+                        let (t0, t1) = (tr.add(to + c), ti.add(to + c));
+                        S::store(t0, S::mul_add(w, v.0, S::load(t0)));
+                        S::store(t1, S::mul_add(w, v.1, S::load(t1)));
+                    }
                 }
             }
         }
@@ -352,38 +391,6 @@ fn mirror_extra_row<S: Simd>(idx: &Indices, j: usize, re: &mut [f64], im: &mut [
     }
 }
 
-/// Adds `weight` times the rows mb <= j/2 of one neighbor's U (half layout) to a total U
-/// (full layout).
-#[inline(always)]
-pub fn add_to_total<S: Simd>(
-    idx: &Indices,
-    weight: f64,
-    ur: &[f64],
-    ui: &[f64],
-    tr: &mut [f64],
-    ti: &mut [f64],
-) {
-    assert!(ur.len() == idx.half_len && ui.len() == idx.half_len);
-    assert!(tr.len() == idx.full_len && ti.len() == idx.full_len);
-    let w = S::splat(weight);
-    for j in 0..=idx.twojmax {
-        let (from, to) = (idx.half_start[j], idx.full_start[j]);
-        for c in (0..idx.half_level_len(j)).step_by(LANES) {
-            // SAFETY: rows mb <= j/2 of level j exist in both layouts with the same stride
-            unsafe {
-                for (src, dst) in [(ur, tr.as_mut_ptr()), (ui, ti.as_mut_ptr())] {
-                    let v = S::mul_add(
-                        w,
-                        S::load(src.as_ptr().add(from + c)),
-                        S::load(dst.add(to + c)),
-                    );
-                    S::store(dst.add(to + c), v);
-                }
-            }
-        }
-    }
-}
-
 /// Completes every level of a total U (full layout) from its rows mb <= j/2: rows j - mb from
 /// rows mb < j/2, and for even j the right half of the middle row from its left half, as
 /// LAMMPS does.
@@ -430,9 +437,8 @@ mod tests {
     /// U of one neighbor as full complex matrices per level.
     fn full_u(idx: &Indices, ck: &CayleyKlein) -> Vec<Vec<C>> {
         let (mut ur, mut ui) = (vec![0.0; idx.half_len], vec![0.0; idx.half_len]);
-        compute_u::<Portable>(idx, ck, &mut ur, &mut ui);
         let (mut tr, mut ti) = (vec![0.0; idx.full_len], vec![0.0; idx.full_len]);
-        add_to_total::<Portable>(idx, 1.0, &ur, &ui, &mut tr, &mut ti);
+        compute_u_into_total::<Portable>(idx, ck, &mut ur, &mut ui, 1.0, (&mut tr, &mut ti));
         mirror_total(idx, &mut tr, &mut ti);
         (0..=idx.twojmax)
             .map(|j| {

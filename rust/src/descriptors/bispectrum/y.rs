@@ -29,16 +29,14 @@ pub fn compute_y<S: Simd>(
     let n = n_elements;
     let (n_b, zl, hl) = (idx.n_b(), idx.z_len, idx.half_len);
     assert!(yr.len() == n * hl && yi.len() == n * hl);
+    assert!(zr.len() == n * n * zl && zi.len() == zr.len() && beta.len() == n * n * n * n_b);
     yr.fill(0.0);
     yi.fill(0.0);
-    let beta_of = |a: usize, b: usize, c: usize, j1: usize, j2: usize, j: usize| {
-        beta[((a * n + b) * n + c) * n_b + idx.b_index(j1, j2, j)]
-    };
     for p in 0..n {
         for q in 0..n {
             let pq = p * n + q;
             for block in &idx.z_blocks {
-                let (j1, j2, j) = (block.triple.j1, block.triple.j2, block.triple.j);
+                let (j1, j) = (block.triple.j1, block.triple.j);
                 let factor = if bnormflag {
                     1.0
                 } else {
@@ -46,32 +44,31 @@ pub fn compute_y<S: Simd>(
                 };
                 let len = idx.half_level_len(j);
                 let z = pq * zl + block.start;
-                let (zbr, zbi) = (&zr[z..z + len], &zi[z..z + len]);
+                assert!(z + len <= zr.len());
                 for e in 0..n {
                     let mut w = 0.0;
-                    if j >= j1 {
-                        w += beta_of(p, q, e, j1, j2, j);
-                    }
-                    if j1 >= j && j >= j2 {
-                        w += factor * beta_of(e, q, p, j, j2, j1);
-                    }
-                    if j2 >= j {
-                        w += factor * beta_of(q, e, p, j2, j, j1);
+                    for &(slot, t) in &block.y_slots[..block.n_slots] {
+                        let (triple, f) = match slot {
+                            0 => ((p * n + q) * n + e, 1.0),
+                            1 => ((e * n + q) * n + p, factor),
+                            _ => ((q * n + e) * n + p, factor),
+                        };
+                        w += f * beta[triple * n_b + t];
                     }
                     if w == 0.0 {
                         continue;
                     }
                     let at = e * hl + idx.half_start[j];
-                    let (ybr, ybi) = (&mut yr[at..at + len], &mut yi[at..at + len]);
+                    assert!(at + len <= yr.len());
                     let w = S::splat(w);
-                    for c in (0..len).step_by(LANES) {
-                        // SAFETY: c + 4 <= len, a multiple of the lane width, for all four
+                    for c in (0..len / LANES).map(|c| c * LANES) {
+                        // SAFETY: c + 4 <= len and the asserts above
                         unsafe {
-                            for (z, y) in [(zbr, ybr.as_mut_ptr()), (zbi, ybi.as_mut_ptr())] {
-                                let v =
-                                    S::mul_add(w, S::load(z.as_ptr().add(c)), S::load(y.add(c)));
-                                S::store(y.add(c), v);
-                            }
+                            let (y0, y1) =
+                                (yr.as_mut_ptr().add(at + c), yi.as_mut_ptr().add(at + c));
+                            let (z0, z1) = (zr.as_ptr().add(z + c), zi.as_ptr().add(z + c));
+                            S::store(y0, S::mul_add(w, S::load(z0), S::load(y0)));
+                            S::store(y1, S::mul_add(w, S::load(z1), S::load(y1)));
                         }
                     }
                 }
