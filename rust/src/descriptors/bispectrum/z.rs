@@ -113,10 +113,13 @@ fn columns<S: Simd, const G: usize>(
 ) {
     let mut re = [S::zero(); G];
     let mut im = [S::zero(); G];
+    // with fewer than three column vectors, the products of each term go to separate
+    // accumulators, so that no chain of dependent additions sets the pace
+    let split = G < 3;
+    let mut re2 = [S::zero(); G];
+    let mut im2 = [S::zero(); G];
     for (k, &coef) in coefs.iter().enumerate() {
-        // this product of rows alone, then times its coefficient
-        let mut pr = [S::zero(); G];
-        let mut pi = [S::zero(); G];
+        let coef = coef * norm;
         // SAFETY: `z_row`'s asserts: c + 4 G <= columns; U1 row k has j1 + 1 values; U2 is
         // read at u2 - k s2 - ma1 + c + [0, 4 G) for ma1 <= j1; table rows ma1 <= j1 have s
         // values
@@ -129,13 +132,20 @@ fn columns<S: Simd, const G: usize>(
             let mut p = (u2.0.as_ptr().add(from), u2.1.as_ptr().add(from));
             let mut w = idx.cg_columns.as_ptr().add(row.cg + c);
             for _ in 0..row.j1 + 1 {
-                let (ar, ai) = (S::splat(*x.0), S::splat(*x.1));
+                let (ar, ai) = (S::splat(coef * *x.0), S::splat(coef * *x.1));
                 for g in 0..G {
                     let cw = S::load(w.add(g * LANES));
                     let (wr, wi) = (S::mul(cw, ar), S::mul(cw, ai));
                     let (br, bi) = (S::load(p.0.add(g * LANES)), S::load(p.1.add(g * LANES)));
-                    pr[g] = S::neg_mul_add(wi, bi, S::mul_add(wr, br, pr[g]));
-                    pi[g] = S::mul_add(wi, br, S::mul_add(wr, bi, pi[g]));
+                    if split {
+                        re[g] = S::mul_add(wr, br, re[g]);
+                        re2[g] = S::neg_mul_add(wi, bi, re2[g]);
+                        im[g] = S::mul_add(wr, bi, im[g]);
+                        im2[g] = S::mul_add(wi, br, im2[g]);
+                    } else {
+                        re[g] = S::neg_mul_add(wi, bi, S::mul_add(wr, br, re[g]));
+                        im[g] = S::mul_add(wi, br, S::mul_add(wr, bi, im[g]));
+                    }
                 }
                 // next ma1: one U1 column on, one U2 column back, one table row on
                 x = (x.0.add(1), x.1.add(1));
@@ -143,10 +153,11 @@ fn columns<S: Simd, const G: usize>(
                 w = w.wrapping_add(row.s);
             }
         }
-        let f = S::splat(coef * norm);
+    }
+    if split {
         for g in 0..G {
-            re[g] = S::mul_add(f, pr[g], re[g]);
-            im[g] = S::mul_add(f, pi[g], im[g]);
+            re[g] = S::add(re[g], re2[g]);
+            im[g] = S::add(im[g], im2[g]);
         }
     }
     for g in 0..G {
