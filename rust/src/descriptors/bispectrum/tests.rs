@@ -201,6 +201,65 @@ fn rotation_invariant() {
 }
 
 #[test]
+fn large_twojmax_is_rotation_invariant_and_consistent() {
+    // 2J = 14 runs Z rows of more than three column vectors and the longest recursions, which
+    // the oracle tests (2J <= 8) do not reach
+    let species = vec![28, 13];
+    let s = structure(17, &species);
+    let mut p = params(14, species);
+    p.chemflag = true;
+    let bs = Bispectrum::new(p).unwrap();
+    let (ca, sa) = (0.7f64.cos(), 0.7f64.sin());
+    let rot = |v: [f64; 3]| [v[0], ca * v[1] - sa * v[2], sa * v[1] + ca * v[2]];
+    let positions = s.positions().iter().map(|&v| rot(v)).collect();
+    let r = Structure::new(
+        positions,
+        s.cell().map(rot),
+        [true; 3],
+        s.numbers().to_vec(),
+    )
+    .unwrap();
+    let (b0, b1) = (bs.compute(&s).unwrap(), bs.compute(&r).unwrap());
+    let scale = b0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (x, y) in b0.iter().zip(&b1) {
+        assert!((x - y).abs() < 1e-10 * scale, "{x} vs {y}");
+    }
+    let nf = bs.n_features();
+    let beta: Vec<f64> = (0..s.len() * nf).map(|k| (k as f64 * 0.61).cos()).collect();
+    let adj = bs.adjoint(&s, &beta).unwrap();
+    let g = bs.compute_with_gradients(&s).unwrap();
+    let mut forces = vec![[0.0; 3]; s.len()];
+    for (row, (&i, &j)) in g.centers.iter().zip(&g.atoms).enumerate() {
+        for c in 0..3 {
+            for f in 0..nf {
+                forces[j][c] -= beta[i * nf + f] * g.values[(row * 3 + c) * nf + f];
+            }
+        }
+    }
+    let fscale = forces.iter().flatten().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (a, b) in forces.iter().flatten().zip(adj.forces.iter().flatten()) {
+        assert!((a - b).abs() < 1e-10 * fscale, "{a} vs {b}");
+    }
+    let energy = |st: &Structure| -> f64 {
+        bs.compute(st)
+            .unwrap()
+            .iter()
+            .zip(&beta)
+            .map(|(b, w)| b * w)
+            .sum()
+    };
+    let h = 1e-5;
+    for c in 0..3 {
+        let fd = -(energy(&moved(&s, 3, c, h)) - energy(&moved(&s, 3, c, -h))) / (2.0 * h);
+        assert!(
+            (fd - adj.forces[3][c]).abs() < 1e-6 * (1.0 + fscale),
+            "{fd} vs {:?}",
+            adj.forces[3]
+        );
+    }
+}
+
+#[test]
 fn same_result_for_any_thread_count() {
     let species = vec![28, 13];
     let s = structure(9, &species);
