@@ -4,14 +4,20 @@
   (a) descriptors: mlpot Bispectrum.compute vs LAMMPS compute sna/atom;
   (b) energy + forces: mlpot Bispectrum.forces (adjoint path) vs pair_style snap with the
       same coefficients (LAMMPS runs on one MPI rank, one thread).
-Prints times per atom and the ratios LAMMPS time / mlpot time at 1 and 2 threads. Never
-asserts times. Run: python benches/bispectrum.py [--repeat N]
+Prints times per atom and the ratios LAMMPS time / mlpot time at 1 and 2 threads, and the
+load average before and after: the 2-thread gain means something only when nothing else
+runs on the second core. On a shared machine the wall times of both codes stretch with the
+load; the second table gives the CPU time of the process (user + system, summed over
+threads), which at one thread is close to the wall time on an idle core and at two threads
+shows how much work threading adds. Never asserts times.
+Run: python benches/bispectrum.py [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -25,13 +31,20 @@ import mlpot  # noqa: E402
 from lammps_oracle import _start, sna_arguments, write_snap_files  # noqa: E402
 
 
+def cpu_time():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def best_of(repeat, fn):
-    times = []
+    """(least wall time, least CPU time) of `repeat` calls, seconds."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = cpu_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(cpu_time() - c0)
+    return np.array([min(walls), min(cpus)])
 
 
 def lammps_times(atoms, bs, coefficients, repeat):
@@ -78,8 +91,9 @@ def main():
     atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
     atoms.wrap()
     n_atoms = len(atoms)
+    print(f"load average before (1, 5, 15 min): {os.getloadavg()}, {os.cpu_count()} CPUs")
     print(f"{n_atoms} atoms of rattled fcc Ni, rcutfac 4.1, radelem 0.5; times per atom, best of {args.repeat}")
-    print(f"{'twojmax':>7} {'task':<14} {'LAMMPS us':>10} {'mlpot 1t us':>12} {'mlpot 2t us':>12} {'ratio 1t':>9} {'ratio 2t':>9} {'2t gain':>8}")
+    rows = []
     for twojmax in (6, 8):
         bs = mlpot.Bispectrum(twojmax, 4.1, rfac0=0.99363, rmin0=0.0, radelem={"Ni": 0.5}, wj={"Ni": 1.0})
         beta = rng.normal(size=bs.n_features + 1)
@@ -93,12 +107,20 @@ def main():
             )
         mlpot.set_num_threads(0)
         for k, (task, ref) in enumerate([("descriptors", t_sna), ("energy+forces", t_snap)]):
-            one, two = ours[1][k], ours[2][k]
-            us = 1e6 / n_atoms
-            print(
-                f"{twojmax:>7} {task:<14} {ref * us:>10.1f} {one * us:>12.1f} {two * us:>12.1f} "
-                f"{ref / one:>9.2f} {ref / two:>9.2f} {one / two:>8.2f}"
-            )
+            rows.append((twojmax, task, ref, ours[1][k], ours[2][k]))
+    us = 1e6 / n_atoms
+    head = f"{'twojmax':>7} {'task':<14} {'LAMMPS us':>10} {'mlpot 1t us':>12} {'mlpot 2t us':>12} {'ratio 1t':>9}"
+    print("wall time:")
+    print(f"{head} {'ratio 2t':>9} {'2t gain':>8}")
+    for twojmax, task, ref, one, two in rows:
+        ref, one, two = ref[0] * us, one[0] * us, two[0] * us
+        print(f"{twojmax:>7} {task:<14} {ref:>10.1f} {one:>12.1f} {two:>12.1f} {ref / one:>9.2f} {ref / two:>9.2f} {one / two:>8.2f}")
+    print("CPU time of the process (all threads); the last column is the work 2 threads add:")
+    print(f"{head} {'2t/1t':>9}")
+    for twojmax, task, ref, one, two in rows:
+        ref, one, two = ref[1] * us, one[1] * us, two[1] * us
+        print(f"{twojmax:>7} {task:<14} {ref:>10.1f} {one:>12.1f} {two:>12.1f} {ref / one:>9.2f} {two / one:>9.2f}")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

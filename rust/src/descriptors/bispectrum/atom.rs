@@ -1,10 +1,11 @@
 //! The stages for one central atom over its slice of the neighbor list, with the scratch
 //! arrays one thread reuses from atom to atom.
 
-use num_complex::Complex64 as C;
-
-use super::contract::{half_dot, half_dot3};
-use super::u::{compute_u, compute_u_du, mirror_levels, switching, CayleyKlein};
+use super::contract::dot;
+use super::simd::{Portable, Simd, LANES};
+use super::u::{
+    adjoint_u, compute_u_du, compute_u_into_total, mirror_total, switching, CayleyKlein,
+};
 use super::{b, db, y, z, Bispectrum};
 use crate::neighbors::NeighborList;
 
@@ -25,13 +26,25 @@ pub struct Neighbor {
     pub elem: usize,
 }
 
+/// Scratch arrays one thread reuses from atom to atom; complex arrays as real and imaginary
+/// planes in the layouts of `indices`.
 pub struct Workspace {
     pub neighbors: Vec<Neighbor>,
-    u: Vec<C>,
-    pub du: Vec<[C; 3]>,
-    utot: Vec<C>,
-    pub z: Vec<C>,
-    y: Vec<C>,
+    /// One neighbor's U and dU/dr (six planes), half layout.
+    ur: Vec<f64>,
+    ui: Vec<f64>,
+    du: Vec<f64>,
+    /// Total U per element, full layout.
+    tr: Vec<f64>,
+    ti: Vec<f64>,
+    /// Weighted Z per element pair.
+    zr: Vec<f64>,
+    zi: Vec<f64>,
+    /// Y per element, half layout.
+    yr: Vec<f64>,
+    yi: Vec<f64>,
+    /// The U of every neighbor of the atom (two half-layout planes each), for the adjoint.
+    kept_u: Vec<f64>,
 }
 
 impl Workspace {
@@ -39,11 +52,16 @@ impl Workspace {
         let (n, idx) = (bs.n_elements, &bs.indices);
         Workspace {
             neighbors: Vec::new(),
-            u: vec![C::new(0.0, 0.0); idx.u_len],
-            du: vec![[C::new(0.0, 0.0); 3]; idx.u_len],
-            utot: vec![C::new(0.0, 0.0); n * idx.u_len],
-            z: vec![C::new(0.0, 0.0); n * n * idx.z_len],
-            y: vec![C::new(0.0, 0.0); n * idx.u_len],
+            ur: vec![0.0; idx.half_len],
+            ui: vec![0.0; idx.half_len],
+            du: vec![0.0; 6 * idx.half_len],
+            tr: vec![0.0; n * idx.full_len],
+            ti: vec![0.0; n * idx.full_len],
+            zr: vec![0.0; n * n * idx.z_len],
+            zi: vec![0.0; n * n * idx.z_len],
+            yr: vec![0.0; n * idx.half_len],
+            yi: vec![0.0; n * idx.half_len],
+            kept_u: Vec::new(),
         }
     }
 }
@@ -58,10 +76,9 @@ pub enum Job<'a> {
 }
 
 impl Bispectrum {
-    /// Runs one atom's stages compiled for AVX2 and FMA when the CPU has them (about 1.4x
-    /// faster here), else for the baseline the wheel targets. The stages are
-    /// `inline(always)` so that each entry point gets its own compilation of them. The
-    /// choice depends only on the CPU, never on the thread count.
+    /// Runs one atom's stages with AVX2+FMA lanes when the CPU has them, else with portable
+    /// lanes. The stages are `inline(always)` so that each entry point gets its own
+    /// compilation of them. The choice depends only on the CPU, never on the thread count.
     pub(super) fn run_atom(
         &self,
         ws: &mut Workspace,
@@ -72,12 +89,14 @@ impl Bispectrum {
         job: Job<'_>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        if !self.portable_only
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports the features the function is compiled for
             return unsafe { self.run_atom_avx2_fma(ws, list, types, i, out_b, job) };
         }
-        self.run_atom_inline(ws, list, types, i, out_b, job)
+        self.run_atom_with::<Portable>(ws, list, types, i, out_b, job)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -91,11 +110,11 @@ impl Bispectrum {
         out_b: &mut [f64],
         job: Job<'_>,
     ) {
-        self.run_atom_inline(ws, list, types, i, out_b, job)
+        self.run_atom_with::<super::simd::Avx2Fma>(ws, list, types, i, out_b, job)
     }
 
     #[inline(always)]
-    fn run_atom_inline(
+    fn run_atom_with<S: Simd>(
         &self,
         ws: &mut Workspace,
         list: &NeighborList,
@@ -105,14 +124,15 @@ impl Bispectrum {
         job: Job<'_>,
     ) {
         let all_z = !matches!(job, Job::Descriptors);
-        self.atom_descriptors(ws, list, types, i, all_z, out_b);
+        let keep_u = matches!(job, Job::Adjoint(..));
+        self.atom_descriptors::<S>(ws, list, types, i, all_z, keep_u, out_b);
         match job {
             Job::Descriptors => {}
             Job::Gradients(out) => {
                 out.resize(ws.neighbors.len() * self.n_features, [0.0; 3]);
-                self.atom_gradients(ws, out);
+                self.atom_gradients::<S>(ws, out);
             }
-            Job::Adjoint(beta, out) => self.atom_adjoint(ws, beta, out),
+            Job::Adjoint(beta, out) => self.atom_adjoint::<S>(ws, beta, out),
         }
     }
 
@@ -126,20 +146,22 @@ impl Bispectrum {
     }
 
     /// Collects atom i's neighbors, then U, Z and B (with the bzero shift) into `out_b`.
-    /// With `all_z` every Z block is formed, as derivatives need; else only those of B.
+    /// With `all_z` every Z block is formed, as derivatives need; else only those of B. With
+    /// `keep_u` each neighbor's U stays in `ws.kept_u` for the adjoint.
     #[inline(always)]
-    fn atom_descriptors(
+    fn atom_descriptors<S: Simd>(
         &self,
         ws: &mut Workspace,
         list: &NeighborList,
         types: &[usize],
         i: usize,
         all_z: bool,
+        keep_u: bool,
         out_b: &mut [f64],
     ) {
         let p = &self.params;
         let idx = &self.indices;
-        let n = self.n_elements;
+        let (n, fl) = (self.n_elements, idx.full_len);
         ws.neighbors.clear();
         for pair in list.pairs_of(i) {
             let r = list.distances[pair];
@@ -160,39 +182,50 @@ impl Bispectrum {
         // the self contribution: wself = 1 on the diagonal of every level, for the central
         // atom's own channel, or for all channels with wselfallflag
         let ielem = self.channel(types[i]);
-        ws.utot.fill(C::new(0.0, 0.0));
+        ws.tr.fill(0.0);
+        ws.ti.fill(0.0);
         for e in 0..n {
             if e == ielem || p.wselfallflag {
                 for j in 0..=idx.twojmax {
-                    for m in 0..=j {
-                        ws.utot[e * idx.u_len + idx.u_block[j] + m * (j + 1) + m] =
-                            C::new(1.0, 0.0);
+                    for m in 0..=j / 2 {
+                        ws.tr[e * fl + idx.full_start[j] + m * idx.stride[j] + m] = 1.0;
                     }
                 }
             }
         }
-        for nb in &ws.neighbors {
+        let hl = idx.half_len;
+        if keep_u {
+            ws.kept_u.resize(ws.neighbors.len() * 2 * hl, 0.0);
+        }
+        for (k, nb) in ws.neighbors.iter().enumerate() {
             let ck = CayleyKlein::new(nb.rij, nb.r, nb.rcut, p.rfac0, p.rmin0);
-            compute_u(idx, &ck, &mut ws.u);
+            let (ur, ui) = if keep_u {
+                ws.kept_u[2 * k * hl..2 * (k + 1) * hl].split_at_mut(hl)
+            } else {
+                (&mut ws.ur[..], &mut ws.ui[..])
+            };
             let weight = switching(nb.r, nb.rcut, p.rmin0, p.switchflag).0 * nb.wj;
-            let total = &mut ws.utot[nb.elem * idx.u_len..(nb.elem + 1) * idx.u_len];
-            for j in 0..=idx.twojmax {
-                let half = idx.u_block[j]..idx.u_block[j] + (j / 2 + 1) * (j + 1);
-                for (t, u) in total[half.clone()].iter_mut().zip(&ws.u[half]) {
-                    *t += u * weight;
-                }
-            }
+            let e = nb.elem;
+            let total = (
+                &mut ws.tr[e * fl..(e + 1) * fl],
+                &mut ws.ti[e * fl..(e + 1) * fl],
+            );
+            compute_u_into_total::<S>(idx, &ck, ur, ui, weight, total);
         }
-        for total in ws.utot.chunks_exact_mut(idx.u_len) {
-            mirror_levels(idx, total);
+        for (re, im) in ws.tr.chunks_exact_mut(fl).zip(ws.ti.chunks_exact_mut(fl)) {
+            mirror_total(idx, re, im);
         }
-        let blocks = if all_z {
-            &idx.z_blocks
-        } else {
-            &idx.z_blocks_for_b
-        };
-        z::compute_z(idx, &ws.utot, n, p.bnormflag, blocks, &mut ws.z);
-        b::compute_b(idx, &ws.utot, &ws.z, n, out_b);
+        z::compute_z::<S>(
+            idx,
+            &ws.tr,
+            &ws.ti,
+            n,
+            p.bnormflag,
+            !all_z,
+            &mut ws.zr,
+            &mut ws.zi,
+        );
+        b::compute_b::<S>(idx, &ws.tr, &ws.ti, &ws.zr, &ws.zi, n, out_b);
         if p.bzeroflag {
             self.subtract_bzero(ielem, out_b);
         }
@@ -217,37 +250,49 @@ impl Bispectrum {
         }
     }
 
-    /// Weighted dU/dr of neighbor `nb` into `ws.du`: d(f_c(r) w_j U)/dr_ij.
+    /// U and dU/dr of neighbor `nb` into `ws.ur`, `ws.ui`, `ws.du`; returns the switching
+    /// function and its derivative.
     #[inline(always)]
-    fn neighbor_du(&self, ws: &mut Workspace, nb: &Neighbor) {
+    fn neighbor_u_du<S: Simd>(&self, ws: &mut Workspace, nb: &Neighbor) -> (f64, f64) {
         let p = &self.params;
         let ck = CayleyKlein::new(nb.rij, nb.r, nb.rcut, p.rfac0, p.rmin0);
-        compute_u_du(&self.indices, &ck, &mut ws.u, &mut ws.du);
-        let (sfac, dsfac) = switching(nb.r, nb.rcut, p.rmin0, p.switchflag);
-        let radial = nb.rij.map(|x| dsfac * nb.wj * x / nb.r);
-        for j in 0..=self.indices.twojmax {
-            let half = self.indices.u_block[j]..self.indices.u_block[j] + (j / 2 + 1) * (j + 1);
-            for (g, u) in ws.du[half.clone()].iter_mut().zip(&ws.u[half]) {
-                for k in 0..3 {
-                    g[k] = g[k] * (sfac * nb.wj) + u * radial[k];
-                }
-            }
-        }
+        compute_u_du::<S>(&self.indices, &ck, &mut ws.ur, &mut ws.ui, &mut ws.du);
+        switching(nb.r, nb.rcut, p.rmin0, p.switchflag)
     }
 
     /// After `atom_descriptors`: dB_i/dr_ij of every neighbor into `out` (one block of
     /// n_features rows of [x, y, z] per neighbor in `ws.neighbors`).
     #[inline(always)]
-    fn atom_gradients(&self, ws: &mut Workspace, out: &mut [[f64; 3]]) {
+    fn atom_gradients<S: Simd>(&self, ws: &mut Workspace, out: &mut [[f64; 3]]) {
         let nf = self.n_features;
+        let hl = self.indices.half_len;
         out.fill([0.0; 3]);
         for k in 0..ws.neighbors.len() {
             let nb = ws.neighbors[k];
-            self.neighbor_du(ws, &nb);
-            db::add_db(
+            let (sfac, dsfac) = self.neighbor_u_du::<S>(ws, &nb);
+            // d(f_c w U)/dr_ij = w (f_c dU/dr + f_c' U r_ij / r)
+            let scale = S::splat(sfac * nb.wj);
+            for (c, plane) in ws.du.chunks_exact_mut(hl).enumerate() {
+                let u = if c % 2 == 0 { &ws.ur } else { &ws.ui };
+                let radial = S::splat(dsfac * nb.wj * nb.rij[c / 2] / nb.r);
+                for at in (0..hl).step_by(LANES) {
+                    // SAFETY: at + 4 <= hl, a multiple of the lane width, for both planes
+                    unsafe {
+                        let g = plane.as_mut_ptr().add(at);
+                        let v = S::mul_add(
+                            radial,
+                            S::load(u.as_ptr().add(at)),
+                            S::mul(scale, S::load(g)),
+                        );
+                        S::store(g, v);
+                    }
+                }
+            }
+            db::add_db::<S>(
                 &self.indices,
                 &ws.du,
-                &ws.z,
+                &ws.zr,
+                &ws.zi,
                 self.n_elements,
                 nb.elem,
                 self.params.bnormflag,
@@ -258,27 +303,33 @@ impl Bispectrum {
 
     /// After `atom_descriptors`: dE_i/dr_ij of every neighbor for E_i = beta . B_i, through Y.
     /// d(f_c w U)/dr = w (f_c dU/dr + f_c' U r_ij/r), so each neighbor needs the contractions
-    /// of dU and of U with Y, and never a weighted copy of dU.
+    /// of dU and of U with Y; the first comes from reverse mode through the U recursion
+    /// (`u::adjoint_u`), so dU is never formed.
     #[inline(always)]
-    fn atom_adjoint(&self, ws: &mut Workspace, beta: &[f64], out: &mut Vec<[f64; 3]>) {
+    fn atom_adjoint<S: Simd>(&self, ws: &mut Workspace, beta: &[f64], out: &mut Vec<[f64; 3]>) {
         let p = &self.params;
         let idx = &self.indices;
-        y::compute_y(idx, &ws.z, beta, self.n_elements, p.bnormflag, &mut ws.y);
+        let hl = idx.half_len;
+        y::compute_y::<S>(
+            idx,
+            &ws.zr,
+            &ws.zi,
+            beta,
+            self.n_elements,
+            p.bnormflag,
+            &mut ws.yr,
+            &mut ws.yi,
+        );
         out.clear();
-        for nb in &ws.neighbors {
+        for (k, nb) in ws.neighbors.iter().enumerate() {
             let ck = CayleyKlein::new(nb.rij, nb.r, nb.rcut, p.rfac0, p.rmin0);
-            compute_u_du(idx, &ck, &mut ws.u, &mut ws.du);
-            let ye = &ws.y[nb.elem * idx.u_len..(nb.elem + 1) * idx.u_len];
-            let (mut with_du, mut with_u) = ([0.0; 3], 0.0);
-            for j in 0..=idx.twojmax {
-                let s = idx.u_block[j];
-                let v = half_dot3(j, &ws.du[s..], &ye[s..]);
-                for c in 0..3 {
-                    with_du[c] += v[c];
-                }
-                with_u += half_dot(j, &ws.u[s..], &ye[s..]);
-            }
+            let (ur, ui) = ws.kept_u[2 * k * hl..2 * (k + 1) * hl].split_at(hl);
             let (sfac, dsfac) = switching(nb.r, nb.rcut, p.rmin0, p.switchflag);
+            let e = nb.elem;
+            let y = (&ws.yr[e * hl..(e + 1) * hl], &ws.yi[e * hl..(e + 1) * hl]);
+            let with_u = dot::<S>(y.0, y.1, ur, ui);
+            let (gr, gi) = ws.du[..2 * hl].split_at_mut(hl);
+            let with_du = adjoint_u::<S>(idx, &ck, (ur, ui), y, (gr, gi));
             out.push(std::array::from_fn(|c| {
                 nb.wj * (sfac * with_du[c] + dsfac * with_u * nb.rij[c] / nb.r)
             }));

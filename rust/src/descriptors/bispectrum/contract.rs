@@ -1,50 +1,22 @@
-//! The contraction sum over (ma, mb) of conj(X[ma][mb]) Y[ma][mb] for two level-j matrices
-//! with the shared symmetry X[j-ma][j-mb] = (-1)^(ma-mb) conj(X[ma][mb]): the sum is real and
-//! equals twice the sum over the rows mb < j/2, plus for even j the middle row's left half and
-//! half its centre. It is the kernel of B, dB/dr and dE/dr.
+//! Contractions over levels: sum over (mb, ma) of Re(conj(X[mb][ma]) Y[mb][ma]), which for
+//! two arrays with the symmetry of U is real and, with one of them weighted by
+//! `Indices::weight` (as Z and Y are), the plain dot product of their half rows. The kernels
+//! of B, dB/dr and dE/dr.
 
-use num_complex::Complex64 as C;
+use super::simd::{Simd, LANES};
 
-/// `x` is a full level (rows of j+1), `y` holds at least the rows mb <= j/2.
+/// sum of xr * yr + xi * yi over slices of one length, a multiple of the lane width.
 #[inline(always)]
-pub fn half_dot(j: usize, x: &[C], y: &[C]) -> f64 {
-    let n = j + 1;
-    let full = n * j.div_ceil(2);
-    let mut sum: f64 = x[..full]
-        .iter()
-        .zip(&y[..full])
-        .map(|(a, b)| a.re * b.re + a.im * b.im)
-        .sum();
-    if j % 2 == 0 {
-        let mid = full + j / 2;
-        for k in full..mid {
-            sum += x[k].re * y[k].re + x[k].im * y[k].im;
+pub fn dot<S: Simd>(xr: &[f64], xi: &[f64], yr: &[f64], yi: &[f64]) -> f64 {
+    let n = xr.len();
+    assert!(n % LANES == 0 && xi.len() == n && yr.len() == n && yi.len() == n);
+    let (mut re, mut im) = (S::zero(), S::zero());
+    for c in (0..n).step_by(LANES) {
+        // SAFETY: c + 4 <= n for all four slices
+        unsafe {
+            re = S::mul_add(S::load(xr.as_ptr().add(c)), S::load(yr.as_ptr().add(c)), re);
+            im = S::mul_add(S::load(xi.as_ptr().add(c)), S::load(yi.as_ptr().add(c)), im);
         }
-        sum += 0.5 * (x[mid].re * y[mid].re + x[mid].im * y[mid].im);
     }
-    2.0 * sum
-}
-
-/// `half_dot` of each of the three gradient components of `dx` with `y`.
-#[inline(always)]
-pub fn half_dot3(j: usize, dx: &[[C; 3]], y: &[C]) -> [f64; 3] {
-    let n = j + 1;
-    let full = n * j.div_ceil(2);
-    let mut sum = [0.0; 3];
-    let mut add = |g: &[C; 3], b: C, w: f64| {
-        for k in 0..3 {
-            sum[k] += w * (g[k].re * b.re + g[k].im * b.im);
-        }
-    };
-    for k in 0..full {
-        add(&dx[k], y[k], 1.0);
-    }
-    if j % 2 == 0 {
-        let mid = full + j / 2;
-        for k in full..mid {
-            add(&dx[k], y[k], 1.0);
-        }
-        add(&dx[mid], y[mid], 0.5);
-    }
-    sum.map(|s| 2.0 * s)
+    S::sum(S::add(re, im))
 }

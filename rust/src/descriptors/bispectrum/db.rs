@@ -8,26 +8,39 @@
 //!   slot j2 of B^{qep}_{j1 j2 j}: conj(dU^e_{j2}) . Z^{pq}_{j j1 j2} * (j+1)/(j2+1)
 //! (with bnormflag the Z blocks carry 1/(j+1) and the factors are 1).
 
-use num_complex::Complex64 as C;
-
-use super::contract::half_dot3;
+use super::contract::dot;
 use super::indices::Indices;
+use super::simd::Simd;
 
 /// Adds to `db` (n_features rows of [d/dx, d/dy, d/dz]) the derivative of B with respect to
-/// r_ij for a neighbor of element `e` whose weighted dU/dr is `du`.
+/// r_ij for a neighbor of element `e` whose weighted dU/dr is `du` (six half-layout planes).
 #[inline(always)]
-pub fn add_db(
+#[allow(clippy::too_many_arguments)]
+pub fn add_db<S: Simd>(
     idx: &Indices,
-    du: &[[C; 3]],
-    z: &[C],
+    du: &[f64],
+    zr: &[f64],
+    zi: &[f64],
     n_elements: usize,
     e: usize,
     bnormflag: bool,
     db: &mut [[f64; 3]],
 ) {
     let n = n_elements;
-    let n_b = idx.n_b();
+    let (n_b, zl, hl) = (idx.n_b(), idx.z_len, idx.half_len);
     let feature = |a: usize, b: usize, c: usize, t: usize| ((a * n + b) * n + c) * n_b + t;
+    // the three components of conj(dU_level) . Z_block
+    let slot = |pq: usize, level: usize, block: usize| -> [f64; 3] {
+        let len = idx.half_level_len(level);
+        let (u, z) = (idx.half_start[level], pq * zl + block);
+        std::array::from_fn(|k| {
+            let (gr, gi) = (
+                &du[2 * k * hl + u..][..len],
+                &du[(2 * k + 1) * hl + u..][..len],
+            );
+            dot::<S>(gr, gi, &zr[z..z + len], &zi[z..z + len])
+        })
+    };
     let add = |db: &mut [[f64; 3]], f: usize, v: [f64; 3], w: f64| {
         for k in 0..3 {
             db[f][k] += w * v[k];
@@ -35,7 +48,7 @@ pub fn add_db(
     };
     for p in 0..n {
         for q in 0..n {
-            let zpq = &z[(p * n + q) * idx.z_len..(p * n + q + 1) * idx.z_len];
+            let pq = p * n + q;
             for (t, tr) in idx.b_triples.iter().enumerate() {
                 let (j1, j2, j) = (tr.j1, tr.j2, tr.j);
                 let (f1, f2) = if bnormflag {
@@ -46,24 +59,24 @@ pub fn add_db(
                         (j + 1) as f64 / (j2 + 1) as f64,
                     )
                 };
-                let slot_j = half_dot3(
-                    j,
-                    &du[idx.u_block[j]..],
-                    &zpq[idx.z_block(j1, j2, j).start..],
+                add(
+                    db,
+                    feature(p, q, e, t),
+                    slot(pq, j, idx.z_block(j1, j2, j).start),
+                    1.0,
                 );
-                add(db, feature(p, q, e, t), slot_j, 1.0);
-                let slot_j1 = half_dot3(
-                    j1,
-                    &du[idx.u_block[j1]..],
-                    &zpq[idx.z_block(j, j2, j1).start..],
+                add(
+                    db,
+                    feature(e, q, p, t),
+                    slot(pq, j1, idx.z_block(j, j2, j1).start),
+                    f1,
                 );
-                add(db, feature(e, q, p, t), slot_j1, f1);
-                let slot_j2 = half_dot3(
-                    j2,
-                    &du[idx.u_block[j2]..],
-                    &zpq[idx.z_block(j, j1, j2).start..],
+                add(
+                    db,
+                    feature(q, e, p, t),
+                    slot(pq, j2, idx.z_block(j, j1, j2).start),
+                    f2,
                 );
-                add(db, feature(q, e, p, t), slot_j2, f2);
             }
         }
     }

@@ -3,9 +3,10 @@
 //! Cusentino, Wood and Thompson, J. Phys. Chem. A 124, 5456 (2020)), with the keywords,
 //! values and ordering of LAMMPS `compute sna/atom`.
 //!
-//! The stages are LAMMPS's: index tables and Clebsch-Gordan coefficients (`indices`), U per
-//! neighbor and its gradient (`u`), Z (`z`), B (`b`), dB/dr (`db`) and the adjoint Y (`y`),
-//! run per central atom over its slice of the neighbor list (`atom`), atoms in parallel.
+//! The stages are LAMMPS's: index tables, memory layouts and Clebsch-Gordan coefficients
+//! (`indices`), U per neighbor and its gradient (`u`), Z (`z`), B (`b`), dB/dr (`db`) and the
+//! adjoint Y (`y`), run per central atom over its slice of the neighbor list (`atom`), atoms
+//! in parallel; the kernels are written in four-wide lanes (`simd`).
 //! Every atom's result depends only on its own neighbors, so the output is the same for any
 //! number of threads.
 
@@ -15,6 +16,7 @@ mod clebsch_gordan;
 mod contract;
 mod db;
 mod indices;
+mod simd;
 mod u;
 mod y;
 mod z;
@@ -65,6 +67,8 @@ pub struct Bispectrum {
     n_features: usize,
     /// rcutfac * (R_a + R_b) per element pair, row-major.
     cutoffs: Vec<f64>,
+    /// Use the portable kernels even where AVX2+FMA ones could run (for tests of both).
+    portable_only: bool,
 }
 
 /// Per-atom descriptors with their derivatives.
@@ -179,6 +183,7 @@ impl Bispectrum {
             n_elements,
             n_features,
             cutoffs,
+            portable_only: false,
         })
     }
 

@@ -201,6 +201,65 @@ fn rotation_invariant() {
 }
 
 #[test]
+fn large_twojmax_is_rotation_invariant_and_consistent() {
+    // 2J = 14 runs Z rows of more than three column vectors and the longest recursions, which
+    // the oracle tests (2J <= 8) do not reach
+    let species = vec![28, 13];
+    let s = structure(17, &species);
+    let mut p = params(14, species);
+    p.chemflag = true;
+    let bs = Bispectrum::new(p).unwrap();
+    let (ca, sa) = (0.7f64.cos(), 0.7f64.sin());
+    let rot = |v: [f64; 3]| [v[0], ca * v[1] - sa * v[2], sa * v[1] + ca * v[2]];
+    let positions = s.positions().iter().map(|&v| rot(v)).collect();
+    let r = Structure::new(
+        positions,
+        s.cell().map(rot),
+        [true; 3],
+        s.numbers().to_vec(),
+    )
+    .unwrap();
+    let (b0, b1) = (bs.compute(&s).unwrap(), bs.compute(&r).unwrap());
+    let scale = b0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (x, y) in b0.iter().zip(&b1) {
+        assert!((x - y).abs() < 1e-10 * scale, "{x} vs {y}");
+    }
+    let nf = bs.n_features();
+    let beta: Vec<f64> = (0..s.len() * nf).map(|k| (k as f64 * 0.61).cos()).collect();
+    let adj = bs.adjoint(&s, &beta).unwrap();
+    let g = bs.compute_with_gradients(&s).unwrap();
+    let mut forces = vec![[0.0; 3]; s.len()];
+    for (row, (&i, &j)) in g.centers.iter().zip(&g.atoms).enumerate() {
+        for c in 0..3 {
+            for f in 0..nf {
+                forces[j][c] -= beta[i * nf + f] * g.values[(row * 3 + c) * nf + f];
+            }
+        }
+    }
+    let fscale = forces.iter().flatten().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (a, b) in forces.iter().flatten().zip(adj.forces.iter().flatten()) {
+        assert!((a - b).abs() < 1e-10 * fscale, "{a} vs {b}");
+    }
+    let energy = |st: &Structure| -> f64 {
+        bs.compute(st)
+            .unwrap()
+            .iter()
+            .zip(&beta)
+            .map(|(b, w)| b * w)
+            .sum()
+    };
+    let h = 1e-5;
+    for c in 0..3 {
+        let fd = -(energy(&moved(&s, 3, c, h)) - energy(&moved(&s, 3, c, -h))) / (2.0 * h);
+        assert!(
+            (fd - adj.forces[3][c]).abs() < 1e-6 * (1.0 + fscale),
+            "{fd} vs {:?}",
+            adj.forces[3]
+        );
+    }
+}
+
+#[test]
 fn same_result_for_any_thread_count() {
     let species = vec![28, 13];
     let s = structure(9, &species);
@@ -225,6 +284,45 @@ fn same_result_for_any_thread_count() {
     assert_eq!(g1.virial, g3.virial);
     assert_eq!(a1.forces, a3.forces);
     assert_eq!(a1.virial, a3.virial);
+}
+
+#[test]
+fn portable_kernels_match_the_vector_kernels() {
+    // where the CPU has AVX2+FMA this compares the two kernel sets (fused multiply-adds
+    // round differently); elsewhere both runs take the portable path
+    let species = vec![28, 13];
+    let s = structure(13, &species);
+    let mut rng = SmallRng::seed_from_u64(5);
+    for p in flag_variants(&params(6, species.clone()))
+        .into_iter()
+        .step_by(3)
+    {
+        let fast = Bispectrum::new(p.clone()).unwrap();
+        let mut portable = fast.clone();
+        portable.portable_only = true;
+        let beta: Vec<f64> = (0..s.len() * fast.n_features())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let close = |a: &[f64], b: &[f64]| {
+            let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-12 * scale, "{p:?}: {x} vs {y}");
+            }
+        };
+        let (g1, g2) = (
+            fast.compute_with_gradients(&s).unwrap(),
+            portable.compute_with_gradients(&s).unwrap(),
+        );
+        close(&g1.descriptors, &g2.descriptors);
+        close(&g1.values, &g2.values);
+        close(&g1.virial, &g2.virial);
+        let (a1, a2) = (
+            fast.adjoint(&s, &beta).unwrap(),
+            portable.adjoint(&s, &beta).unwrap(),
+        );
+        close(a1.forces.as_flattened(), a2.forces.as_flattened());
+        close(&a1.virial, &a2.virial);
+    }
 }
 
 #[test]
@@ -254,4 +352,66 @@ fn rejects_bad_parameters() {
     assert!(
         matches!(bs.compute(&s), Err(Error::InvalidInput(m)) if m.contains("atomic number 29"))
     );
+}
+
+/// Not a test: the workload for instruction counts (valgrind --tool=callgrind on the test
+/// binary, `-- --ignored workload`), 108 atoms of rattled fcc Ni as in benches/bispectrum.py.
+/// MLPOT_WORKLOAD="<twojmax> <descriptors|adjoint>" picks the case (default "8 adjoint").
+#[test]
+#[ignore]
+fn workload() {
+    let spec = std::env::var("MLPOT_WORKLOAD").unwrap_or_else(|_| "8 adjoint".into());
+    let mut words = spec.split_whitespace();
+    let twojmax: usize = words.next().unwrap().parse().unwrap();
+    let task = words.next().unwrap_or("adjoint").to_string();
+    let mut rng = SmallRng::seed_from_u64(0);
+    let a = 3.52;
+    let basis = [
+        [0.0, 0.0, 0.0],
+        [0.0, 0.5, 0.5],
+        [0.5, 0.0, 0.5],
+        [0.5, 0.5, 0.0],
+    ];
+    let n = 3;
+    let mut positions = Vec::new();
+    for x in 0..n {
+        for y in 0..n {
+            for z in 0..n {
+                for b in &basis {
+                    let cell = [x as f64, y as f64, z as f64];
+                    positions.push(std::array::from_fn(|k| {
+                        (cell[k] + b[k]) * a + rng.random_range(-0.08..0.08)
+                    }));
+                }
+            }
+        }
+    }
+    let l = a * n as f64;
+    let count = positions.len();
+    let s = Structure::new(
+        positions,
+        [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]],
+        [true; 3],
+        vec![28; count],
+    )
+    .unwrap();
+    let mut p = params(twojmax, vec![28]);
+    p.radelem = vec![0.5];
+    p.wj = vec![1.0];
+    let bs = Bispectrum::new(p).unwrap();
+    let beta: Vec<f64> = (0..count * bs.n_features())
+        .map(|k| ((k % bs.n_features()) as f64 * 0.37).sin())
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| match task.as_str() {
+        "descriptors" => {
+            std::hint::black_box(bs.compute(&s).unwrap());
+        }
+        _ => {
+            std::hint::black_box(bs.adjoint(&s, &beta).unwrap());
+        }
+    });
 }
