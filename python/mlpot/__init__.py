@@ -6,12 +6,14 @@ Voigt order.
 
 from mlpot._core import __version__, get_num_threads, set_num_threads
 from mlpot.baselines import ZBL
-from mlpot.descriptors import Bispectrum, BispectrumGradients
+from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradients
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
     "Bispectrum",
     "BispectrumGradients",
+    "SOAP",
+    "SOAPGradients",
     "ZBL",
     "__version__",
     "get_num_threads",

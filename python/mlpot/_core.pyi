@@ -89,3 +89,28 @@ class ZBL:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom, virials (n_atoms, 6) eV
         in Voigt order xx yy zz yz xz xy, LAMMPS's sign: the stress is -sum / volume)."""
+
+class SOAP:
+    """The SOAP power spectrum core; use ``mlpot.SOAP``, which validates the arguments."""
+
+    def __init__(
+        self,
+        cutoff: float,
+        n_max: int,
+        l_max: int,
+        atom_sigma: float,
+        cutoff_transition_width: float,
+        species: list[int],
+        center_atom_weight: float,
+        normalize: bool,
+    ) -> None: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def species(self) -> list[int]:
+        """Atomic numbers, sorted: the order of the species pairs."""
+    def compute(self, structure: Structure) -> npt.NDArray[np.float64]:
+        """P, (n_atoms, n_features)."""
+    def compute_gradients(self, structure: Structure) -> dict[str, np.ndarray]:
+        """descriptors (n_atoms, n_features); centers, atoms (n_rows,) int64; values
+        (n_rows, 3, n_features) dP_i/dr_j; virial (n_atoms, 6, n_features)."""

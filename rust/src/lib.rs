@@ -26,7 +26,8 @@ mod python {
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
-    use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams};
+    use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams, Gradients};
+    use crate::descriptors::soap::{Soap, SoapParams};
     use crate::error::Error;
     use crate::models::zbl::Zbl;
     use crate::neighbors::{
@@ -321,20 +322,8 @@ mod python {
             structure: &PyStructure,
         ) -> PyResult<Bound<'py, PyDict>> {
             let structure = &structure.inner;
-            let n = structure.len();
-            let nf = self.inner.n_features();
             let g = run(py, || self.inner.compute_with_gradients(structure))?;
-            let n_rows = g.centers.len();
-            let out = PyDict::new(py);
-            out.set_item("descriptors", matrix(g.descriptors, n, nf).into_pyarray(py))?;
-            let index = |v: Vec<usize>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
-            out.set_item("centers", index(g.centers).into_pyarray(py))?;
-            out.set_item("atoms", index(g.atoms).into_pyarray(py))?;
-            let values = Array3::from_shape_vec((n_rows, 3, nf), g.values).unwrap();
-            out.set_item("values", values.into_pyarray(py))?;
-            let virial = Array3::from_shape_vec((n, 6, nf), g.virial).unwrap();
-            out.set_item("virial", virial.into_pyarray(py))?;
-            Ok(out)
+            gradients_dict(py, g, structure.len(), self.inner.n_features())
         }
 
         /// (descriptors (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) for
@@ -364,6 +353,107 @@ mod python {
                 a.virial.to_vec().into_pyarray(py),
             ))
         }
+    }
+
+    /// The SOAP power spectrum; see `mlpot.SOAP`, which validates and documents the arguments.
+    #[pyclass(name = "SOAP", module = "mlpot._core", frozen)]
+    struct PySoap {
+        inner: Soap,
+    }
+
+    #[pymethods]
+    impl PySoap {
+        #[new]
+        #[pyo3(signature = (cutoff, n_max, l_max, atom_sigma, cutoff_transition_width, species,
+                            center_atom_weight, normalize))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            py: Python<'_>,
+            cutoff: f64,
+            n_max: i64,
+            l_max: i64,
+            atom_sigma: f64,
+            cutoff_transition_width: f64,
+            species: Vec<u32>,
+            center_atom_weight: f64,
+            normalize: bool,
+        ) -> PyResult<Self> {
+            let n_max = usize::try_from(n_max)
+                .map_err(|_| PyValueError::new_err(format!("n_max must be >= 1, got {n_max}")))?;
+            let l_max = usize::try_from(l_max)
+                .map_err(|_| PyValueError::new_err(format!("l_max must be >= 0, got {l_max}")))?;
+            let params = SoapParams {
+                cutoff,
+                n_max,
+                l_max,
+                atom_sigma,
+                cutoff_transition_width,
+                species,
+                center_atom_weight,
+                normalize,
+            };
+            // building the radial table takes milliseconds: release the GIL
+            let inner = run(py, || Soap::new(params))?;
+            Ok(PySoap { inner })
+        }
+
+        #[getter]
+        fn n_features(&self) -> usize {
+            self.inner.n_features()
+        }
+
+        /// Atomic numbers in feature order (sorted).
+        #[getter]
+        fn species(&self) -> Vec<u32> {
+            self.inner.params().species.clone()
+        }
+
+        /// (n_atoms, n_features)
+        fn compute<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+            let structure = &structure.inner;
+            let n = structure.len();
+            let p = run(py, || self.inner.compute(structure))?;
+            Ok(matrix(p, n, self.inner.n_features()).into_pyarray(py))
+        }
+
+        /// dict with descriptors (n_atoms, n_features), centers and atoms (n_rows,), values
+        /// (n_rows, 3, n_features) and virial (n_atoms, 6, n_features).
+        fn compute_gradients<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let structure = &structure.inner;
+            let g = run(py, || self.inner.compute_with_gradients(structure))?;
+            gradients_dict(py, g, structure.len(), self.inner.n_features())
+        }
+    }
+
+    /// The arrays of descriptor gradients as a dict of numpy arrays, moving the buffers.
+    fn gradients_dict(
+        py: Python<'_>,
+        g: Gradients,
+        n_atoms: usize,
+        nf: usize,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let n_rows = g.centers.len();
+        let out = PyDict::new(py);
+        out.set_item(
+            "descriptors",
+            matrix(g.descriptors, n_atoms, nf).into_pyarray(py),
+        )?;
+        let index = |v: Vec<usize>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
+        out.set_item("centers", index(g.centers).into_pyarray(py))?;
+        out.set_item("atoms", index(g.atoms).into_pyarray(py))?;
+        let values = Array3::from_shape_vec((n_rows, 3, nf), g.values).unwrap();
+        out.set_item("values", values.into_pyarray(py))?;
+        let virial = Array3::from_shape_vec((n_atoms, 6, nf), g.virial).unwrap();
+        out.set_item("virial", virial.into_pyarray(py))?;
+        Ok(out)
     }
 
     /// (descriptors, forces, virial) of `Bispectrum.adjoint`.
@@ -437,6 +527,7 @@ mod python {
         m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
         m.add_class::<PyStructure>()?;
         m.add_class::<PyBispectrum>()?;
+        m.add_class::<PySoap>()?;
         m.add_class::<PyZbl>()?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
         Ok(())
