@@ -8,6 +8,7 @@ element k of the descriptor.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import sys
 
@@ -150,3 +151,53 @@ def pair_snap(atoms, bs, coeff: str, param: str):
     virial = np.array([p[0], p[1], p[2], p[5], p[4], p[3]]) * volume / NKTV2P
     lmp.close()
     return energy, forces, virial
+
+
+def symmetrize_chem_coefficients(bs, coefficients):
+    """Averages the weights of components that are equal by symmetry under element
+    permutations: B^{abc}_{j j2 j} = B^{cba}_{j j2 j}, B^{abc}_{j1 j1 j} = B^{bac}_{j1 j1 j},
+    and with j1 = j2 = j all six orders.
+    `pair_style snap` assumes such weights are equal (see
+    test_bispectrum_lammps.test_lammps_chem_forces_...). Linear coefficients only:
+    coefficients[element] is [beta0, beta_1..beta_K]."""
+    if not bs.chemflag:
+        return coefficients
+    n = len(bs.elements)
+    triples = [
+        (j1, j2, j)
+        for j1 in range(bs.twojmax + 1)
+        for j2 in range(j1 + 1)
+        for j in range(j1 - j2, min(bs.twojmax, j1 + j2) + 1, 2)
+        if j >= j1
+    ]
+    k = len(triples)
+    w = np.array([coefficients[e][1:] for e in bs.elements]).reshape(n, n, n, n, k)
+    for t, (j1, j2, j) in enumerate(triples):
+        block = w[:, :, :, :, t]
+        if j1 == j2 == j:
+            perms = list(itertools.permutations((1, 2, 3)))
+        elif j1 == j:
+            perms = [(1, 2, 3), (3, 2, 1)]
+        elif j1 == j2:
+            perms = [(1, 2, 3), (2, 1, 3)]
+        else:
+            continue
+        w[:, :, :, :, t] = sum(block.transpose((0, *p)) for p in perms) / len(perms)
+    w = w.reshape(n, -1)
+    return {e: np.concatenate([[coefficients[e][0]], w[k]]) for k, e in enumerate(bs.elements)}
+
+
+def compute_snap(atoms, bs, quadratic: bool) -> np.ndarray:
+    """The global array of LAMMPS ``compute snap`` (the SNAP design matrix of one structure):
+    row 0 the sum over atoms of B (and of the quadratic terms), rows 1..3N the forces
+    -d/dr of that row per atom and direction, then 6 virial rows (xx, yy, zz, yz, xz, xy);
+    one column block per element, and a last column of the (zero) reference potential."""
+    args = sna_arguments(bs) + f" quadraticflag {int(quadratic)}"
+    lammps, lmp = _start(
+        atoms,
+        bs,
+        [f"pair_style zero {bs.cutoff + 0.5!r}", "pair_coeff * *", f"compute snap all snap {args}", "run 0"],
+    )
+    out = np.array(lmp.numpy.extract_compute("snap", lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_ARRAY))
+    lmp.close()
+    return out

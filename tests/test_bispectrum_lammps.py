@@ -1,13 +1,12 @@
 """The bispectrum against LAMMPS: compute sna/atom, snad/atom, snav/atom and pair_style snap."""
 
-import itertools
 
 import numpy as np
 import pytest
 from ase.build import bulk
 
 import mlpot
-from lammps_oracle import pair_snap, sna_computes, write_snap_files
+from lammps_oracle import pair_snap, sna_computes, symmetrize_chem_coefficients, write_snap_files
 
 RTOL = 1e-10
 ELEMENTS = {"Ni": (0.5, 1.0), "Al": (0.57, 0.73), "O": (0.45, 1.31)}
@@ -90,43 +89,11 @@ def test_descriptors_derivatives_and_virial_match_lammps(twojmax, n_elements, fl
     assert_close(snav.ravel(), ref_snav.sum(axis=0), "snav/atom summed over atoms")
 
 
-def _symmetrize_redundant(bs, coefficients):
-    """Averages the weights of components that are equal by symmetry under element
-    permutations: B^{abc}_{j j2 j} = B^{cba}_{j j2 j}, B^{abc}_{j1 j1 j} = B^{bac}_{j1 j1 j},
-    and with j1 = j2 = j all six orders.
-    `pair_style snap` assumes such weights are equal (see test_lammps_chem_forces_...)."""
-    if not bs.chemflag:
-        return coefficients
-    n = len(bs.elements)
-    triples = [
-        (j1, j2, j)
-        for j1 in range(bs.twojmax + 1)
-        for j2 in range(j1 + 1)
-        for j in range(j1 - j2, min(bs.twojmax, j1 + j2) + 1, 2)
-        if j >= j1
-    ]
-    k = len(triples)
-    w = np.array([coefficients[e][1:] for e in bs.elements]).reshape(n, n, n, n, k)
-    for t, (j1, j2, j) in enumerate(triples):
-        block = w[:, :, :, :, t]
-        if j1 == j2 == j:
-            perms = list(itertools.permutations((1, 2, 3)))
-        elif j1 == j:
-            perms = [(1, 2, 3), (3, 2, 1)]
-        elif j1 == j2:
-            perms = [(1, 2, 3), (2, 1, 3)]
-        else:
-            continue
-        w[:, :, :, :, t] = sum(block.transpose((0, *p)) for p in perms) / len(perms)
-    w = w.reshape(n, -1)
-    return {e: np.concatenate([[coefficients[e][0]], w[k]]) for k, e in enumerate(bs.elements)}
-
-
 def _linear_model(bs, atoms, seed, symmetric=True):
     rng = np.random.default_rng(seed)
     coefficients = {e: rng.normal(size=bs.n_features + 1) for e in bs.elements}
     if symmetric:
-        coefficients = _symmetrize_redundant(bs, coefficients)
+        coefficients = symmetrize_chem_coefficients(bs, coefficients)
     types = np.array([bs.elements.index(s) for s in atoms.get_chemical_symbols()])
     table = np.array([coefficients[e] for e in bs.elements])
     return coefficients, table[types, 0], table[types, 1:]

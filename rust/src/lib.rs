@@ -29,6 +29,8 @@ mod python {
     use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams, Gradients};
     use crate::descriptors::soap::{Soap, SoapParams};
     use crate::error::Error;
+    use crate::models::kernel::{KernelPrediction, KernelRows, PairKernel, SoapKernel};
+    use crate::models::linear::{design_rows, SnapModel};
     use crate::models::zbl::Zbl;
     use crate::neighbors::{
         neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
@@ -508,6 +510,208 @@ mod python {
         Array2::from_shape_vec((rows, cols), v).unwrap()
     }
 
+    /// dict with energy (n_columns,), forces (3 n_atoms, n_columns) and virial
+    /// (6, n_columns): the design rows of one structure for (quadratic) SNAP.
+    #[pyfunction]
+    fn snap_design_rows<'py>(
+        py: Python<'py>,
+        bispectrum: &PyBispectrum,
+        structure: &PyStructure,
+        quadratic: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (bs, s) = (&bispectrum.inner, &structure.inner);
+        let rows = run(py, || design_rows(bs, s, quadratic))?;
+        let n = rows.n_columns;
+        let out = PyDict::new(py);
+        out.set_item("energy", rows.energy.into_pyarray(py))?;
+        out.set_item(
+            "forces",
+            matrix(rows.forces, 3 * s.len(), n).into_pyarray(py),
+        )?;
+        out.set_item("virial", matrix(rows.virial, 6, n).into_pyarray(py))?;
+        Ok(out)
+    }
+
+    /// (energies, forces, virial) of `SnapModel.predict`.
+    type PredictionArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+    );
+
+    /// A SNAP or quadratic SNAP potential; see `mlpot.SNAP`.
+    #[pyclass(name = "SnapModel", module = "mlpot._core", frozen)]
+    struct PySnapModel {
+        inner: SnapModel,
+    }
+
+    #[pymethods]
+    impl PySnapModel {
+        #[new]
+        fn new(
+            bispectrum: &PyBispectrum,
+            quadratic: bool,
+            coefficients: PyReadonlyArray2<'_, f64>,
+        ) -> PyResult<Self> {
+            let c: Vec<f64> = coefficients.as_array().iter().cloned().collect();
+            Ok(PySnapModel {
+                inner: SnapModel::new(bispectrum.inner.clone(), quadratic, c).map_err(to_py_err)?,
+            })
+        }
+
+        /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,))
+        fn predict<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<PredictionArrays<'py>> {
+            let s = &structure.inner;
+            let p = run(py, || self.inner.predict(s))?;
+            let forces = Array2::from_shape_vec((s.len(), 3), flatten_triples(p.forces)).unwrap();
+            Ok((
+                p.energies.into_pyarray(py),
+                forces.into_pyarray(py),
+                p.virial.to_vec().into_pyarray(py),
+            ))
+        }
+    }
+
+    /// dict with energy (n_columns,), forces (3 n_atoms, n_columns), virial (6, n_columns).
+    fn kernel_rows_dict(
+        py: Python<'_>,
+        rows: KernelRows,
+        n_atoms: usize,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let n = rows.n_columns;
+        let out = PyDict::new(py);
+        out.set_item("energy", rows.energy.into_pyarray(py))?;
+        out.set_item(
+            "forces",
+            matrix(rows.forces, 3 * n_atoms, n).into_pyarray(py),
+        )?;
+        out.set_item("virial", matrix(rows.virial, 6, n).into_pyarray(py))?;
+        Ok(out)
+    }
+
+    /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,), kernel (n_atoms, n_sparse) or
+    /// None).
+    type KernelPredictionArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Option<Bound<'py, PyArray2<f64>>>,
+    );
+
+    fn kernel_prediction_arrays(
+        py: Python<'_>,
+        p: KernelPrediction,
+        n_atoms: usize,
+        n_sparse: usize,
+    ) -> KernelPredictionArrays<'_> {
+        let forces = matrix(flatten_triples(p.prediction.forces), n_atoms, 3);
+        (
+            p.prediction.energies.into_pyarray(py),
+            forces.into_pyarray(py),
+            p.prediction.virial.to_vec().into_pyarray(py),
+            p.kernel
+                .map(|k| matrix(k, n_atoms, n_sparse).into_pyarray(py)),
+        )
+    }
+
+    /// One GAP kernel term (SOAP or distance_2b) with its sparse points; see `mlpot.GAP`.
+    #[pyclass(name = "KernelTerm", module = "mlpot._core", frozen)]
+    struct PyKernelTerm {
+        inner: Term,
+    }
+
+    enum Term {
+        Soap(SoapKernel),
+        Pair(PairKernel),
+    }
+
+    #[pymethods]
+    impl PyKernelTerm {
+        /// Dot-product kernel on normalised SOAP to the power zeta.
+        #[staticmethod]
+        fn soap(
+            soap: &PySoap,
+            zeta: f64,
+            delta: f64,
+            sparse: PyReadonlyArray2<'_, f64>,
+            sparse_species: Vec<u32>,
+        ) -> PyResult<Self> {
+            let x: Vec<f64> = sparse.as_array().iter().cloned().collect();
+            let k = SoapKernel::new(soap.inner.clone(), zeta, delta, x, &sparse_species)
+                .map_err(to_py_err)?;
+            Ok(PyKernelTerm {
+                inner: Term::Soap(k),
+            })
+        }
+
+        /// gap_fit's distance_2b with a squared-exponential kernel.
+        #[staticmethod]
+        #[pyo3(signature = (cutoff, cutoff_transition_width, theta, delta, sparse, species=None))]
+        fn pair(
+            cutoff: f64,
+            cutoff_transition_width: f64,
+            theta: f64,
+            delta: f64,
+            sparse: Vec<f64>,
+            species: Option<(u32, u32)>,
+        ) -> PyResult<Self> {
+            let k = PairKernel::new(
+                cutoff,
+                cutoff_transition_width,
+                theta,
+                delta,
+                sparse,
+                species,
+            )
+            .map_err(to_py_err)?;
+            Ok(PyKernelTerm {
+                inner: Term::Pair(k),
+            })
+        }
+
+        #[getter]
+        fn n_sparse(&self) -> usize {
+            match &self.inner {
+                Term::Soap(k) => k.n_sparse(),
+                Term::Pair(k) => k.n_sparse(),
+            }
+        }
+
+        /// dict with energy (n_sparse,), forces (3 n_atoms, n_sparse), virial (6, n_sparse).
+        fn rows<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let s = &structure.inner;
+            let rows = run(py, || match &self.inner {
+                Term::Soap(k) => k.rows(s),
+                Term::Pair(k) => k.rows(s),
+            })?;
+            kernel_rows_dict(py, rows, s.len())
+        }
+
+        fn predict<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+            alpha: PyReadonlyArray1<'py, f64>,
+            with_kernel: bool,
+        ) -> PyResult<KernelPredictionArrays<'py>> {
+            let s = &structure.inner;
+            let alpha = alpha.as_array().to_vec();
+            let p = run(py, || match &self.inner {
+                Term::Soap(k) => k.predict(s, &alpha, with_kernel),
+                Term::Pair(k) => k.predict(s, &alpha, with_kernel),
+            })?;
+            Ok(kernel_prediction_arrays(py, p, s.len(), self.n_sparse()))
+        }
+    }
+
     #[pyfunction]
     fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
         py.detach(|| parallel::set_num_threads(n))
@@ -529,6 +733,9 @@ mod python {
         m.add_class::<PyBispectrum>()?;
         m.add_class::<PySoap>()?;
         m.add_class::<PyZbl>()?;
+        m.add_class::<PySnapModel>()?;
+        m.add_class::<PyKernelTerm>()?;
+        m.add_function(wrap_pyfunction!(snap_design_rows, m)?)?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
         Ok(())
     }

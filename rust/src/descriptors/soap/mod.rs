@@ -307,6 +307,76 @@ impl Soap {
     }
 }
 
+/// One atom's power spectrum and derivatives, laid out as `compute_with_gradients` lays
+/// out that atom's part.
+pub struct AtomGradients<'a> {
+    pub center: usize,
+    /// The atoms of the gradient rows: the distinct neighbors and the centre, sorted.
+    pub rows: &'a [usize],
+    /// P_i, (n_features).
+    pub values: &'a [f64],
+    /// dP_i/dr_j, (rows, 3, n_features).
+    pub gradients: &'a [f64],
+    /// W_i = -sum_j (dP_i/dr_ij) (x) r_ij in Voigt order, (6, n_features).
+    pub virial: &'a [f64],
+}
+
+impl Soap {
+    /// Streams the atoms of `structure` with their gradients, so that a model can contract
+    /// them as they come instead of storing the gradients of the whole structure: `map`
+    /// runs on `chunk` atoms at a time in parallel, and `consume` receives its results in
+    /// atom order (so reductions in `consume` do not depend on the thread count).
+    pub fn for_each_atom_gradients<T: Send>(
+        &self,
+        structure: &Structure,
+        chunk: usize,
+        map: impl Fn(AtomGradients<'_>) -> T + Sync,
+        mut consume: impl FnMut(usize, T),
+    ) -> Result<()> {
+        let types = self.types(structure)?;
+        let list = self.neighbors(structure)?;
+        let nf = self.n_features();
+        let n = structure.len();
+        let chunk = chunk.max(1);
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            let results: Vec<T> = (start..end)
+                .into_par_iter()
+                .map_init(
+                    || {
+                        (
+                            Workspace::new(self),
+                            Vec::new(),
+                            vec![0.0; nf],
+                            Vec::new(),
+                            vec![0.0; 6 * nf],
+                        )
+                    },
+                    |(ws, acc, p, g, w), i| {
+                        ws.expand(self, &list, &types, i, true);
+                        // atom_gradients accumulates into g and w
+                        g.clear();
+                        g.resize(ws.rows.len() * 3 * nf, 0.0);
+                        w.fill(0.0);
+                        self.atom_gradients(ws, acc, i, p, w, g);
+                        map(AtomGradients {
+                            center: i,
+                            rows: &ws.rows,
+                            values: p,
+                            gradients: g,
+                            virial: w,
+                        })
+                    },
+                )
+                .collect();
+            for (k, r) in results.into_iter().enumerate() {
+                consume(start + k, r);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }

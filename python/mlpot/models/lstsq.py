@@ -1,0 +1,138 @@
+"""Weighted linear least squares with rows streamed in blocks, so that the design matrix of a
+large training set is never held at once.
+
+Two accumulators, both O(n_columns^2) in memory whatever the number of rows:
+
+- ``QRAccumulator`` ("svd"): a running triangular factor R of [A | b], updated by the QR of
+  [R; new rows] once enough rows are pending (the tall-skinny QR of Demmel et al., SIAM J.
+  Sci. Comput. 34, A206 (2012)). R has A's singular values, so the final SVD solve of
+  R x = Q^T b gives the same minimum-norm solution and cut-off as an SVD of all of A, with
+  A's condition number rather than its square.
+- ``NormalAccumulator`` ("normal"): A^T A and A^T b, solved by Cholesky after a Jacobi
+  scaling. Half the flops, but conditioning squared.
+
+scipy/LAPACK do the factorizations; the streaming around them is the part no library
+offers for this layout, hence written here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.linalg.lapack
+
+__all__ = ["NormalAccumulator", "QRAccumulator", "SVD_RCOND", "make_accumulator"]
+
+#: Relative cut-off of singular values in the "svd" solve (FitSNAP's SVD solver uses the same).
+SVD_RCOND = 1e-13
+
+
+class QRAccumulator:
+    """Streams rows (A, b) into the triangular factor R of [A | b].
+
+    One Fortran-ordered buffer holds R in its top rows and the pending rows below; when it
+    is full, LAPACK's dgeqrf factors it in place and R moves back to the top. Peak memory is
+    that buffer, (n + 1 + batch) x (n + 1) floats, with batch = max(2 (n + 1), 4096) rows.
+    Unused rows are zero, which leaves R unchanged.
+    """
+
+    def __init__(self, n_columns: int):
+        self.n_columns = n_columns
+        self._width = n_columns + 1
+        self._batch = max(2 * self._width, 4096)
+        self._buffer = np.zeros((self._width + self._batch, self._width), order="F")
+        self._fill = 0  # pending rows below R
+        self._lwork = None
+        self.n_rows = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        start = 0
+        while start < len(b):
+            take = min(len(b) - start, self._batch - self._fill)
+            rows = slice(self._width + self._fill, self._width + self._fill + take)
+            self._buffer[rows, :-1] = a[start : start + take]
+            self._buffer[rows, -1] = b[start : start + take]
+            self._fill += take
+            start += take
+            if self._fill == self._batch:
+                self._reduce()
+        self.n_rows += len(b)
+
+    def _reduce(self) -> None:
+        if self._fill == 0:
+            return
+        geqrf = scipy.linalg.lapack.dgeqrf
+        if self._lwork is None:
+            self._lwork = int(scipy.linalg.lapack.dgeqrf_lwork(*self._buffer.shape)[0])
+        qr, _, _, info = geqrf(self._buffer, lwork=self._lwork, overwrite_a=True)
+        if info != 0:
+            raise RuntimeError(f"LAPACK dgeqrf failed (info={info})")
+        r = np.triu(qr[: self._width])
+        self._buffer = qr  # the same memory when dgeqrf worked in place
+        self._buffer[: self._width] = r
+        self._buffer[self._width :] = 0.0
+        self._fill = 0
+
+    def factor(self) -> np.ndarray:
+        """The triangular factor R of [A | b] of all rows so far, (n + 1, n + 1): R^T R =
+        [A | b]^T [A | b]."""
+        self._reduce()
+        return np.triu(self._buffer[: self._width])
+
+    def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
+        """argmin |A x - b|^2 + ridge |x[penalized]|^2 (minimum norm where A is rank
+        deficient, singular values below SVD_RCOND times the largest cut off)."""
+        if self.n_rows == 0:
+            raise ValueError("no rows to fit: every reference was missing or had weight 0")
+        if ridge > 0:
+            columns = np.flatnonzero(penalized)
+            rows = np.zeros((len(columns), self.n_columns))
+            rows[np.arange(len(columns)), columns] = np.sqrt(ridge)
+            self.add(rows, np.zeros(len(columns)))
+        self._reduce()
+        r = self._buffer[: self._width]
+        x, *_ = scipy.linalg.lstsq(r[:, :-1], r[:, -1], cond=SVD_RCOND, check_finite=False)
+        return x
+
+
+class NormalAccumulator:
+    """Streams rows (A, b) into A^T A and A^T b."""
+
+    def __init__(self, n_columns: int):
+        self.n_columns = n_columns
+        self._ata = np.zeros((n_columns, n_columns))
+        self._atb = np.zeros(n_columns)
+        self.n_rows = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        if not len(b):
+            return
+        self._ata += a.T @ a
+        self._atb += a.T @ b
+        self.n_rows += len(b)
+
+    def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
+        """argmin |A x - b|^2 + ridge |x[penalized]|^2. Columns are scaled to unit diagonal
+        first. Where A is rank deficient this is a least-squares solution, not necessarily
+        the minimum-norm one (use "svd" for that); columns that are all zero get 0."""
+        if self.n_rows == 0:
+            raise ValueError("no rows to fit: every reference was missing or had weight 0")
+        ata = self._ata + np.diag(np.where(penalized, ridge, 0.0))
+        diag = np.diag(ata).copy()
+        scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+        scaled = ata * np.outer(scale, scale)
+        rhs = self._atb * scale
+        try:
+            factor = scipy.linalg.cho_factor(scaled, check_finite=False)
+            y = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+        except np.linalg.LinAlgError:
+            y, *_ = scipy.linalg.lstsq(scaled, rhs, cond=SVD_RCOND, check_finite=False)
+        return y * scale
+
+
+def make_accumulator(solver: str, n_columns: int):
+    if solver == "svd":
+        return QRAccumulator(n_columns)
+    if solver == "normal":
+        return NormalAccumulator(n_columns)
+    raise ValueError(f"solver must be 'svd' or 'normal', got {solver!r}")

@@ -1,0 +1,276 @@
+"""SNAP and quadratic SNAP potentials: fit, predict, serialize.
+
+Atom i of element e has the energy (LAMMPS ``pair_style snap``)
+
+    E_i = beta0_e + sum_k beta_ek B_ik + sum_{k<=l} alpha_ekl q_kl(B_i),
+    q_kk = B_k^2 / 2,  q_kl = B_k B_l (k < l; quadratic SNAP only),
+
+with B_i the bispectrum of `mlpot.Bispectrum`. Energy, forces and virial are linear in the
+coefficients, so a fit is weighted linear least squares over energy, force and stress rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from ase.data import atomic_numbers
+
+from mlpot import _core
+from mlpot.descriptors import Bispectrum
+from mlpot.models import lstsq, training
+
+__all__ = ["SNAP"]
+
+
+def _progress(frames, enabled: bool):
+    if not enabled:
+        return frames
+    from tqdm.auto import tqdm
+
+    total = len(frames) if hasattr(frames, "__len__") else None
+    return tqdm(frames, total=total, desc="SNAP fit", unit="frame")
+
+
+class SNAP:
+    """A linear (``quadratic=False``) or quadratic SNAP potential on a bispectrum descriptor.
+
+    Parameters
+    ----------
+    bispectrum
+        The descriptor (`mlpot.Bispectrum`); its elements are the model's elements.
+    quadratic
+        Add the K(K+1)/2 products of bispectrum components (Wood and Thompson,
+        J. Chem. Phys. 148, 241721 (2018)).
+    baseline
+        Optional fixed reference potential (e.g. ``mlpot.baselines.ZBL``): any object with
+        ``predict(atoms) -> dict(energy, forces, stress, energies)``. It is subtracted from
+        the references before a fit and added to every prediction.
+    """
+
+    def __init__(self, bispectrum: Bispectrum, quadratic: bool = False, baseline=None):
+        if not isinstance(bispectrum, Bispectrum):
+            raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(bispectrum).__name__}")
+        if not isinstance(quadratic, (bool, np.bool_)):
+            raise TypeError(f"quadratic must be True or False, got {quadratic!r}")
+        if baseline is not None and not callable(getattr(baseline, "predict", None)):
+            raise TypeError("baseline must have a predict(atoms) method returning a dict")
+        self._bispectrum = bispectrum
+        self._quadratic = bool(quadratic)
+        self.baseline = baseline
+        self._coefficients: dict[str, np.ndarray] | None = None
+        self._core: _core.SnapModel | None = None
+
+    @property
+    def bispectrum(self) -> Bispectrum:
+        return self._bispectrum
+
+    @property
+    def quadratic(self) -> bool:
+        return self._quadratic
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return self._bispectrum.elements
+
+    @property
+    def n_coefficients(self) -> int:
+        """Coefficients per element (LAMMPS's ncoeffall): 1 + K, plus K(K+1)/2 if quadratic."""
+        k = self._bispectrum.n_features
+        return 1 + k + (k * (k + 1) // 2 if self._quadratic else 0)
+
+    @property
+    def coefficients(self) -> dict[str, np.ndarray] | None:
+        """{element: float64 array} in snapcoeff order: [beta0 (eV), the K linear
+        coefficients, then the quadratic ones alpha_kl for k = 0..K-1, l = k..K-1]; None
+        before a fit. The arrays are read-only: assign a new dict to change them."""
+        return None if self._coefficients is None else dict(self._coefficients)
+
+    @coefficients.setter
+    def coefficients(self, value: Mapping[str, Iterable[float]]) -> None:
+        if not isinstance(value, Mapping):
+            raise TypeError("coefficients must be a dict {element: array}")
+        elements = self.elements
+        missing = [e for e in elements if e not in value]
+        extra = [e for e in value if e not in elements]
+        if missing or extra:
+            raise ValueError(
+                f"coefficients must have exactly the elements {list(elements)}: "
+                f"missing {missing}, unexpected {extra}"
+            )
+        blocks = {}
+        for e in elements:
+            try:
+                c = np.array(value[e], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"coefficients[{e!r}] must be an array of numbers") from None
+            if c.shape != (self.n_coefficients,):
+                raise ValueError(
+                    f"coefficients[{e!r}] must have shape ({self.n_coefficients},), got {c.shape}"
+                )
+            if not np.isfinite(c).all():
+                raise ValueError(f"coefficients[{e!r}] contains NaN or infinite values")
+            c.flags.writeable = False
+            blocks[e] = c
+        self._core = _core.SnapModel(
+            self._bispectrum._core, self._quadratic, np.stack([blocks[e] for e in elements])
+        )
+        self._coefficients = blocks
+
+    def __repr__(self) -> str:
+        state = "fitted" if self._coefficients is not None else "not fitted"
+        return (
+            f"SNAP({self._bispectrum!r}, quadratic={self._quadratic}, "
+            f"baseline={self.baseline!r}) [{state}]"
+        )
+
+    # ---------------------------------------------------------------- fitting
+
+    def fit(
+        self,
+        frames: Iterable,
+        energy_weight: float = 100.0,
+        force_weight: float = 1.0,
+        stress_weight: float = 1e-4,
+        group_weights: Mapping[str, Mapping[str, float]] | None = None,
+        ridge: float = 0.0,
+        solver: str = "svd",
+        progress: bool = True,
+    ) -> "SNAP":
+        """Fit the coefficients to reference data by weighted linear least squares.
+
+        Parameters
+        ----------
+        frames
+            ``ase.Atoms`` with reference energy (eV), forces (eV/Angstrom) and optionally
+            stress (eV/Angstrom^3, ASE's sign) on their calculator, and their configuration
+            group in ``atoms.info["group"]``. Any of the three may be missing per frame;
+            stress is used only for periodic 3D cells. Any iterable: frames are streamed.
+        energy_weight, force_weight, stress_weight
+            Weights of the rows of frames whose group is not in ``group_weights``, with
+            FitSNAP's meaning: one row per frame of energy per atom (per eV/atom), 3 N
+            rows of forces (per eV/Angstrom) and 6 rows of stress in bar (per bar;
+            1 eV/Angstrom^3 = 1.602e6 bar). 0 drops those rows.
+        group_weights
+            ``{group: {"eweight": .., "fweight": .., "vweight": ..}}`` as in FitSNAP's
+            [GROUPS] section; missing keys take the global weights.
+        ridge
+            L2 penalty ridge * |c|^2 on the bispectrum coefficients (not on the per-element
+            constants beta0), in the units of the squared weighted residuals.
+        solver
+            "svd": streamed QR then an SVD solve, the conditioning of A itself, singular
+            values below 1e-13 of the largest cut off (as FitSNAP's SVD solver).
+            "normal": streamed normal equations (half the work, conditioning squared; for
+            rank-deficient data a least-squares solution, not the minimum-norm one).
+            Both hold O(n_coefficients^2) memory whatever the number of frames: a frame's
+            rows are formed, added and dropped before the next.
+        progress
+            Show a progress bar over frames (tqdm).
+
+        Returns the model, fitted.
+        """
+        default, groups = training.resolve_group_weights(
+            energy_weight, force_weight, stress_weight, group_weights
+        )
+        ridge = training._number(ridge, "ridge")
+        n_el, per = len(self.elements), self.n_coefficients
+        accumulator = lstsq.make_accumulator(solver, n_el * per)
+        if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
+            raise TypeError("frames must be an iterable of ase.Atoms")
+        seen_elements: set[int] = set()
+        seen_groups: set = set()
+        n_frames = 0
+        for k, atoms in enumerate(_progress(frames, progress)):
+            where, ref = training.frame_reference(k, atoms)
+            group = atoms.info.get("group")
+            try:
+                structure = self._structure(atoms)
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+            seen_groups.add(group)
+            seen_elements.update(np.unique(atoms.numbers).tolist())
+            rows = _core.snap_design_rows(self._bispectrum._core, structure, self._quadratic)
+            weighted = training.frame_rows(rows, ref, groups.get(group, default), atoms, self.baseline)
+            if weighted is not None:
+                accumulator.add(*weighted)
+            n_frames += 1
+        if n_frames == 0:
+            raise ValueError("no frames to fit")
+        unused = [g for g in groups if g not in seen_groups]
+        if unused:
+            warnings.warn(f"group_weights names group(s) {unused} that no frame belongs to", stacklevel=2)
+        absent = [e for e in self.elements if atomic_numbers[e] not in seen_elements]
+        if absent:
+            warnings.warn(
+                f"element(s) {absent} appear in no training frame; their coefficients are 0",
+                stacklevel=2,
+            )
+        penalized = np.ones((n_el, per), dtype=bool)
+        penalized[:, 0] = False
+        solution = accumulator.solve(ridge, penalized.ravel())
+        self.coefficients = dict(zip(self.elements, solution.reshape(n_el, per)))
+        return self
+
+    # ------------------------------------------------------------- prediction
+
+    def _structure(self, atoms) -> _core.Structure:
+        return self._bispectrum._structure(atoms)
+
+    def predict(self, atoms) -> dict:
+        """Energy (eV), free_energy (= energy), forces (n_atoms, 3; eV/Angstrom), energies
+        (per atom, eV) and, for cells periodic in all three directions, stress
+        (eV/Angstrom^3, ASE's sign and Voigt order xx yy zz yz xz xy) of ``atoms``, baseline
+        included. Raises ValueError naming any element the model has no coefficients for."""
+        if self._core is None:
+            raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
+        energies, forces, virial = self._core.predict(self._structure(atoms))
+        periodic = bool(np.all(atoms.pbc))
+        if self.baseline is not None:
+            base = self.baseline.predict(atoms)
+            energies = energies + np.asarray(base["energies"], dtype=np.float64)
+            forces = forces + np.asarray(base["forces"], dtype=np.float64)
+        energy = float(energies.sum())
+        out = {"energy": energy, "free_energy": energy, "forces": forces, "energies": energies}
+        if periodic:
+            stress = -virial / atoms.get_volume()
+            if self.baseline is not None:
+                stress = stress + np.asarray(base["stress"], dtype=np.float64)
+            out["stress"] = stress
+        return out
+
+    def calculator(self, **kwargs):
+        """An ASE calculator evaluating this model (energy, free_energy, forces, stress,
+        energies)."""
+        from mlpot.calculator import MLPotCalculator
+
+        return MLPotCalculator(self, **kwargs)
+
+    # ---------------------------------------------------------- serialization
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` as versioned JSON (read it with `mlpot.load`)."""
+        from mlpot import modelfile
+
+        modelfile.save(self, path)
+
+    def to_dict(self) -> dict:
+        """The model as plain JSON-compatible data (the body of a model file)."""
+        from mlpot import modelfile
+
+        if self._coefficients is None:
+            raise RuntimeError("the model has no coefficients yet: fit it before saving")
+        return {
+            "kind": "SNAP",
+            "bispectrum": modelfile.bispectrum_to_dict(self._bispectrum),
+            "quadratic": self._quadratic,
+            "coefficients": {e: c.tolist() for e, c in self._coefficients.items()},
+            "baseline": modelfile.baseline_to_dict(self.baseline),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "SNAP":
+        """Inverse of `to_dict`; raises mlpot.ModelFileError naming what is wrong."""
+        from mlpot import modelfile
+
+        return modelfile.snap_from_dict(cls, data)
