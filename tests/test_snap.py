@@ -9,32 +9,15 @@ from ase.build import bulk, molecule
 from ase.units import bar
 
 import mlpot
-from snap_helpers import PairBaseline, descriptor, frames_from, known_model, labelled, structure
-
-
-def numeric_forces_and_stress(model, atoms, h=1e-5):
-    """-dE/dr by central differences, and the stress dE/d(strain) / V."""
-    forces = np.zeros((len(atoms), 3))
-    for k in range(len(atoms)):
-        for c in range(3):
-            e = []
-            for s in (h, -h):
-                moved = atoms.copy()
-                moved.positions[k, c] += s
-                e.append(model.predict(moved)["energy"])
-            forces[k, c] = -(e[0] - e[1]) / (2 * h)
-    stress = np.zeros(6)
-    for v, (a, b) in enumerate([(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]):
-        e = []
-        for s in (h, -h):
-            strain = np.eye(3)
-            strain[a, b] += s / 2
-            strain[b, a] += s / 2
-            moved = atoms.copy()
-            moved.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-            e.append(model.predict(moved)["energy"])
-        stress[v] = (e[0] - e[1]) / (2 * h) / atoms.get_volume()
-    return forces, stress
+from snap_helpers import (
+    PairBaseline,
+    descriptor,
+    frames_from,
+    known_model,
+    labelled,
+    numeric_forces_and_stress,
+    structure,
+)
 
 
 @pytest.mark.parametrize(

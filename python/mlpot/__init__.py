@@ -7,19 +7,23 @@ Voigt order.
 from mlpot import io
 from mlpot._core import __version__, get_num_threads, set_num_threads
 from mlpot.baselines import ZBL
-from mlpot.descriptors import Bispectrum, BispectrumGradients
+from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradients
 from mlpot.metrics import errors
 from mlpot.modelfile import ModelFileError, load
-from mlpot.models import SNAP
+from mlpot.models import GAP, SNAP, Distance2b
 from mlpot import lammps
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
 __all__ = [
     "Bispectrum",
     "BispectrumGradients",
+    "SOAP",
+    "SOAPGradients",
     "ZBL",
     "ModelFileError",
     "SNAP",
+    "GAP",
+    "Distance2b",
     "__version__",
     "errors",
     "get_num_threads",

@@ -90,6 +90,31 @@ class ZBL:
         """(energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom, virials (n_atoms, 6) eV
         in Voigt order xx yy zz yz xz xy, LAMMPS's sign: the stress is -sum / volume)."""
 
+class SOAP:
+    """The SOAP power spectrum core; use ``mlpot.SOAP``, which validates the arguments."""
+
+    def __init__(
+        self,
+        cutoff: float,
+        n_max: int,
+        l_max: int,
+        atom_sigma: float,
+        cutoff_transition_width: float,
+        species: list[int],
+        center_atom_weight: float,
+        normalize: bool,
+    ) -> None: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def species(self) -> list[int]:
+        """Atomic numbers, sorted: the order of the species pairs."""
+    def compute(self, structure: Structure) -> npt.NDArray[np.float64]:
+        """P, (n_atoms, n_features)."""
+    def compute_gradients(self, structure: Structure) -> dict[str, np.ndarray]:
+        """descriptors (n_atoms, n_features); centers, atoms (n_rows,) int64; values
+        (n_rows, 3, n_features) dP_i/dr_j; virial (n_atoms, 6, n_features)."""
+
 def snap_design_rows(
     bispectrum: Bispectrum,
     structure: Structure,
@@ -114,3 +139,45 @@ class SnapModel:
         structure: Structure,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(energies (n_atoms,), forces (n_atoms, 3), virial (6,), LAMMPS sign)."""
+
+class KernelTerm:
+    """One GAP kernel term with its sparse points; use ``mlpot.GAP``."""
+
+    @staticmethod
+    def soap(
+        soap: SOAP,
+        zeta: float,
+        delta: float,
+        sparse: npt.NDArray[np.float64],
+        sparse_species: list[int],
+    ) -> KernelTerm:
+        """delta^2 (p . x_m)^zeta on a normalised SOAP; sparse (n_sparse, n_features) grouped
+        by central species in the descriptor's species order."""
+    @staticmethod
+    def pair(
+        cutoff: float,
+        cutoff_transition_width: float,
+        theta: float,
+        delta: float,
+        sparse: list[float],
+        species: tuple[int, int] | None = None,
+    ) -> KernelTerm:
+        """gap_fit's distance_2b (squared-exponential kernel) on sparse distances."""
+    @property
+    def n_sparse(self) -> int: ...
+    def rows(self, structure: Structure) -> dict[str, np.ndarray]:
+        """dE/dalpha: energy (n_sparse,), forces (3 n_atoms, n_sparse) (-dE/dr), virial
+        (6, n_sparse) with LAMMPS's sign."""
+    def predict(
+        self,
+        structure: Structure,
+        alpha: npt.NDArray[np.float64],
+        with_kernel: bool,
+    ) -> tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64] | None,
+    ]:
+        """(energies (n_atoms,), forces (n_atoms, 3), virial (6,), per-atom kernel rows
+        (n_atoms, n_sparse) or None)."""

@@ -18,17 +18,24 @@ class MLPotCalculator(Calculator):
     more than 1e-15 (ASE's tolerance); initial charges and magnetic moments do not enter the
     models and are ignored.
 
+    With ``variance=True`` (models whose predict takes ``variance``, such as GAP) also
+    "energy_std" (eV) and "energies_std" (per atom, eV): the model's predicted standard
+    deviation, an extrapolation warning (large away from the training data).
+
     Use ``model.calculator()``; works with ase.md and ase.optimize.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
     ignored_changes = {"initial_charges", "initial_magmoms"}
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model, variance: bool = False, **kwargs):
         if not callable(getattr(model, "predict", None)):
             raise TypeError("model must have a predict(atoms) method")
         super().__init__(**kwargs)
         self.model = model
+        self.variance = bool(variance)
+        if self.variance:
+            self.implemented_properties = self.implemented_properties + ["energy_std", "energies_std"]
 
     def check_state(self, atoms, tol=1e-15):
         """The changes since the last calculation among positions, numbers, cell and pbc
@@ -37,7 +44,12 @@ class MLPotCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        self.results = dict(self.model.predict(self.atoms))
+        if self.variance:
+            out = self.model.predict(self.atoms, variance=True)
+            keep = ("energy", "free_energy", "forces", "stress", "energies", "energy_std", "energies_std")
+            self.results = {k: v for k, v in out.items() if k in keep}
+        else:
+            self.results = dict(self.model.predict(self.atoms))
 
 
 def system_changes(old, new, tol: float = 1e-15) -> list[str]:

@@ -1,7 +1,7 @@
 """Model files: versioned JSON, no pickle.
 
 A file is one JSON object ``{"format": "mlpot-model", "version": 1, "kind": ..., ...}``; the
-kind ("SNAP", later "GAP", ...) selects the class that reads the rest. Floats are written
+kind ("SNAP", "GAP") selects the class that reads the rest. Floats are written
 with Python's shortest round-tripping repr, so coefficients and predictions come back
 bit-identical. Every problem with a file raises `ModelFileError` naming it, before any
 model is built.
@@ -46,9 +46,10 @@ def save(model, path) -> None:
 
 
 def _kinds():
+    from mlpot.models.gap import GAP
     from mlpot.models.snap import SNAP
 
-    return {"SNAP": SNAP}
+    return {"SNAP": SNAP, "GAP": GAP}
 
 
 def load(path):
@@ -220,3 +221,128 @@ def snap_from_dict(cls, data):
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"coefficients: {e}") from None
     return model
+
+
+# ------------------------------------------------------------------------------ GAP
+
+_SOAP_FIELDS = {
+    "cutoff": float,
+    "n_max": int,
+    "l_max": int,
+    "atom_sigma": float,
+    "cutoff_transition_width": float,
+    "species": list,
+    "center_atom_weight": float,
+}
+_PAIR_FIELDS = {
+    "cutoff": float,
+    "cutoff_transition_width": float,
+    "theta": float,
+    "delta": (int, float, type(None)),
+    "n_sparse": int,
+    "species": (list, type(None)),
+}
+_GAP_SETTINGS = {
+    "zeta": float,
+    "n_sparse": int,
+    "delta": (int, float, type(None)),
+    "sparse_method": str,
+    "default_sigma": list,
+    "group_sigma": dict,
+    "seed": int,
+    "e0": (dict, type(None)),
+}
+
+
+def _floats(values, what: str, shape=None):
+    import numpy as np
+
+    try:
+        a = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"{what} must be numbers") from None
+    if a.dtype != np.float64 or (shape is not None and a.shape != shape) or not np.isfinite(a).all():
+        raise ModelFileError(f"{what} must be finite numbers of shape {shape}, got shape {a.shape}")
+    return a
+
+
+def _gap_term(data, k: int):
+    from mlpot.descriptors import SOAP
+    from mlpot.models.gap import Distance2b, _Term
+
+    what = f"GAP term {k}"
+    if not isinstance(data, Mapping) or data.get("type") not in ("soap", "distance_2b"):
+        raise ModelFileError(f"{what} must be an object with type 'soap' or 'distance_2b'")
+    try:
+        if data["type"] == "soap":
+            d = fields(
+                data,
+                {"type": str, "delta": float, "alpha": list, "soap": dict, "zeta": float,
+                 "sparse_points": list, "sparse_species": list},
+                what,
+            )
+            p = fields(d["soap"], _SOAP_FIELDS, f"{what} soap")
+            soap = SOAP(**p, normalize=True)
+            n = len(d["sparse_species"])
+            x = _floats(d["sparse_points"], f"{what} sparse_points", (n, soap.n_features))
+            species = [ _atomic(e, what) for e in d["sparse_species"]]
+            term = _Term("soap", soap, d["delta"], x, species, d["zeta"])
+        else:
+            d = fields(
+                data,
+                {"type": str, "delta": float, "alpha": list, "distance_2b": dict, "sparse_points": list},
+                what,
+            )
+            p = fields(d["distance_2b"], _PAIR_FIELDS, f"{what} distance_2b")
+            x = _floats(d["sparse_points"], f"{what} sparse_points", (len(d["sparse_points"]),))
+            term = _Term("distance_2b", Distance2b(**p, sparse_points=x), d["delta"], x)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{what}: {e}") from None
+    alpha = _floats(d["alpha"], f"{what} alpha", (term.n_sparse,))
+    return term, alpha
+
+
+def _atomic(symbol, what):
+    from ase.data import atomic_numbers
+
+    if not isinstance(symbol, str) or symbol not in atomic_numbers:
+        raise ModelFileError(f"{what}: unknown element {symbol!r}")
+    return atomic_numbers[symbol]
+
+
+def gap_from_dict(cls, data):
+    import numpy as np
+
+    d = fields(
+        data,
+        {"kind": str, "terms": list, "e0": dict, "jitter": float, "settings": dict,
+         "posterior_factor": list, "baseline": (dict, type(None))},
+        "GAP model",
+    )
+    if d["kind"] != "GAP":
+        raise ModelFileError(f"expected a GAP model, got kind {d['kind']!r}")
+    if not d["terms"]:
+        raise ModelFileError("GAP model has no terms")
+    settings = fields(d["settings"], _GAP_SETTINGS, "GAP settings")
+    parts = [_gap_term(t, k) for k, t in enumerate(d["terms"])]
+    terms = [t for t, _ in parts]
+    alpha = np.concatenate([a for _, a in parts])
+    m = len(alpha)
+    upper = _floats(d["posterior_factor"], "posterior_factor", (m * (m + 1) // 2,))
+    posterior = np.zeros((m, m))
+    posterior[np.triu_indices(m)] = upper
+    e0 = {}
+    for element, value in d["e0"].items():
+        _atomic(element, "e0")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ModelFileError(f"e0[{element!r}] must be a finite number")
+        e0[element] = float(value)
+    baseline = baseline_from_dict(d["baseline"])
+    try:
+        return cls._from_parts(
+            [t.descriptor for t in terms], settings, terms, alpha, e0, d["jitter"], posterior, baseline
+        )
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"GAP model: {e}") from None

@@ -26,10 +26,12 @@ mod python {
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
-    use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams};
+    use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams, Gradients};
+    use crate::descriptors::soap::{Soap, SoapParams};
     use crate::error::Error;
-    use crate::models::zbl::Zbl;
+    use crate::models::kernel::{KernelPrediction, KernelRows, PairKernel, SoapKernel};
     use crate::models::linear::{design_rows, SnapModel};
+    use crate::models::zbl::Zbl;
     use crate::neighbors::{
         neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
     };
@@ -322,20 +324,8 @@ mod python {
             structure: &PyStructure,
         ) -> PyResult<Bound<'py, PyDict>> {
             let structure = &structure.inner;
-            let n = structure.len();
-            let nf = self.inner.n_features();
             let g = run(py, || self.inner.compute_with_gradients(structure))?;
-            let n_rows = g.centers.len();
-            let out = PyDict::new(py);
-            out.set_item("descriptors", matrix(g.descriptors, n, nf).into_pyarray(py))?;
-            let index = |v: Vec<usize>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
-            out.set_item("centers", index(g.centers).into_pyarray(py))?;
-            out.set_item("atoms", index(g.atoms).into_pyarray(py))?;
-            let values = Array3::from_shape_vec((n_rows, 3, nf), g.values).unwrap();
-            out.set_item("values", values.into_pyarray(py))?;
-            let virial = Array3::from_shape_vec((n, 6, nf), g.virial).unwrap();
-            out.set_item("virial", virial.into_pyarray(py))?;
-            Ok(out)
+            gradients_dict(py, g, structure.len(), self.inner.n_features())
         }
 
         /// (descriptors (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) for
@@ -365,6 +355,107 @@ mod python {
                 a.virial.to_vec().into_pyarray(py),
             ))
         }
+    }
+
+    /// The SOAP power spectrum; see `mlpot.SOAP`, which validates and documents the arguments.
+    #[pyclass(name = "SOAP", module = "mlpot._core", frozen)]
+    struct PySoap {
+        inner: Soap,
+    }
+
+    #[pymethods]
+    impl PySoap {
+        #[new]
+        #[pyo3(signature = (cutoff, n_max, l_max, atom_sigma, cutoff_transition_width, species,
+                            center_atom_weight, normalize))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            py: Python<'_>,
+            cutoff: f64,
+            n_max: i64,
+            l_max: i64,
+            atom_sigma: f64,
+            cutoff_transition_width: f64,
+            species: Vec<u32>,
+            center_atom_weight: f64,
+            normalize: bool,
+        ) -> PyResult<Self> {
+            let n_max = usize::try_from(n_max)
+                .map_err(|_| PyValueError::new_err(format!("n_max must be >= 1, got {n_max}")))?;
+            let l_max = usize::try_from(l_max)
+                .map_err(|_| PyValueError::new_err(format!("l_max must be >= 0, got {l_max}")))?;
+            let params = SoapParams {
+                cutoff,
+                n_max,
+                l_max,
+                atom_sigma,
+                cutoff_transition_width,
+                species,
+                center_atom_weight,
+                normalize,
+            };
+            // building the radial table takes milliseconds: release the GIL
+            let inner = run(py, || Soap::new(params))?;
+            Ok(PySoap { inner })
+        }
+
+        #[getter]
+        fn n_features(&self) -> usize {
+            self.inner.n_features()
+        }
+
+        /// Atomic numbers in feature order (sorted).
+        #[getter]
+        fn species(&self) -> Vec<u32> {
+            self.inner.params().species.clone()
+        }
+
+        /// (n_atoms, n_features)
+        fn compute<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+            let structure = &structure.inner;
+            let n = structure.len();
+            let p = run(py, || self.inner.compute(structure))?;
+            Ok(matrix(p, n, self.inner.n_features()).into_pyarray(py))
+        }
+
+        /// dict with descriptors (n_atoms, n_features), centers and atoms (n_rows,), values
+        /// (n_rows, 3, n_features) and virial (n_atoms, 6, n_features).
+        fn compute_gradients<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let structure = &structure.inner;
+            let g = run(py, || self.inner.compute_with_gradients(structure))?;
+            gradients_dict(py, g, structure.len(), self.inner.n_features())
+        }
+    }
+
+    /// The arrays of descriptor gradients as a dict of numpy arrays, moving the buffers.
+    fn gradients_dict(
+        py: Python<'_>,
+        g: Gradients,
+        n_atoms: usize,
+        nf: usize,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let n_rows = g.centers.len();
+        let out = PyDict::new(py);
+        out.set_item(
+            "descriptors",
+            matrix(g.descriptors, n_atoms, nf).into_pyarray(py),
+        )?;
+        let index = |v: Vec<usize>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
+        out.set_item("centers", index(g.centers).into_pyarray(py))?;
+        out.set_item("atoms", index(g.atoms).into_pyarray(py))?;
+        let values = Array3::from_shape_vec((n_rows, 3, nf), g.values).unwrap();
+        out.set_item("values", values.into_pyarray(py))?;
+        let virial = Array3::from_shape_vec((n_atoms, 6, nf), g.virial).unwrap();
+        out.set_item("virial", virial.into_pyarray(py))?;
+        Ok(out)
     }
 
     /// (descriptors, forces, virial) of `Bispectrum.adjoint`.
@@ -485,6 +576,142 @@ mod python {
         }
     }
 
+    /// dict with energy (n_columns,), forces (3 n_atoms, n_columns), virial (6, n_columns).
+    fn kernel_rows_dict(
+        py: Python<'_>,
+        rows: KernelRows,
+        n_atoms: usize,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let n = rows.n_columns;
+        let out = PyDict::new(py);
+        out.set_item("energy", rows.energy.into_pyarray(py))?;
+        out.set_item(
+            "forces",
+            matrix(rows.forces, 3 * n_atoms, n).into_pyarray(py),
+        )?;
+        out.set_item("virial", matrix(rows.virial, 6, n).into_pyarray(py))?;
+        Ok(out)
+    }
+
+    /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,), kernel (n_atoms, n_sparse) or
+    /// None).
+    type KernelPredictionArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Option<Bound<'py, PyArray2<f64>>>,
+    );
+
+    fn kernel_prediction_arrays(
+        py: Python<'_>,
+        p: KernelPrediction,
+        n_atoms: usize,
+        n_sparse: usize,
+    ) -> KernelPredictionArrays<'_> {
+        let forces = matrix(flatten_triples(p.prediction.forces), n_atoms, 3);
+        (
+            p.prediction.energies.into_pyarray(py),
+            forces.into_pyarray(py),
+            p.prediction.virial.to_vec().into_pyarray(py),
+            p.kernel
+                .map(|k| matrix(k, n_atoms, n_sparse).into_pyarray(py)),
+        )
+    }
+
+    /// One GAP kernel term (SOAP or distance_2b) with its sparse points; see `mlpot.GAP`.
+    #[pyclass(name = "KernelTerm", module = "mlpot._core", frozen)]
+    struct PyKernelTerm {
+        inner: Term,
+    }
+
+    enum Term {
+        Soap(SoapKernel),
+        Pair(PairKernel),
+    }
+
+    #[pymethods]
+    impl PyKernelTerm {
+        /// Dot-product kernel on normalised SOAP to the power zeta.
+        #[staticmethod]
+        fn soap(
+            soap: &PySoap,
+            zeta: f64,
+            delta: f64,
+            sparse: PyReadonlyArray2<'_, f64>,
+            sparse_species: Vec<u32>,
+        ) -> PyResult<Self> {
+            let x: Vec<f64> = sparse.as_array().iter().cloned().collect();
+            let k = SoapKernel::new(soap.inner.clone(), zeta, delta, x, &sparse_species)
+                .map_err(to_py_err)?;
+            Ok(PyKernelTerm {
+                inner: Term::Soap(k),
+            })
+        }
+
+        /// gap_fit's distance_2b with a squared-exponential kernel.
+        #[staticmethod]
+        #[pyo3(signature = (cutoff, cutoff_transition_width, theta, delta, sparse, species=None))]
+        fn pair(
+            cutoff: f64,
+            cutoff_transition_width: f64,
+            theta: f64,
+            delta: f64,
+            sparse: Vec<f64>,
+            species: Option<(u32, u32)>,
+        ) -> PyResult<Self> {
+            let k = PairKernel::new(
+                cutoff,
+                cutoff_transition_width,
+                theta,
+                delta,
+                sparse,
+                species,
+            )
+            .map_err(to_py_err)?;
+            Ok(PyKernelTerm {
+                inner: Term::Pair(k),
+            })
+        }
+
+        #[getter]
+        fn n_sparse(&self) -> usize {
+            match &self.inner {
+                Term::Soap(k) => k.n_sparse(),
+                Term::Pair(k) => k.n_sparse(),
+            }
+        }
+
+        /// dict with energy (n_sparse,), forces (3 n_atoms, n_sparse), virial (6, n_sparse).
+        fn rows<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let s = &structure.inner;
+            let rows = run(py, || match &self.inner {
+                Term::Soap(k) => k.rows(s),
+                Term::Pair(k) => k.rows(s),
+            })?;
+            kernel_rows_dict(py, rows, s.len())
+        }
+
+        fn predict<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+            alpha: PyReadonlyArray1<'py, f64>,
+            with_kernel: bool,
+        ) -> PyResult<KernelPredictionArrays<'py>> {
+            let s = &structure.inner;
+            let alpha = alpha.as_array().to_vec();
+            let p = run(py, || match &self.inner {
+                Term::Soap(k) => k.predict(s, &alpha, with_kernel),
+                Term::Pair(k) => k.predict(s, &alpha, with_kernel),
+            })?;
+            Ok(kernel_prediction_arrays(py, p, s.len(), self.n_sparse()))
+        }
+    }
+
     #[pyfunction]
     fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
         py.detach(|| parallel::set_num_threads(n))
@@ -504,8 +731,10 @@ mod python {
         m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
         m.add_class::<PyStructure>()?;
         m.add_class::<PyBispectrum>()?;
+        m.add_class::<PySoap>()?;
         m.add_class::<PyZbl>()?;
         m.add_class::<PySnapModel>()?;
+        m.add_class::<PyKernelTerm>()?;
         m.add_function(wrap_pyfunction!(snap_design_rows, m)?)?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
         Ok(())

@@ -73,6 +73,12 @@ class QRAccumulator:
         self._buffer[self._width :] = 0.0
         self._fill = 0
 
+    def factor(self) -> np.ndarray:
+        """The triangular factor R of [A | b] of all rows so far, (n + 1, n + 1): R^T R =
+        [A | b]^T [A | b]."""
+        self._reduce()
+        return np.triu(self._buffer[: self._width])
+
     def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2 (minimum norm where A is rank
         deficient, singular values below SVD_RCOND times the largest cut off)."""

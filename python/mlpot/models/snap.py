@@ -188,11 +188,8 @@ class SNAP:
         seen_groups: set = set()
         n_frames = 0
         for k, atoms in enumerate(_progress(frames, progress)):
-            group = atoms.info.get("group") if hasattr(atoms, "info") else None
-            where = f"frame {k}" + (f" (group {group!r})" if group is not None else "")
-            if not hasattr(atoms, "get_positions"):
-                raise TypeError(f"{where} is a {type(atoms).__name__}, not an ase.Atoms")
-            ref = training.reference(atoms, where)
+            where, ref = training.frame_reference(k, atoms)
+            group = atoms.info.get("group")
             try:
                 structure = self._structure(atoms)
             except ValueError as error:

@@ -22,7 +22,7 @@ from ase.units import bar as _BAR
 from mlpot.calculator import system_changes
 from mlpot.descriptors import _finite
 
-__all__ = ["Reference", "Weights", "frame_rows", "reference", "resolve_group_weights"]
+__all__ = ["Reference", "Weights", "frame_reference", "frame_rows", "reference", "resolve_group_weights"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,16 @@ def reference(atoms, where: str) -> Reference:
         if not np.isfinite(stress).all():
             raise ValueError(f"{where} has a non-finite reference stress")
     return Reference(energy, forces, stress)
+
+
+def frame_reference(k: int, atoms) -> tuple[str, Reference]:
+    """How errors name training frame ``k`` ("frame 3 (group 'Vacancy')"), and its
+    reference; TypeError if it is not an ase.Atoms."""
+    group = atoms.info.get("group") if hasattr(atoms, "info") else None
+    where = f"frame {k}" + (f" (group {group!r})" if group is not None else "")
+    if not hasattr(atoms, "get_positions"):
+        raise TypeError(f"{where} is a {type(atoms).__name__}, not an ase.Atoms")
+    return where, reference(atoms, where)
 
 
 def frame_rows(rows: Mapping[str, np.ndarray], ref: Reference, weights: Weights, atoms, baseline):

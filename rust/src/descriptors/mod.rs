@@ -2,3 +2,4 @@
 //! builds its own neighbor list and works per central atom over that atom's neighbor slice.
 
 pub mod bispectrum;
+pub mod soap;

@@ -1,0 +1,781 @@
+"""GAP: sparse Gaussian-process potentials on SOAP (and a two-body term), as QUIP's gap_fit.
+
+The energy of a structure is a sum of local terms, each a Gaussian process against fixed
+sparse points with weights alpha:
+
+    E = sum_t e0_t n_t + sum_i sum_m alpha_m k_soap(i, m) + sum_pairs sum_m' alpha_m' k_2b(r, m')
+        (+ a fixed baseline such as ZBL),
+
+k_soap(i, m) = delta^2 (p_i . x_m)^zeta on normalised SOAP vectors (zero between different
+central species: one GP per species, as gap_fit's add_species), k_2b gap_fit's distance_2b
+with a squared-exponential kernel. Total energies, forces and virials are observations,
+all linear in alpha: y = K_NM alpha + noise, noise sigma per observation. The weights are the
+sparse-GP (DTC/projected-process) mean
+
+    alpha = (K_MM + K_MN Sigma^-1 K_NM)^-1 K_MN Sigma^-1 y,
+
+obtained as gap_fit does, by QR of the augmented system [Sigma^-1/2 K_NM; L^T] (K_MM + jitter
+= L L^T) against [Sigma^-1/2 y; 0], streamed frame by frame (mlpot.models.lstsq): only one
+frame's kernel rows exist at a time, and memory is O(n_sparse^2).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.linalg
+from ase.data import atomic_numbers, chemical_symbols
+
+from mlpot import _core
+from mlpot.descriptors import SOAP, _atoms_arrays, _finite
+from mlpot.models import lstsq, training
+
+__all__ = ["GAP", "Distance2b"]
+
+_SPARSE_METHODS = ("cur", "fps", "random")
+
+
+def _positive(value, name: str) -> float:
+    x = _finite(name, value)
+    if x <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return x
+
+
+def _count(value, name: str, smallest: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < smallest:
+        raise ValueError(f"{name} must be >= {smallest}, got {value}")
+    return int(value)
+
+
+def _sigmas(value, name: str) -> tuple[float, float, float]:
+    try:
+        e, f, v = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be (sigma_energy, sigma_force, sigma_virial), got {value!r}") from None
+    return tuple(_positive(x, f"{name}[{k}]") for k, x in enumerate((e, f, v)))
+
+
+def _structure(atoms, numbers_known: Sequence[int]) -> _core.Structure:
+    positions, cell, pbc, numbers = _atoms_arrays(atoms)
+    numbers = np.ascontiguousarray(numbers, dtype=np.int64)
+    unknown = np.unique(numbers[~np.isin(numbers, numbers_known)])
+    if len(unknown):
+        names = [chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z) for z in unknown]
+        known = [chemical_symbols[z] for z in numbers_known]
+        raise ValueError(f"atoms contains element(s) {names} that the model does not know (it has {known})")
+    return _core.Structure(
+        np.ascontiguousarray(positions, dtype=np.float64),
+        np.ascontiguousarray(cell, dtype=np.float64),
+        [bool(p) for p in pbc],
+        numbers,
+    )
+
+
+class Distance2b:
+    """gap_fit's ``distance_2b`` term: as in QUIP, each ordered pair (i, j) within ``cutoff``
+    is a descriptor with the local energy f_c(r) f(r) given to atom i (so an unordered pair
+    has the energy 2 f_c f), f a Gaussian process of covariance delta^2 exp(-(r - r')^2 /
+    (2 theta^2)) represented on sparse distances; f_c is 1 below cutoff -
+    cutoff_transition_width and a cosine switch to 0 at the cutoff (QUIP's coordination
+    function). With these conventions gap_fit's delta and theta mean the same here.
+
+    Parameters
+    ----------
+    cutoff, cutoff_transition_width, theta
+        Angstrom.
+    delta
+        Signal standard deviation of the pair energy, eV (gap_fit ``delta``); None: chosen at
+        fit time like the SOAP term's (see `GAP`).
+    n_sparse
+        Sparse distances, spaced uniformly from the shortest distance in the training data
+        to the cutoff (gap_fit ``sparse_method=uniform``), unless ``sparse_points`` are given.
+    species
+        None (every pair) or two elements: only pairs of that kind (gap_fit ``Z1``, ``Z2``).
+    sparse_points
+        Fixed sparse distances (Angstrom), e.g. those of a gap_fit model.
+    """
+
+    def __init__(
+        self,
+        cutoff: float = 5.0,
+        cutoff_transition_width: float = 0.5,
+        theta: float = 1.0,
+        delta: float | None = None,
+        n_sparse: int = 20,
+        species=None,
+        sparse_points=None,
+    ):
+        self.cutoff = _positive(cutoff, "cutoff")
+        self.cutoff_transition_width = _finite("cutoff_transition_width", cutoff_transition_width)
+        if not 0 <= self.cutoff_transition_width <= self.cutoff:
+            raise ValueError(
+                f"cutoff_transition_width must be in [0, cutoff], got {cutoff_transition_width!r}"
+            )
+        self.theta = _positive(theta, "theta")
+        self.delta = None if delta is None else _positive(delta, "delta")
+        self.n_sparse = _count(n_sparse, "n_sparse")
+        if species is None:
+            self.species = None
+        else:
+            if isinstance(species, str) or len(species) != 2:
+                raise ValueError(f"species must be None or two elements, got {species!r}")
+            self.species = tuple(_symbol(s) for s in species)
+        if sparse_points is None:
+            self.sparse_points = None
+        else:
+            x = np.array(sparse_points, dtype=np.float64).ravel()
+            if not len(x) or not np.isfinite(x).all() or (x < 0).any():
+                raise ValueError("sparse_points must be non-empty, finite and >= 0 (Angstrom)")
+            self.sparse_points = x
+
+    def __repr__(self) -> str:
+        return (
+            f"Distance2b(cutoff={self.cutoff}, cutoff_transition_width={self.cutoff_transition_width}, "
+            f"theta={self.theta}, delta={self.delta}, n_sparse={self.n_sparse}, species={self.species})"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "cutoff": self.cutoff,
+            "cutoff_transition_width": self.cutoff_transition_width,
+            "theta": self.theta,
+            "delta": self.delta,
+            "n_sparse": self.n_sparse,
+            "species": None if self.species is None else list(self.species),
+        }
+
+
+def _symbol(s) -> str:
+    if isinstance(s, str) and s in atomic_numbers and s != "X":
+        return s
+    if isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s < len(chemical_symbols):
+        return chemical_symbols[int(s)]
+    raise ValueError(f"unknown element {s!r}")
+
+
+def _soap_params(soap: SOAP) -> dict:
+    return {
+        "cutoff": soap.cutoff,
+        "n_max": soap.n_max,
+        "l_max": soap.l_max,
+        "atom_sigma": soap.atom_sigma,
+        "cutoff_transition_width": soap.cutoff_transition_width,
+        "species": list(soap.species),
+        "center_atom_weight": soap.center_atom_weight,
+    }
+
+
+class _Term:
+    """One fitted kernel term: its descriptor, sparse points, delta and the Rust kernel."""
+
+    def __init__(self, kind, descriptor, delta, sparse, sparse_species=None, zeta=None):
+        self.kind = kind  # "soap" or "distance_2b"
+        self.descriptor = descriptor
+        self.delta = float(delta)
+        self.sparse = np.ascontiguousarray(sparse, dtype=np.float64)
+        self.sparse_species = None if sparse_species is None else np.asarray(sparse_species, dtype=np.int64)
+        self.zeta = zeta
+        if kind == "soap":
+            self.core = _core.KernelTerm.soap(
+                descriptor._core, float(zeta), self.delta, self.sparse, [int(z) for z in self.sparse_species]
+            )
+        else:
+            d = descriptor
+            pair = None if d.species is None else tuple(atomic_numbers[s] for s in d.species)
+            self.core = _core.KernelTerm.pair(
+                d.cutoff, d.cutoff_transition_width, d.theta, self.delta, self.sparse.tolist(), pair
+            )
+
+    @property
+    def n_sparse(self) -> int:
+        return len(self.sparse)
+
+    def prior(self) -> np.ndarray:
+        """K_MM (without jitter)."""
+        d2 = self.delta**2
+        if self.kind == "soap":
+            same = self.sparse_species[:, None] == self.sparse_species[None, :]
+            return np.where(same, d2 * (self.sparse @ self.sparse.T) ** self.zeta, 0.0)
+        d = self.descriptor
+        fc = _switch(self.sparse, d.cutoff, d.cutoff_transition_width)
+        diff = self.sparse[:, None] - self.sparse[None, :]
+        return d2 * np.outer(fc, fc) * np.exp(-0.5 * diff**2 / d.theta**2)
+
+    def to_dict(self, alpha: np.ndarray) -> dict:
+        out = {"type": self.kind, "delta": self.delta, "alpha": alpha.tolist()}
+        if self.kind == "soap":
+            out.update(
+                soap=_soap_params(self.descriptor),
+                zeta=self.zeta,
+                sparse_points=self.sparse.tolist(),
+                sparse_species=[chemical_symbols[z] for z in self.sparse_species],
+            )
+        else:
+            out.update(distance_2b=self.descriptor.to_dict(), sparse_points=self.sparse.tolist())
+        return out
+
+
+def _switch(r, cutoff, width):
+    """QUIP's coordination function (1 inside, cosine switch over the last `width`)."""
+    r = np.asarray(r, dtype=np.float64)
+    if width == 0:
+        return np.where(r < cutoff, 1.0, 0.0)
+    s = np.clip((r - cutoff + width) / width, 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * s))
+
+
+# ------------------------------------------------------------------ sparse point selection
+
+
+def select_sparse(x: np.ndarray, n: int, method: str, zeta: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` distinct rows of the candidate matrix ``x`` (rows: normalised
+    descriptors).
+
+    - "cur": leverage-score CUR on x (Mahoney and Drineas, PNAS 106, 697 (2009)), as gap_fit's
+      CUR_POINTS: the rows with the largest statistical leverage on the top-k right
+      singular subspace, k = min(n, rank); deterministic (highest scores first), ties by index.
+    - "fps": farthest-point sampling in the kernel distance 2 (1 - (x_i . x_j)^zeta), starting
+      from the row of highest leverage.
+    - "random": uniform without replacement (``seed``).
+    Rows that are exact duplicates count once; if there are at most ``n`` distinct rows, all
+    are returned.
+    """
+    if method not in _SPARSE_METHODS:
+        raise ValueError(f"sparse_method must be one of {_SPARSE_METHODS}, got {method!r}")
+    _, first = np.unique(np.round(x, 12), axis=0, return_index=True)
+    distinct = np.sort(first)
+    if len(distinct) <= n:
+        return distinct
+    c = x[distinct]
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        return np.sort(distinct[rng.choice(len(c), size=n, replace=False)])
+    leverage = _leverage(c, n)
+    if method == "cur":
+        order = np.lexsort((np.arange(len(c)), -leverage))
+        return np.sort(distinct[order[:n]])
+    chosen = [int(np.argmax(leverage))]
+    # kernel distance to the nearest chosen point, updated one choice at a time: O(len(c) n)
+    dist = 1.0 - (c @ c[chosen[0]]) ** zeta
+    dist[chosen[0]] = -np.inf
+    for _ in range(n - 1):
+        k = int(np.argmax(dist))
+        chosen.append(k)
+        dist = np.minimum(dist, 1.0 - (c @ c[k]) ** zeta)
+        dist[chosen] = -np.inf
+    return np.sort(distinct[chosen])
+
+
+def _leverage(c: np.ndarray, k: int) -> np.ndarray:
+    """Row leverage scores on the top-k left singular vectors of c (the Gram-matrix
+    eigenvectors when c is tall, which costs O(rows features^2))."""
+    if c.shape[0] >= c.shape[1]:
+        s2, v = np.linalg.eigh(c.T @ c)
+        keep = s2 > s2.max() * 1e-12
+        s2, v = s2[keep][::-1], v[:, keep][:, ::-1]
+        k = min(k, len(s2))
+        u = (c @ v[:, :k]) / np.sqrt(s2[:k])
+    else:
+        u, s, _ = np.linalg.svd(c, full_matrices=False)
+        k = min(k, int((s > s[0] * 1e-6).sum()))
+        u = u[:, :k]
+    return (u**2).sum(axis=1) / max(k, 1)
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def _progress(frames, enabled: bool, desc: str):
+    if not enabled:
+        return frames
+    from tqdm.auto import tqdm
+
+    return tqdm(frames, total=len(frames), desc=desc, unit="frame")
+
+
+class GAP:
+    """A sparse Gaussian-process potential (GAP) on SOAP, optionally plus two-body terms and a
+    fixed baseline, fitted as QUIP's gap_fit.
+
+    Parameters
+    ----------
+    descriptors
+        An `mlpot.SOAP`, a `Distance2b`, or a list of them (a sum of terms). SOAP vectors
+        are used normalised (the descriptor is rebuilt with ``normalize=True`` if needed).
+    zeta
+        Exponent of the SOAP dot-product kernel (gap_fit ``zeta``).
+    n_sparse
+        Sparse points per central species of each SOAP term (gap_fit ``n_sparse``).
+    delta
+        Signal standard deviation of a SOAP local energy, eV (gap_fit ``delta``). None: the
+        root mean square of the per-atom training energies after e0 and the baseline are
+        subtracted (the size of the local energies the GP must represent).
+    sparse_method
+        "cur" (default; leverage-score CUR on the descriptor matrix), "fps" (farthest point
+        in the kernel distance) or "random" (``seed``), per species, among the training atoms.
+    default_sigma
+        (energy per atom eV, force eV/Angstrom, virial per atom eV): the noise of the
+        observations, gap_fit ``default_sigma`` with ``sigma_per_atom=T``: the energy and
+        virial sigmas of a frame of N atoms are these times sqrt(N).
+    group_sigma
+        ``{group: (e, f, v)}`` overriding default_sigma for frames whose
+        ``atoms.info["group"]`` is that group (gap_fit ``config_type_sigma``), same meaning.
+        A frame may also carry absolute sigmas in ``atoms.info["energy_sigma"]``,
+        ``["force_sigma"]``, ``["virial_sigma"]`` (eV, eV/Angstrom, eV; not scaled by N), which
+        win over both (gap_fit's per-configuration sigma parameters).
+    e0
+        ``{element: eV}``, the energy of an isolated atom, subtracted before the fit (gap_fit
+        ``e0``). None: the per-element energies that best fit the training energies by
+        least squares (the mean energy per atom for one element; gap_fit ``e0_method=average``).
+    jitter
+        Added to the diagonal of K_MM (gap_fit ``sparse_jitter``), eV^2.
+    baseline
+        A fixed reference potential (e.g. `mlpot.ZBL`), subtracted from the references before
+        the fit and added to predictions.
+    seed
+        For ``sparse_method="random"``.
+    sparse_points
+        Fixed SOAP sparse points instead of a selection: (n, n_features) normalised vectors and
+        their central elements, as ``(points, elements)``.
+    """
+
+    def __init__(
+        self,
+        descriptors,
+        zeta: float = 4,
+        n_sparse: int = 1000,
+        delta: float | None = None,
+        sparse_method: str = "cur",
+        default_sigma=(0.01, 0.05, 0.01),
+        group_sigma: Mapping | None = None,
+        e0: Mapping | None = None,
+        jitter: float = 1e-10,
+        baseline=None,
+        seed: int = 0,
+        sparse_points=None,
+    ):
+        terms = list(descriptors) if isinstance(descriptors, (list, tuple)) else [descriptors]
+        if not terms:
+            raise ValueError("descriptors must name at least one SOAP or Distance2b")
+        self.descriptors = []
+        for d in terms:
+            if isinstance(d, SOAP):
+                if not d.normalize:
+                    d = SOAP(**_soap_params(d), normalize=True)
+                self.descriptors.append(d)
+            elif isinstance(d, Distance2b):
+                self.descriptors.append(d)
+            else:
+                raise TypeError(f"descriptors must be mlpot.SOAP or mlpot.Distance2b, got {type(d).__name__}")
+        self.zeta = _positive(zeta, "zeta")
+        self.n_sparse = _count(n_sparse, "n_sparse")
+        self.delta = None if delta is None else _positive(delta, "delta")
+        if sparse_method not in _SPARSE_METHODS:
+            raise ValueError(f"sparse_method must be one of {_SPARSE_METHODS}, got {sparse_method!r}")
+        self.sparse_method = sparse_method
+        self.default_sigma = _sigmas(default_sigma, "default_sigma")
+        if group_sigma is not None and not isinstance(group_sigma, Mapping):
+            raise TypeError("group_sigma must be a dict {group: (e, f, v)}")
+        self.group_sigma = {g: _sigmas(s, f"group_sigma[{g!r}]") for g, s in (group_sigma or {}).items()}
+        self.e0 = None if e0 is None else self._check_e0(e0)
+        jitter = _finite("jitter", jitter)
+        if jitter < 0:
+            raise ValueError(f"jitter must be >= 0, got {jitter}")
+        self.jitter = jitter
+        if baseline is not None and not callable(getattr(baseline, "predict", None)):
+            raise TypeError("baseline must have a predict(atoms) method returning a dict")
+        self.baseline = baseline
+        self.seed = _count(seed, "seed", 0)
+        self.sparse_points = sparse_points
+        self._terms: list[_Term] | None = None
+        self._alpha: np.ndarray | None = None
+        self._e0_fitted: dict[str, float] | None = None
+        self._posterior: np.ndarray | None = None  # R, with R^T R = K_MM + K_MN Sigma^-1 K_NM
+        self._prior_factors: list[np.ndarray | None] | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Elements the model knows, sorted by atomic number."""
+        zs = set()
+        for d in self.descriptors:
+            if isinstance(d, SOAP):
+                zs.update(atomic_numbers[s] for s in d.species)
+            elif d.species is not None:
+                zs.update(atomic_numbers[s] for s in d.species)
+        if not zs and self._e0_fitted:
+            zs.update(atomic_numbers[s] for s in self._e0_fitted)
+        return tuple(chemical_symbols[z] for z in sorted(zs))
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        """The weights of all sparse points, terms in order; None before a fit."""
+        return None if self._alpha is None else self._alpha.copy()
+
+    @property
+    def e0_values(self) -> dict[str, float] | None:
+        """The per-element energies used (given or fitted), eV."""
+        return None if self._e0_fitted is None else dict(self._e0_fitted)
+
+    @property
+    def terms(self) -> list[dict]:
+        """Per term: kind, delta, sparse points (and species), weights."""
+        if self._terms is None:
+            return []
+        out, start = [], 0
+        for t in self._terms:
+            out.append(t.to_dict(self._alpha[start : start + t.n_sparse]))
+            start += t.n_sparse
+        return out
+
+    def _check_e0(self, e0) -> dict[str, float]:
+        if not isinstance(e0, Mapping):
+            raise TypeError("e0 must be a dict {element: energy in eV}")
+        return {_symbol(k): _finite(f"e0[{k!r}]", v) for k, v in e0.items()}
+
+    def __repr__(self) -> str:
+        state = "fitted" if self._alpha is not None else "not fitted"
+        return (
+            f"GAP({self.descriptors!r}, zeta={self.zeta}, n_sparse={self.n_sparse}, "
+            f"default_sigma={self.default_sigma}, e0={self.e0}) [{state}]"
+        )
+
+    # ------------------------------------------------------------------------ fit
+
+    def fit(self, frames: Iterable, progress: bool = True) -> "GAP":
+        """Fit to reference data: ``ase.Atoms`` with energy (eV), forces (eV/Angstrom) and,
+        for periodic cells, optionally stress (eV/Angstrom^3, ASE's sign) on their calculator,
+        and their group in ``atoms.info["group"]``. Frames are read twice (sparse point
+        selection, then the kernel rows), so an iterable is materialised as a list of
+        Atoms; descriptor gradients exist for one frame at a time.
+        """
+        if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
+            raise TypeError("frames must be an iterable of ase.Atoms")
+        frames = list(frames)
+        if not frames:
+            raise ValueError("no frames to fit")
+        elements = self.elements or tuple(
+            chemical_symbols[z] for z in np.unique(np.concatenate([a.numbers for a in frames]))
+        )
+        known = sorted(atomic_numbers[e] for e in elements)
+        refs, structures = [], []
+        for k, atoms in enumerate(frames):
+            where, ref = training.frame_reference(k, atoms)
+            try:
+                structures.append(_structure(atoms, known))
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+            refs.append(ref)
+        unused = [g for g in self.group_sigma if g not in {a.info.get("group") for a in frames}]
+        if unused:
+            warnings.warn(f"group_sigma names group(s) {unused} that no frame belongs to", stacklevel=2)
+        base = [self.baseline.predict(a) if self.baseline is not None else None for a in frames]
+        e0 = self._resolve_e0(elements, frames, refs, base)
+        delta_default = self._default_delta(frames, refs, base, e0)
+
+        terms = self._select_terms(frames, structures, delta_default, progress)
+        n_columns = sum(t.n_sparse for t in terms)
+        accumulator = lstsq.QRAccumulator(n_columns)
+        for k in _progress(range(len(frames)), progress, "GAP fit"):
+            rows = [t.core.rows(structures[k]) for t in terms]
+            a, b = self._observations(frames[k], refs[k], base[k], e0, rows)
+            if len(b):
+                accumulator.add(a, b)
+        if accumulator.n_rows == 0:
+            raise ValueError("no observations: every reference was missing")
+        # the prior: rows L^T with K_MM + jitter = L L^T, block diagonal over terms
+        factors, start = [], 0
+        for t in terms:
+            lower = _prior_factor(t.prior(), self.jitter)
+            rows = np.zeros((t.n_sparse, n_columns))
+            rows[:, start : start + t.n_sparse] = lower.T
+            accumulator.add(rows, np.zeros(t.n_sparse))
+            factors.append(lower)
+            start += t.n_sparse
+        r = accumulator.factor()
+        rm, qty = r[:n_columns, :n_columns], r[:n_columns, n_columns]
+        alpha = scipy.linalg.solve_triangular(rm, qty, lower=False, check_finite=False)
+        if not np.isfinite(alpha).all():
+            raise RuntimeError("the GAP solve failed (singular system); increase jitter")
+        self._terms = terms
+        self._alpha = alpha
+        self._e0_fitted = e0
+        self._posterior = np.triu(rm)
+        self._prior_factors = factors
+        return self
+
+    def _resolve_e0(self, elements, frames, refs, base) -> dict[str, float]:
+        if self.e0 is not None:
+            missing = [e for e in elements if e not in self.e0]
+            if missing:
+                raise ValueError(f"e0 lacks element(s) {missing}")
+            return {e: self.e0[e] for e in elements}
+        counts, energies = [], []
+        for atoms, ref, b in zip(frames, refs, base):
+            if ref.energy is None:
+                continue
+            counts.append([np.count_nonzero(atoms.numbers == atomic_numbers[e]) for e in elements])
+            energies.append(ref.energy - (b["energy"] if b else 0.0))
+        if not energies:
+            raise ValueError("no frame has a reference energy, so e0 must be given")
+        e0, *_ = np.linalg.lstsq(np.array(counts, dtype=float), np.array(energies), rcond=None)
+        return dict(zip(elements, (float(x) for x in e0)))
+
+    def _default_delta(self, frames, refs, base, e0) -> float:
+        per_atom = [
+            (ref.energy - (b["energy"] if b else 0.0) - sum(e0[chemical_symbols[z]] for z in a.numbers)) / len(a)
+            for a, ref, b in zip(frames, refs, base)
+            if ref.energy is not None and len(a)
+        ]
+        rms = math.sqrt(np.mean(np.square(per_atom))) if per_atom else 1.0
+        return rms if rms > 0 else 1.0
+
+    def _select_terms(self, frames, structures, delta_default, progress) -> list[_Term]:
+        terms = []
+        for d in self.descriptors:
+            if isinstance(d, SOAP):
+                terms.append(self._soap_term(d, frames, delta_default, progress))
+            else:
+                terms.append(self._pair_term(d, frames, delta_default))
+        return terms
+
+    def _soap_term(self, soap: SOAP, frames, delta_default, progress) -> _Term:
+        delta = self.delta if self.delta is not None else delta_default
+        if self.sparse_points is not None:
+            points, elements = self.sparse_points
+            points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+            species = np.array([atomic_numbers[_symbol(e)] for e in elements])
+            if points.shape != (len(species), soap.n_features):
+                raise ValueError(f"sparse_points must be ({len(species)}, {soap.n_features}) vectors")
+            order = np.argsort(species, kind="stable")
+            return _Term("soap", soap, delta, points[order], species[order], self.zeta)
+        # values only (no gradients) of every training atom, grouped by central species
+        values = [soap.compute(a) for a in _progress(frames, progress, "GAP sparse points")]
+        numbers = np.concatenate([a.numbers for a in frames])
+        values = np.concatenate(values)
+        points, species = [], []
+        for z in sorted(atomic_numbers[s] for s in soap.species):
+            candidates = values[numbers == z]
+            if not len(candidates):
+                continue
+            chosen = select_sparse(candidates, self.n_sparse, self.sparse_method, self.zeta, self.seed)
+            points.append(candidates[chosen])
+            species.extend([z] * len(chosen))
+        if not points:
+            raise ValueError("no training atom has a species of the SOAP descriptor")
+        return _Term("soap", soap, delta, np.concatenate(points), np.array(species), self.zeta)
+
+    def _pair_term(self, d: Distance2b, frames, delta_default) -> _Term:
+        delta = d.delta if d.delta is not None else delta_default
+        if d.sparse_points is not None:
+            return _Term("distance_2b", d, delta, d.sparse_points)
+        from mlpot.neighborlist import neighbor_list
+
+        shortest = d.cutoff
+        for a in frames:
+            i, j, dist = neighbor_list("ijd", a, d.cutoff)
+            if d.species is not None:
+                zi, zj = a.numbers[i], a.numbers[j]
+                z1, z2 = (atomic_numbers[s] for s in d.species)
+                keep = ((zi == z1) & (zj == z2)) | ((zi == z2) & (zj == z1))
+                dist = dist[keep]
+            if len(dist):
+                shortest = min(shortest, float(dist.min()))
+        if shortest >= d.cutoff:
+            raise ValueError("no training pair lies within the Distance2b cutoff")
+        return _Term("distance_2b", d, delta, np.linspace(shortest, d.cutoff, d.n_sparse))
+
+    def _frame_sigmas(self, atoms) -> tuple[float, float, float]:
+        n = len(atoms)
+        e, f, v = self.group_sigma.get(atoms.info.get("group"), self.default_sigma)
+        e, v = e * math.sqrt(n), v * math.sqrt(n)
+        info = atoms.info
+        e = _positive(info["energy_sigma"], "energy_sigma") if "energy_sigma" in info else e
+        f = _positive(info["force_sigma"], "force_sigma") if "force_sigma" in info else f
+        v = _positive(info["virial_sigma"], "virial_sigma") if "virial_sigma" in info else v
+        return e, f, v
+
+    def _observations(self, atoms, ref, base, e0, rows):
+        """Sigma^-1/2 K_NM and Sigma^-1/2 y of one frame: the total energy less e0 and the
+        baseline, the forces and the virial (eV, LAMMPS's sign: -stress * volume)."""
+        se, sf, sv = self._frame_sigmas(atoms)
+        blocks, targets = [], []
+        if ref.energy is not None and len(atoms):
+            energy = ref.energy - sum(e0[chemical_symbols[z]] for z in atoms.numbers)
+            energy -= base["energy"] if base else 0.0
+            blocks.append(np.concatenate([r["energy"] for r in rows])[None, :] / se)
+            targets.append(np.array([energy / se]))
+        if ref.forces is not None and len(atoms):
+            forces = ref.forces - (np.asarray(base["forces"]) if base else 0.0)
+            blocks.append(np.hstack([r["forces"] for r in rows]) / sf)
+            targets.append(forces.ravel() / sf)
+        if ref.stress is not None:
+            stress = ref.stress - (np.asarray(base["stress"]) if base else 0.0)
+            blocks.append(np.hstack([r["virial"] for r in rows]) / sv)
+            targets.append(-stress * atoms.get_volume() / sv)
+        if not blocks:
+            return np.zeros((0, sum(r["energy"].shape[0] for r in rows))), np.zeros(0)
+        return np.vstack(blocks), np.concatenate(targets)
+
+    # ---------------------------------------------------------------- prediction
+
+    def predict(self, atoms, variance: bool = False) -> dict:
+        """Energy (eV), free_energy, forces (eV/Angstrom), energies (per atom, eV) and, for
+        cells periodic in all three directions, stress (eV/Angstrom^3, ASE's sign and Voigt
+        order), baseline included.
+
+        With ``variance=True`` also the predicted (posterior) variance of the GP part, an
+        extrapolation warning rather than an error bar: it is small for environments like
+        the training data and grows toward the prior (delta^2 per SOAP atom) for
+        environments unlike any sparse point. Keys: energy_variance (eV^2) and energy_std
+        (eV) of the total energy; energies_variance, energies_std per atom (eV^2, eV). The
+        per-atom variance is the projected-process (DTC) variance of the local energy,
+        k_ii - k_i K_MM^-1 k_i + k_i (K_MM + K_MN Sigma^-1 K_NM)^-1 k_i, as QUIP's
+        local_gap_variance (a two-body term adds the rows of an atom's pairs (i, j) and only
+        the last part). For the total energy the middle term uses the summed kernel
+        row, and the Nystrom residuals k_ii - q_ii are summed over atoms as if independent
+        (exact DTC would need all atom pairs, O(N^2)).
+        """
+        if self._alpha is None:
+            raise RuntimeError("the model is not fitted: call fit(frames) first")
+        known = sorted(atomic_numbers[e] for e in self._e0_fitted)
+        structure = _structure(atoms, known)
+        n = len(atoms)
+        energies = np.array([self._e0_fitted[chemical_symbols[z]] for z in atoms.numbers], dtype=np.float64)
+        forces = np.zeros((n, 3))
+        virial = np.zeros(6)
+        kernels, residual, start = [], np.zeros(n), 0
+        for t, lower in zip(self._terms, self._prior_factors):
+            a = self._alpha[start : start + t.n_sparse]
+            e, f, w, k = t.core.predict(structure, a, variance)
+            energies += e
+            forces += f
+            virial += w
+            if variance:
+                kernels.append(k)
+                if t.kind == "soap":
+                    q = scipy.linalg.solve_triangular(lower, k.T, lower=True, check_finite=False)
+                    residual += np.maximum(t.delta**2 - (q**2).sum(axis=0), 0.0)
+            start += t.n_sparse
+        if self.baseline is not None:
+            base = self.baseline.predict(atoms)
+            energies = energies + np.asarray(base["energies"], dtype=np.float64)
+            forces = forces + np.asarray(base["forces"], dtype=np.float64)
+        energy = float(energies.sum())
+        out = {"energy": energy, "free_energy": energy, "forces": forces, "energies": energies}
+        if bool(np.all(atoms.pbc)):
+            stress = -virial / atoms.get_volume()
+            if self.baseline is not None:
+                stress = stress + np.asarray(base["stress"], dtype=np.float64)
+            out["stress"] = stress
+        if variance:
+            k = np.hstack(kernels)  # (n, M): d e_i / d alpha
+            rows = np.vstack([k, k.sum(axis=0)])
+            s = scipy.linalg.solve_triangular(self._posterior, rows.T, trans="T", check_finite=False)
+            explained = (s**2).sum(axis=0)
+            local = residual + explained[:n]
+            total = residual.sum() + explained[n]
+            out["energies_variance"] = local
+            out["energies_std"] = np.sqrt(local)
+            out["energy_variance"] = float(total)
+            out["energy_std"] = math.sqrt(total)
+        return out
+
+    def calculator(self, variance: bool = False, **kwargs):
+        """An ASE calculator of this model; with ``variance=True`` it also gives the results
+        "energy_std" (eV) and "energies_std" (per atom, eV), see `predict`."""
+        from mlpot.calculator import MLPotCalculator
+
+        return MLPotCalculator(self, variance=variance, **kwargs)
+
+    # ------------------------------------------------------------- serialization
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` as versioned JSON (read it with `mlpot.load`)."""
+        from mlpot import modelfile
+
+        modelfile.save(self, path)
+
+    def to_dict(self) -> dict:
+        """The model as plain JSON data: hyperparameters, sparse points, weights, e0, the
+        baseline and the triangular factor R of the posterior (for the variance)."""
+        from mlpot import modelfile
+
+        if self._alpha is None:
+            raise RuntimeError("the model is not fitted: fit it before saving")
+        m = len(self._alpha)
+        upper = self._posterior[np.triu_indices(m)]
+        return {
+            "kind": "GAP",
+            "terms": self.terms,
+            "e0": dict(self._e0_fitted),
+            "jitter": self.jitter,
+            "settings": {
+                "zeta": self.zeta,
+                "n_sparse": self.n_sparse,
+                "delta": self.delta,
+                "sparse_method": self.sparse_method,
+                "default_sigma": list(self.default_sigma),
+                "group_sigma": {str(g): list(s) for g, s in self.group_sigma.items()},
+                "seed": self.seed,
+                "e0": self.e0,
+            },
+            "posterior_factor": upper.tolist(),
+            "baseline": modelfile.baseline_to_dict(self.baseline),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "GAP":
+        """Inverse of `to_dict`; raises mlpot.ModelFileError naming what is wrong."""
+        from mlpot import modelfile
+
+        return modelfile.gap_from_dict(cls, data)
+
+    @classmethod
+    def _from_parts(cls, descriptors, settings, terms, alpha, e0, jitter, posterior, baseline):
+        model = cls(
+            descriptors,
+            zeta=settings["zeta"],
+            n_sparse=settings["n_sparse"],
+            delta=settings["delta"],
+            sparse_method=settings["sparse_method"],
+            default_sigma=settings["default_sigma"],
+            group_sigma=settings["group_sigma"],
+            e0=settings["e0"],
+            jitter=jitter,
+            baseline=baseline,
+            seed=settings["seed"],
+        )
+        model._terms = terms
+        model._alpha = alpha
+        model._e0_fitted = dict(e0)
+        model._posterior = posterior
+        model._prior_factors = [_prior_factor(t.prior(), jitter) for t in terms]
+        return model
+
+
+def _prior_factor(kmm: np.ndarray, jitter: float) -> np.ndarray:
+    """A lower-triangular L with L L^T = K_MM + jitter I: Cholesky, or, if K_MM + jitter is
+    numerically singular (near-duplicate sparse points), the triangular factor of the QR of
+    the eigenvalue square root (eigenvalues clipped at jitter) with a warning."""
+    a = kmm + jitter * np.eye(len(kmm))
+    try:
+        return scipy.linalg.cholesky(a, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        warnings.warn(
+            "K_MM + jitter is not positive definite (near-duplicate sparse points?); "
+            "clipping its eigenvalues at the jitter",
+            stacklevel=3,
+        )
+        w, v = np.linalg.eigh(a)
+        root = v * np.sqrt(np.maximum(w, max(jitter, 1e-14 * w.max())))
+        r = np.linalg.qr(root.T, mode="r")
+        r = r * np.sign(np.diag(r))[:, None]
+        return r.T

@@ -1,0 +1,190 @@
+//! Density expansion coefficients of one central atom, c^s_{lmn} = sum over neighbors j of
+//! species s of f_c(r_ij) I_ln(r_ij) Y_lm(r_ij / |r_ij|), plus the central atom's own
+//! Gaussian (l = 0 only), and their derivatives with respect to the neighbor positions.
+//!
+//! Layout: c is [species][lm][n] with n fastest, so that the power spectrum sums over m of
+//! products of contiguous n-vectors.
+
+use super::spherical_harmonics::SphericalHarmonics;
+use super::Soap;
+use crate::neighbors::NeighborList;
+
+/// Voigt order (xx, yy, zz, yz, xz, xy) as (derivative component, pair-vector component).
+pub const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+
+/// Below this distance (Angstrom) a neighbor sits on the centre and its direction is taken
+/// along z, as featomic does.
+const COINCIDENT: f64 = 1e-6;
+
+/// Per-thread buffers for one central atom at a time.
+pub struct Workspace {
+    /// c, [species][lm][n].
+    pub c: Vec<f64>,
+    /// Gradient rows of the current atom: the distinct neighbor atoms and the atom itself,
+    /// sorted, with their species index.
+    pub rows: Vec<usize>,
+    pub row_species: Vec<usize>,
+    /// dc/dr_j per row, [row][xyz][lm][n], only for the species of the row's atom. The row
+    /// of the central atom is left at zero (it is minus the sum of the others).
+    pub d_rows: Vec<f64>,
+    /// sum over pairs of dc/dr_ij (x) r_ij in Voigt order, [species][6][lm][n].
+    pub d_virial: Vec<f64>,
+    /// Row index of each pair of the current atom.
+    pair_rows: Vec<usize>,
+    radial: Vec<f64>,
+    d_radial: Vec<f64>,
+    ylm: Vec<f64>,
+    d_ylm: Vec<f64>,
+    harmonics: SphericalHarmonics,
+    /// The central atom's own contribution to c^{own species}_{00n}.
+    centre: Vec<f64>,
+}
+
+impl Workspace {
+    pub fn new(soap: &Soap) -> Self {
+        let width = soap.spline.width();
+        let harmonics = SphericalHarmonics::new(soap.params.l_max);
+        let lm = harmonics.size();
+        let n_max = soap.params.n_max;
+        // the centre's Gaussian sits at r = 0, where only Y_00 = 1/sqrt(4 pi) survives
+        let mut at_zero = vec![0.0; width];
+        soap.spline.evaluate(0.0, &mut at_zero, None);
+        let y00 = 0.5 / std::f64::consts::PI.sqrt();
+        let centre = at_zero[..n_max]
+            .iter()
+            .map(|v| soap.params.center_atom_weight * y00 * v)
+            .collect();
+        Workspace {
+            c: vec![0.0; soap.params.species.len() * lm * n_max],
+            rows: Vec::new(),
+            row_species: Vec::new(),
+            d_rows: Vec::new(),
+            d_virial: Vec::new(),
+            pair_rows: Vec::new(),
+            radial: vec![0.0; width],
+            d_radial: vec![0.0; width],
+            ylm: vec![0.0; lm],
+            d_ylm: vec![0.0; 3 * lm],
+            harmonics,
+            centre,
+        }
+    }
+
+    /// Fills c for atom i and, with `gradients`, the rows, d_rows and d_virial.
+    pub fn expand(
+        &mut self,
+        soap: &Soap,
+        list: &NeighborList,
+        types: &[usize],
+        i: usize,
+        gradients: bool,
+    ) {
+        let n_max = soap.params.n_max;
+        let l_max = soap.params.l_max;
+        let lm_size = self.ylm.len();
+        let block = lm_size * n_max;
+        let n_species = soap.params.species.len();
+        self.c.fill(0.0);
+        let own = types[i] * block;
+        for (c, v) in self.c[own..own + n_max].iter_mut().zip(&self.centre) {
+            *c += v;
+        }
+        let pairs = list.pairs_of(i);
+        if gradients {
+            self.rows.clear();
+            self.rows.extend_from_slice(&list.neighbors[pairs.clone()]);
+            self.rows.push(i);
+            self.rows.sort_unstable();
+            self.rows.dedup();
+            self.row_species.clear();
+            self.row_species.extend(self.rows.iter().map(|&j| types[j]));
+            self.pair_rows.clear();
+            for &j in &list.neighbors[pairs.clone()] {
+                self.pair_rows.push(self.rows.binary_search(&j).unwrap());
+            }
+            self.d_rows.clear();
+            self.d_rows.resize(self.rows.len() * 3 * block, 0.0);
+            self.d_virial.clear();
+            self.d_virial.resize(n_species * 6 * block, 0.0);
+        }
+        for (k, pair) in pairs.enumerate() {
+            let j = list.neighbors[pair];
+            let r = list.distances[pair];
+            let vector = list.vectors[pair];
+            let (u, inv_r) = if r < COINCIDENT {
+                ([0.0, 0.0, 1.0], 0.0)
+            } else {
+                let inv = 1.0 / r;
+                ([vector[0] * inv, vector[1] * inv, vector[2] * inv], inv)
+            };
+            let (fc, dfc) = soap.smoothing(r);
+            let t = types[j];
+            soap.spline.evaluate(
+                r,
+                &mut self.radial,
+                gradients.then_some(&mut self.d_radial[..]),
+            );
+            self.harmonics.compute(
+                u,
+                &mut self.ylm,
+                gradients.then_some((&mut self.d_ylm[..], inv_r)),
+            );
+            if gradients {
+                // (f_c I)' = f_c' I + f_c I', before I is scaled in place below
+                for (d, v) in self.d_radial.iter_mut().zip(&self.radial) {
+                    *d = dfc * v + fc * *d;
+                }
+            }
+            for v in self.radial.iter_mut() {
+                *v *= fc;
+            }
+            let c = &mut self.c[t * block..(t + 1) * block];
+            for l in 0..=l_max {
+                let radial = &self.radial[l * n_max..(l + 1) * n_max];
+                for lm in l * l..(l + 1) * (l + 1) {
+                    let y = self.ylm[lm];
+                    for (c, r) in c[lm * n_max..(lm + 1) * n_max].iter_mut().zip(radial) {
+                        *c += y * r;
+                    }
+                }
+            }
+            if !gradients {
+                continue;
+            }
+            // dc/dr_ij,a = (f_c I)' u_a Y + f_c I dY/dr_a
+            let row = self.pair_rows[k];
+            let into_row = j != i; // a periodic image of the centre moves with it
+            let virial = &mut self.d_virial[t * 6 * block..(t + 1) * 6 * block];
+            let row_block = &mut self.d_rows[row * 3 * block..(row + 1) * 3 * block];
+            for l in 0..=l_max {
+                let radial = &self.radial[l * n_max..(l + 1) * n_max];
+                let d_radial = &self.d_radial[l * n_max..(l + 1) * n_max];
+                for lm in l * l..(l + 1) * (l + 1) {
+                    let y = self.ylm[lm];
+                    let mut alpha = [0.0; 3];
+                    let mut beta = [0.0; 3];
+                    for a in 0..3 {
+                        alpha[a] = u[a] * y;
+                        beta[a] = self.d_ylm[a * lm_size + lm];
+                    }
+                    let at = lm * n_max;
+                    for n in 0..n_max {
+                        let dc = [
+                            alpha[0] * d_radial[n] + beta[0] * radial[n],
+                            alpha[1] * d_radial[n] + beta[1] * radial[n],
+                            alpha[2] * d_radial[n] + beta[2] * radial[n],
+                        ];
+                        if into_row {
+                            for a in 0..3 {
+                                row_block[a * block + at + n] += dc[a];
+                            }
+                        }
+                        for (v, &(a, b)) in VOIGT.iter().enumerate() {
+                            virial[v * block + at + n] += dc[a] * vector[b];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

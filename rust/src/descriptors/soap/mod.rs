@@ -1,0 +1,416 @@
+//! The SOAP power spectrum (Bartok, Kondor and Csanyi, Phys. Rev. B 87, 184115 (2013)) for
+//! any number of species, with the definitions, normalisation and component order of
+//! featomic's `SoapPowerSpectrum` (GTO radial basis, Gaussian density, shifted-cosine
+//! cutoff), so that values agree with featomic's to rounding.
+//!
+//! Stages, one module each: the GTO radial basis and its exact radial integral (`radial`),
+//! its quintic-spline table (`spline`), real spherical harmonics (`spherical_harmonics`),
+//! the density expansion coefficients of one atom and their derivatives (`expansion`), and
+//! the power spectrum with its derivatives (`power_spectrum`). Atoms run in parallel; each
+//! atom's result depends only on its own neighbors, so the output is the same for any number
+//! of threads.
+
+mod expansion;
+mod power_spectrum;
+mod radial;
+mod spherical_harmonics;
+mod spline;
+
+use rayon::prelude::*;
+
+use crate::descriptors::bispectrum::Gradients;
+use crate::error::{Error, Result};
+use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
+use crate::structure::Structure;
+use expansion::{Workspace, VOIGT};
+use power_spectrum::PowerSpectrum;
+use spline::RadialSpline;
+
+/// Largest l_max accepted: the tables grow as l_max^2 and the spherical harmonics
+/// recurrences stay accurate well beyond it.
+pub const MAX_L_MAX: usize = 30;
+
+/// The hyperparameters, with QUIP's names. featomic's are: cutoff.radius = cutoff,
+/// max_radial = n_max - 1, max_angular = l_max, density width = atom_sigma, ShiftedCosine
+/// width = cutoff_transition_width (Step when it is 0), center_atom_weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoapParams {
+    /// Angstrom.
+    pub cutoff: f64,
+    /// Number of radial basis functions.
+    pub n_max: usize,
+    pub l_max: usize,
+    /// Width of the Gaussian on each atom, Angstrom.
+    pub atom_sigma: f64,
+    /// Width of the shifted-cosine switch below the cutoff, Angstrom; 0 for a hard cutoff.
+    pub cutoff_transition_width: f64,
+    /// Atomic numbers; sorted on construction (the order of the species pairs).
+    pub species: Vec<u32>,
+    /// Weight of the central atom's own Gaussian in its density.
+    pub center_atom_weight: f64,
+    /// Divide each atom's spectrum by its Euclidean norm.
+    pub normalize: bool,
+}
+
+impl SoapParams {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::invalid(m));
+        if !(self.cutoff.is_finite() && self.cutoff > 0.0) {
+            return bad(format!(
+                "cutoff must be a positive finite number of Angstrom, got {}",
+                self.cutoff
+            ));
+        }
+        if self.n_max < 1 {
+            return bad(format!("n_max must be >= 1, got {}", self.n_max));
+        }
+        if self.l_max > MAX_L_MAX {
+            return bad(format!(
+                "l_max must be at most {MAX_L_MAX}, got {}",
+                self.l_max
+            ));
+        }
+        if !(self.atom_sigma.is_finite() && self.atom_sigma > 0.0) {
+            return bad(format!(
+                "atom_sigma must be a positive finite number of Angstrom, got {}",
+                self.atom_sigma
+            ));
+        }
+        let w = self.cutoff_transition_width;
+        if !(w.is_finite() && w >= 0.0 && w < self.cutoff) {
+            return bad(format!(
+                "cutoff_transition_width must be in [0, cutoff) = [0, {}) Angstrom, got {w}",
+                self.cutoff
+            ));
+        }
+        if !self.center_atom_weight.is_finite() {
+            return bad(format!(
+                "center_atom_weight must be finite, got {}",
+                self.center_atom_weight
+            ));
+        }
+        if self.species.is_empty() {
+            return bad("species must name at least one element".into());
+        }
+        for (k, z) in self.species.iter().enumerate() {
+            if self.species[..k].contains(z) {
+                return bad(format!("species names atomic number {z} twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A configured descriptor: parameters and the radial table, built once.
+#[derive(Debug, Clone)]
+pub struct Soap {
+    params: SoapParams,
+    spline: RadialSpline,
+    spectrum: PowerSpectrum,
+}
+
+impl Soap {
+    pub fn new(mut params: SoapParams) -> Result<Self> {
+        params.validate()?;
+        params.species.sort_unstable();
+        let integral = radial::RadialIntegral::new(
+            params.cutoff,
+            params.n_max,
+            params.l_max,
+            params.atom_sigma,
+        )?;
+        let spline = RadialSpline::new(&integral, params.cutoff, params.atom_sigma)?;
+        let spectrum = PowerSpectrum::new(params.species.len(), params.n_max, params.l_max);
+        Ok(Soap {
+            params,
+            spline,
+            spectrum,
+        })
+    }
+
+    pub fn params(&self) -> &SoapParams {
+        &self.params
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.spectrum.n_features()
+    }
+
+    /// The cutoff function f_c(r) and its derivative.
+    fn smoothing(&self, r: f64) -> (f64, f64) {
+        let rc = self.params.cutoff;
+        let w = self.params.cutoff_transition_width;
+        if r <= rc - w {
+            (1.0, 0.0)
+        } else if r >= rc {
+            (0.0, 0.0)
+        } else {
+            let s = std::f64::consts::PI * (r - rc + w) / w;
+            (
+                0.5 * (1.0 + s.cos()),
+                -0.5 * std::f64::consts::PI * s.sin() / w,
+            )
+        }
+    }
+
+    /// The species index (position in the sorted `species`) of every atom.
+    fn types(&self, structure: &Structure) -> Result<Vec<usize>> {
+        structure
+            .numbers()
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                self.params.species.binary_search(z).map_err(|_| {
+                    Error::invalid(format!(
+                        "atom {i} has atomic number {z}, which is not in species {:?}",
+                        self.params.species
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn neighbors(&self, structure: &Structure) -> Result<NeighborList> {
+        neighbor_list(
+            structure,
+            &Cutoff::Uniform(self.params.cutoff),
+            ListOptions::default(),
+        )
+    }
+
+    /// Per-atom power spectra, (n_atoms, n_features) row-major.
+    pub fn compute(&self, structure: &Structure) -> Result<Vec<f64>> {
+        let types = self.types(structure)?;
+        let list = self.neighbors(structure)?;
+        let nf = self.n_features();
+        let mut out = crate::memory::large_vec(structure.len() * nf);
+        out.resize(structure.len() * nf, 0.0);
+        out.par_chunks_mut(nf).enumerate().for_each_init(
+            || Workspace::new(self),
+            |ws, (i, row)| {
+                ws.expand(self, &list, &types, i, false);
+                self.spectrum.values(&ws.c, row);
+                if self.params.normalize {
+                    let norm = norm(row);
+                    if norm > 0.0 {
+                        row.iter_mut().for_each(|p| *p /= norm);
+                    }
+                }
+            },
+        );
+        Ok(out)
+    }
+
+    /// Per-atom power spectra with dP_i/dr_j and the per-atom virials.
+    pub fn compute_with_gradients(&self, structure: &Structure) -> Result<Gradients> {
+        let types = self.types(structure)?;
+        let list = self.neighbors(structure)?;
+        let n_atoms = structure.len();
+        let nf = self.n_features();
+
+        // rows of atom i: its distinct neighbors and itself, sorted (as Workspace::expand)
+        let row_counts: Vec<usize> = (0..n_atoms)
+            .into_par_iter()
+            .map(|i| {
+                let mut js: Vec<usize> = list.neighbors[list.pairs_of(i)].to_vec();
+                js.push(i);
+                js.sort_unstable();
+                js.dedup();
+                js.len()
+            })
+            .collect();
+        let mut row_offsets = Vec::with_capacity(n_atoms + 1);
+        row_offsets.push(0);
+        for count in &row_counts {
+            row_offsets.push(row_offsets.last().unwrap() + count);
+        }
+        let n_rows = row_offsets[n_atoms];
+
+        // zeroed allocations come from fresh OS pages without a memset: the pages are first
+        // touched by the parallel loop below, and so cleared by the kernel in parallel
+        let mut descriptors = vec![0.0; n_atoms * nf];
+        let mut values = vec![0.0; n_rows * 3 * nf];
+        let mut virial = vec![0.0; n_atoms * 6 * nf];
+        let mut centers = vec![0; n_rows];
+        let mut atoms = vec![0; n_rows];
+        let value_rows = split_by_offsets(&mut values, &row_offsets, 3 * nf);
+        let center_rows = split_by_offsets(&mut centers, &row_offsets, 1);
+        let atom_rows = split_by_offsets(&mut atoms, &row_offsets, 1);
+        descriptors
+            .par_chunks_mut(nf)
+            .zip(virial.par_chunks_mut(6 * nf))
+            .zip(value_rows)
+            .zip(center_rows.into_par_iter().zip(atom_rows))
+            .enumerate()
+            .for_each_init(
+                || (Workspace::new(self), Vec::new()),
+                |(ws, acc), (i, (((p, w), g), (centers, atoms)))| {
+                    ws.expand(self, &list, &types, i, true);
+                    centers.fill(i);
+                    atoms.copy_from_slice(&ws.rows);
+                    self.atom_gradients(ws, acc, i, p, w, g);
+                },
+            );
+        Ok(Gradients {
+            descriptors,
+            centers,
+            atoms,
+            values,
+            virial,
+        })
+    }
+
+    /// P (nf), its virial W (6, nf) and gradient rows g (rows, 3, nf) of one expanded atom.
+    fn atom_gradients(
+        &self,
+        ws: &Workspace,
+        acc: &mut Vec<f64>,
+        i: usize,
+        p: &mut [f64],
+        w: &mut [f64],
+        g: &mut [f64],
+    ) {
+        let nf = self.n_features();
+        let block = ws.c.len() / self.params.species.len();
+        self.spectrum.values(&ws.c, p);
+        let self_row = ws.rows.binary_search(&i).unwrap();
+        for (row, &t) in ws.row_species.iter().enumerate() {
+            if row == self_row {
+                continue;
+            }
+            for a in 0..3 {
+                let d = &ws.d_rows[(row * 3 + a) * block..(row * 3 + a + 1) * block];
+                let out = &mut g[(row * 3 + a) * nf..(row * 3 + a + 1) * nf];
+                self.spectrum.derivative(&ws.c, d, t, out, acc);
+            }
+        }
+        // translation invariance: the centre's row is minus the sum of the others
+        let (before, rest) = g.split_at_mut(self_row * 3 * nf);
+        let (centre, after) = rest.split_at_mut(3 * nf);
+        for other in before.chunks(3 * nf).chain(after.chunks(3 * nf)) {
+            for (c, o) in centre.iter_mut().zip(other) {
+                *c -= o;
+            }
+        }
+        for t in 0..self.params.species.len() {
+            for v in 0..VOIGT.len() {
+                let d = &ws.d_virial[(t * 6 + v) * block..(t * 6 + v + 1) * block];
+                self.spectrum
+                    .derivative(&ws.c, d, t, &mut w[v * nf..(v + 1) * nf], acc);
+            }
+        }
+        // W = -sum over pairs of dP/dr_ij (x) r_ij
+        w.iter_mut().for_each(|x| *x = -*x);
+        if self.params.normalize {
+            normalize_with_derivatives(p, g.chunks_mut(nf).chain(w.chunks_mut(nf)));
+        }
+    }
+}
+
+/// One atom's power spectrum and derivatives, laid out as `compute_with_gradients` lays
+/// out that atom's part.
+pub struct AtomGradients<'a> {
+    pub center: usize,
+    /// The atoms of the gradient rows: the distinct neighbors and the centre, sorted.
+    pub rows: &'a [usize],
+    /// P_i, (n_features).
+    pub values: &'a [f64],
+    /// dP_i/dr_j, (rows, 3, n_features).
+    pub gradients: &'a [f64],
+    /// W_i = -sum_j (dP_i/dr_ij) (x) r_ij in Voigt order, (6, n_features).
+    pub virial: &'a [f64],
+}
+
+impl Soap {
+    /// Streams the atoms of `structure` with their gradients, so that a model can contract
+    /// them as they come instead of storing the gradients of the whole structure: `map`
+    /// runs on `chunk` atoms at a time in parallel, and `consume` receives its results in
+    /// atom order (so reductions in `consume` do not depend on the thread count).
+    pub fn for_each_atom_gradients<T: Send>(
+        &self,
+        structure: &Structure,
+        chunk: usize,
+        map: impl Fn(AtomGradients<'_>) -> T + Sync,
+        mut consume: impl FnMut(usize, T),
+    ) -> Result<()> {
+        let types = self.types(structure)?;
+        let list = self.neighbors(structure)?;
+        let nf = self.n_features();
+        let n = structure.len();
+        let chunk = chunk.max(1);
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            let results: Vec<T> = (start..end)
+                .into_par_iter()
+                .map_init(
+                    || {
+                        (
+                            Workspace::new(self),
+                            Vec::new(),
+                            vec![0.0; nf],
+                            Vec::new(),
+                            vec![0.0; 6 * nf],
+                        )
+                    },
+                    |(ws, acc, p, g, w), i| {
+                        ws.expand(self, &list, &types, i, true);
+                        // atom_gradients accumulates into g and w
+                        g.clear();
+                        g.resize(ws.rows.len() * 3 * nf, 0.0);
+                        w.fill(0.0);
+                        self.atom_gradients(ws, acc, i, p, w, g);
+                        map(AtomGradients {
+                            center: i,
+                            rows: &ws.rows,
+                            values: p,
+                            gradients: g,
+                            virial: w,
+                        })
+                    },
+                )
+                .collect();
+            for (k, r) in results.into_iter().enumerate() {
+                consume(start + k, r);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// p -> p / |p|, and each derivative dp -> (dp - p^ (p^ . dp)) / |p|. A zero spectrum (an
+/// atom with no density at all) is left at zero.
+fn normalize_with_derivatives<'a>(p: &mut [f64], derivatives: impl Iterator<Item = &'a mut [f64]>) {
+    let norm = norm(p);
+    if norm == 0.0 {
+        return;
+    }
+    p.iter_mut().for_each(|x| *x /= norm);
+    for d in derivatives {
+        let along: f64 = d.iter().zip(p.iter()).map(|(d, p)| d * p).sum();
+        for (d, p) in d.iter_mut().zip(p.iter()) {
+            *d = (*d - p * along) / norm;
+        }
+    }
+}
+
+/// Splits `buf` into one slice per atom: atom i gets rows offsets[i]..offsets[i+1] of `width`.
+fn split_by_offsets<'a, T>(
+    mut buf: &'a mut [T],
+    offsets: &[usize],
+    width: usize,
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for w in offsets.windows(2) {
+        let (head, tail) = buf.split_at_mut((w[1] - w[0]) * width);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,561 @@
+//! Sparse Gaussian-process regression (GAP; Bartok et al., Phys. Rev. Lett. 104, 136403
+//! (2010), and QUIP's gap_fit) as kernel terms against fixed sparse points. Each term gives
+//! the two things the Python fit and prediction need:
+//!
+//! - the kernel rows of one structure: the derivatives of its total energy, forces and virial
+//!   by the weight alpha_m of every sparse point (all three are linear in alpha), formed one
+//!   atom's neighborhood at a time;
+//! - prediction for given alpha: energies, forces and virial, chaining the kernel's gradient
+//!   with the descriptor gradients one atom at a time, and optionally each atom's row of
+//!   kernel values (for the predicted variance, solved in Python).
+//!
+//! Terms:
+//! - `SoapKernel`: k(i, m) = delta^2 (p_i . x_m)^zeta on normalised SOAP vectors, zero
+//!   between atoms of different central species (gap_fit's add_species: one GP per species
+//!   with shared hyperparameters). The energy is the sum of local energies
+//!   e_i = sum_m alpha_m k(i, m).
+//! - `PairKernel` (gap_fit's distance_2b): as in QUIP, every ordered pair (i, j) within the
+//!   cutoff is one descriptor with the local energy f_c(r) f(r), so an unordered pair counts
+//!   twice; f is a GP of squared-exponential covariance delta^2 exp(-(r - r')^2 /
+//!   (2 theta^2)); against sparse distance x_m, k(r, m) = delta^2 f_c(r) f_c(x_m)
+//!   exp(-(r - x_m)^2 / (2 theta^2)), f_c QUIP's cosine switch of width
+//!   `cutoff_transition_width` below the cutoff. Atom i's energy is that of its pairs (i, j).
+//!
+//! Output conventions as `linear::DesignRows`: forces are -dE/dr (eV/Angstrom per unit
+//! alpha), the virial has LAMMPS's sign (ASE's stress is -virial / volume), Voigt order xx yy
+//! zz yz xz xy.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use crate::descriptors::soap::Soap;
+use crate::error::{Error, Result};
+use crate::models::linear::Prediction;
+use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
+use crate::structure::Structure;
+
+const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+
+/// Atoms whose gradients are alive at once during a fit or prediction.
+const CHUNK: usize = 64;
+
+/// Derivatives of one structure's energy, forces and virial by the weights of a term's
+/// sparse points (one column each).
+#[derive(Debug, Clone)]
+pub struct KernelRows {
+    pub n_columns: usize,
+    /// (n_columns,): dE/dalpha.
+    pub energy: Vec<f64>,
+    /// (3 n_atoms, n_columns): row 3 j + a is -dE/dr_ja per unit alpha.
+    pub forces: Vec<f64>,
+    /// (6, n_columns).
+    pub virial: Vec<f64>,
+}
+
+/// A prediction with, on request, the per-atom kernel rows (n_atoms, n_columns): the
+/// derivative of each atom's energy by alpha, for the predicted variance.
+#[derive(Debug, Clone)]
+pub struct KernelPrediction {
+    pub prediction: Prediction,
+    pub kernel: Option<Vec<f64>>,
+}
+
+fn check_alpha(alpha: &[f64], n: usize) -> Result<()> {
+    if alpha.len() != n {
+        return Err(Error::invalid(format!(
+            "expected {n} weights (one per sparse point), got {}",
+            alpha.len()
+        )));
+    }
+    if alpha.iter().any(|a| !a.is_finite()) {
+        return Err(Error::invalid(
+            "the weights alpha contain NaN or infinite values",
+        ));
+    }
+    Ok(())
+}
+
+fn check_positive(name: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::invalid(format!(
+            "{name} must be positive and finite, got {v}"
+        )));
+    }
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------- SOAP
+
+/// Dot-product kernel on normalised SOAP to the power zeta.
+#[derive(Debug, Clone)]
+pub struct SoapKernel {
+    soap: Soap,
+    zeta: f64,
+    delta: f64,
+    /// (n_sparse, n_features), sorted by species.
+    sparse: Vec<f64>,
+    /// The sparse points of species index t are columns ranges[t].
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl SoapKernel {
+    /// `sparse_species[m]` is the central atomic number of sparse point m; the points must be
+    /// grouped by species in the descriptor's species order.
+    pub fn new(
+        soap: Soap,
+        zeta: f64,
+        delta: f64,
+        sparse: Vec<f64>,
+        sparse_species: &[u32],
+    ) -> Result<Self> {
+        if !soap.params().normalize {
+            return Err(Error::invalid(
+                "the GAP SOAP kernel needs a SOAP descriptor with normalize=True",
+            ));
+        }
+        check_positive("zeta", zeta)?;
+        check_positive("delta", delta)?;
+        let nf = soap.n_features();
+        if sparse.len() != sparse_species.len() * nf {
+            return Err(Error::invalid(format!(
+                "sparse points must have shape ({}, {nf}), got {} values",
+                sparse_species.len(),
+                sparse.len()
+            )));
+        }
+        if sparse.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid(
+                "sparse points contain NaN or infinite values",
+            ));
+        }
+        let species = &soap.params().species;
+        let mut ranges = Vec::with_capacity(species.len());
+        let mut start = 0;
+        for z in species {
+            let count = sparse_species[start..]
+                .iter()
+                .take_while(|s| *s == z)
+                .count();
+            ranges.push(start..start + count);
+            start += count;
+        }
+        if start != sparse_species.len() {
+            return Err(Error::invalid(format!(
+                "sparse point species must be grouped in the order {species:?}, got {:?}",
+                &sparse_species[start..start.saturating_add(1).min(sparse_species.len())]
+            )));
+        }
+        Ok(SoapKernel {
+            soap,
+            zeta,
+            delta,
+            sparse,
+            ranges,
+        })
+    }
+
+    pub fn n_sparse(&self) -> usize {
+        self.ranges.last().map_or(0, |r| r.end)
+    }
+
+    fn species_index(&self, structure: &Structure) -> Result<Vec<usize>> {
+        let species = &self.soap.params().species;
+        structure
+            .numbers()
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                species.binary_search(z).map_err(|_| {
+                    Error::invalid(format!(
+                        "atom {i} has atomic number {z}, which is not in species {species:?}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// X of species t as an (n_t, n_features) view.
+    fn block(&self, t: usize) -> ArrayView2<'_, f64> {
+        let nf = self.soap.n_features();
+        let r = &self.ranges[t];
+        ArrayView2::from_shape((r.len(), nf), &self.sparse[r.start * nf..r.end * nf]).unwrap()
+    }
+
+    /// (c^zeta, zeta c^(zeta-1)) times delta^2 for c = p . x_m over the sparse points of
+    /// species t.
+    fn kernel_and_slope(&self, t: usize, p: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let x = self.block(t);
+        let d2 = self.delta * self.delta;
+        let integer = self.zeta.fract() == 0.0 && self.zeta <= 64.0;
+        let power = |c: f64, e: f64| {
+            if integer {
+                c.powi(e as i32)
+            } else if c > 0.0 {
+                c.powf(e)
+            } else {
+                0.0
+            }
+        };
+        let (mut k, mut s) = (Vec::with_capacity(x.nrows()), Vec::with_capacity(x.nrows()));
+        for row in x.rows() {
+            let c: f64 = row.iter().zip(p).map(|(a, b)| a * b).sum();
+            k.push(d2 * power(c, self.zeta));
+            s.push(d2 * self.zeta * power(c, self.zeta - 1.0));
+        }
+        (k, s)
+    }
+
+    /// The kernel rows of one structure.
+    pub fn rows(&self, structure: &Structure) -> Result<KernelRows> {
+        let types = self.species_index(structure)?;
+        let nf = self.soap.n_features();
+        let m = self.n_sparse();
+        let n = structure.len();
+        let mut energy = vec![0.0; m];
+        let mut forces = vec![0.0; 3 * n * m];
+        let mut virial = vec![0.0; 6 * m];
+        // per atom: its kernel values, gradient-row atoms, and -d k / d r_j rows and virial
+        // rows over its species' columns: G_i X^T and W_i X^T scaled by the kernel slope
+        self.soap.for_each_atom_gradients(
+            structure,
+            CHUNK,
+            |atom| {
+                let t = types[atom.center];
+                let (k, slope) = self.kernel_and_slope(t, atom.values);
+                let x = self.block(t);
+                let nt = x.nrows();
+                let n_rows = atom.rows.len();
+                let g = ArrayView2::from_shape((3 * n_rows, nf), atom.gradients).unwrap();
+                let w = ArrayView2::from_shape((6, nf), atom.virial).unwrap();
+                let mut gx = vec![0.0; 3 * n_rows * nt];
+                let mut wx = vec![0.0; 6 * nt];
+                general_mat_mul(
+                    1.0,
+                    &g,
+                    &x.t(),
+                    0.0,
+                    &mut ArrayViewMut2::from_shape((3 * n_rows, nt), &mut gx).unwrap(),
+                );
+                general_mat_mul(
+                    1.0,
+                    &w,
+                    &x.t(),
+                    0.0,
+                    &mut ArrayViewMut2::from_shape((6, nt), &mut wx).unwrap(),
+                );
+                for row in gx.chunks_mut(nt.max(1)) {
+                    row.iter_mut().zip(&slope).for_each(|(v, s)| *v *= -s);
+                }
+                for row in wx.chunks_mut(nt.max(1)) {
+                    row.iter_mut().zip(&slope).for_each(|(v, s)| *v *= s);
+                }
+                (t, k, atom.rows.to_vec(), gx, wx)
+            },
+            |_, (t, k, rows, gx, wx)| {
+                let cols = self.ranges[t].clone();
+                let nt = cols.len();
+                if nt == 0 {
+                    return;
+                }
+                energy[cols.clone()]
+                    .iter_mut()
+                    .zip(&k)
+                    .for_each(|(e, v)| *e += v);
+                for (r, &j) in rows.iter().enumerate() {
+                    for a in 0..3 {
+                        let out = &mut forces[(3 * j + a) * m..(3 * j + a + 1) * m][cols.clone()];
+                        let src = &gx[(3 * r + a) * nt..(3 * r + a + 1) * nt];
+                        out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
+                    }
+                }
+                for v in 0..6 {
+                    let out = &mut virial[v * m..(v + 1) * m][cols.clone()];
+                    out.iter_mut()
+                        .zip(&wx[v * nt..(v + 1) * nt])
+                        .for_each(|(o, s)| *o += s);
+                }
+            },
+        )?;
+        Ok(KernelRows {
+            n_columns: m,
+            energy,
+            forces,
+            virial,
+        })
+    }
+
+    /// Energies, forces and virial for weights `alpha` (one per sparse point): per atom,
+    /// dE_i/dP_i = sum_m alpha_m dk(i, m)/dP_i, contracted with that atom's gradient rows.
+    pub fn predict(
+        &self,
+        structure: &Structure,
+        alpha: &[f64],
+        with_kernel: bool,
+    ) -> Result<KernelPrediction> {
+        check_alpha(alpha, self.n_sparse())?;
+        let types = self.species_index(structure)?;
+        let nf = self.soap.n_features();
+        let m = self.n_sparse();
+        let n = structure.len();
+        let mut energies = vec![0.0; n];
+        let mut forces = vec![[0.0; 3]; n];
+        let mut virial = [0.0; 6];
+        let mut kernel = if with_kernel {
+            Some(vec![0.0; n * m])
+        } else {
+            None
+        };
+        self.soap.for_each_atom_gradients(
+            structure,
+            CHUNK,
+            |atom| {
+                let t = types[atom.center];
+                let (k, slope) = self.kernel_and_slope(t, atom.values);
+                let a = &alpha[self.ranges[t].clone()];
+                let e: f64 = k.iter().zip(a).map(|(k, a)| k * a).sum();
+                // dE_i/dP_i = X^T (alpha * slope)
+                let mut de = vec![0.0; nf];
+                for ((row, s), a) in self.block(t).rows().into_iter().zip(&slope).zip(a) {
+                    let c = s * a;
+                    de.iter_mut().zip(row).for_each(|(d, x)| *d += c * x);
+                }
+                let dot = |v: &[f64]| -> f64 { v.iter().zip(&de).map(|(x, y)| x * y).sum() };
+                let f: Vec<[f64; 3]> = atom
+                    .gradients
+                    .chunks(3 * nf)
+                    .map(|g| [-dot(&g[..nf]), -dot(&g[nf..2 * nf]), -dot(&g[2 * nf..])])
+                    .collect();
+                let mut w = [0.0; 6];
+                for (v, wv) in w.iter_mut().enumerate() {
+                    *wv = dot(&atom.virial[v * nf..(v + 1) * nf]);
+                }
+                (
+                    t,
+                    e,
+                    atom.rows.to_vec(),
+                    f,
+                    w,
+                    if with_kernel { k } else { Vec::new() },
+                )
+            },
+            |i, (t, e, rows, f, w, k)| {
+                energies[i] = e;
+                for (&j, fj) in rows.iter().zip(&f) {
+                    for a in 0..3 {
+                        forces[j][a] += fj[a];
+                    }
+                }
+                for v in 0..6 {
+                    virial[v] += w[v];
+                }
+                if let Some(kernel) = kernel.as_mut() {
+                    kernel[i * m..(i + 1) * m][self.ranges[t].clone()].copy_from_slice(&k);
+                }
+            },
+        )?;
+        Ok(KernelPrediction {
+            prediction: Prediction {
+                energies,
+                forces,
+                virial,
+            },
+            kernel,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------ two-body
+
+/// gap_fit's distance_2b with a squared-exponential kernel.
+#[derive(Debug, Clone)]
+pub struct PairKernel {
+    cutoff: f64,
+    width: f64,
+    theta: f64,
+    delta: f64,
+    /// Sparse distances, Angstrom.
+    sparse: Vec<f64>,
+    /// Restrict to pairs of these two atomic numbers (either order); None: every pair.
+    species: Option<(u32, u32)>,
+}
+
+impl PairKernel {
+    pub fn new(
+        cutoff: f64,
+        cutoff_transition_width: f64,
+        theta: f64,
+        delta: f64,
+        sparse: Vec<f64>,
+        species: Option<(u32, u32)>,
+    ) -> Result<Self> {
+        check_positive("cutoff", cutoff)?;
+        check_positive("theta", theta)?;
+        check_positive("delta", delta)?;
+        let w = cutoff_transition_width;
+        if !(w.is_finite() && (0.0..=cutoff).contains(&w)) {
+            return Err(Error::invalid(format!(
+                "cutoff_transition_width must be in [0, cutoff], got {w}"
+            )));
+        }
+        if sparse.iter().any(|x| !x.is_finite() || *x < 0.0) {
+            return Err(Error::invalid("sparse distances must be finite and >= 0"));
+        }
+        Ok(PairKernel {
+            cutoff,
+            width: w,
+            theta,
+            delta,
+            sparse,
+            species,
+        })
+    }
+
+    pub fn n_sparse(&self) -> usize {
+        self.sparse.len()
+    }
+
+    /// QUIP's coordination function: 1 below cutoff - width, a cosine switch to 0 at the
+    /// cutoff; and its derivative.
+    fn switch(&self, r: f64) -> (f64, f64) {
+        let (rc, w) = (self.cutoff, self.width);
+        if r >= rc {
+            (0.0, 0.0)
+        } else if r <= rc - w || w == 0.0 {
+            (1.0, 0.0)
+        } else {
+            let s = std::f64::consts::PI * (r - rc + w) / w;
+            (
+                0.5 * (1.0 + s.cos()),
+                -0.5 * std::f64::consts::PI * s.sin() / w,
+            )
+        }
+    }
+
+    fn list(&self, structure: &Structure) -> Result<NeighborList> {
+        neighbor_list(
+            structure,
+            &Cutoff::Uniform(self.cutoff),
+            ListOptions::default(),
+        )
+    }
+
+    fn counts(&self, numbers: &[u32], i: usize, j: usize) -> bool {
+        match self.species {
+            None => true,
+            Some((a, b)) => {
+                let (zi, zj) = (numbers[i], numbers[j]);
+                (zi == a && zj == b) || (zi == b && zj == a)
+            }
+        }
+    }
+
+    /// k(r, m) and dk/dr for every sparse point.
+    fn kernel(&self, r: f64, k: &mut [f64], dk: &mut [f64]) {
+        let d2 = self.delta * self.delta;
+        let (fc, dfc) = self.switch(r);
+        let inv = 1.0 / (self.theta * self.theta);
+        for ((x, k), dk) in self.sparse.iter().zip(k.iter_mut()).zip(dk.iter_mut()) {
+            let (fx, _) = self.switch(*x);
+            let e = d2 * fx * (-0.5 * (r - x) * (r - x) * inv).exp();
+            *k = fc * e;
+            *dk = dfc * e - fc * e * (r - x) * inv;
+        }
+    }
+
+    /// Visits the pairs of atom i (each unordered pair is seen from both atoms).
+    fn per_atom<T: Send>(
+        &self,
+        structure: &Structure,
+        f: impl Fn(usize, &NeighborList) -> T + Sync + Send,
+    ) -> Result<Vec<T>> {
+        let list = self.list(structure)?;
+        Ok((0..structure.len())
+            .into_par_iter()
+            .map(|i| f(i, &list))
+            .collect())
+    }
+
+    /// Per atom: the kernel rows of its pairs (i, j) (its energy), its force rows
+    /// F_i = 2 sum_j dk(r_ij)/dr r^_ij (a gather: E counts each pair from both atoms, and
+    /// both directions are listed) and its pairs' virial rows.
+    fn atom_rows(&self, structure: &Structure) -> Result<Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>> {
+        let m = self.n_sparse();
+        let numbers = structure.numbers();
+        self.per_atom(structure, |i, list| {
+            let (mut e, mut f, mut w) = (vec![0.0; m], vec![0.0; 3 * m], vec![0.0; 6 * m]);
+            let (mut k, mut dk) = (vec![0.0; m], vec![0.0; m]);
+            for p in list.pairs_of(i) {
+                let j = list.neighbors[p];
+                if !self.counts(numbers, i, j) {
+                    continue;
+                }
+                let (r, v) = (list.distances[p], list.vectors[p]);
+                self.kernel(r, &mut k, &mut dk);
+                let u = [v[0] / r, v[1] / r, v[2] / r];
+                for c in 0..m {
+                    e[c] += k[c];
+                    for a in 0..3 {
+                        f[a * m + c] += 2.0 * dk[c] * u[a];
+                    }
+                    for (s, &(a, b)) in VOIGT.iter().enumerate() {
+                        w[s * m + c] -= dk[c] * u[a] * v[b];
+                    }
+                }
+            }
+            (e, f, w)
+        })
+    }
+
+    pub fn rows(&self, structure: &Structure) -> Result<KernelRows> {
+        let m = self.n_sparse();
+        let n = structure.len();
+        let per_atom = self.atom_rows(structure)?;
+        let mut energy = vec![0.0; m];
+        let mut forces = vec![0.0; 3 * n * m];
+        let mut virial = vec![0.0; 6 * m];
+        for (i, (e, f, w)) in per_atom.into_iter().enumerate() {
+            energy.iter_mut().zip(&e).for_each(|(o, x)| *o += x);
+            forces[3 * i * m..3 * (i + 1) * m].copy_from_slice(&f);
+            virial.iter_mut().zip(&w).for_each(|(o, x)| *o += x);
+        }
+        Ok(KernelRows {
+            n_columns: m,
+            energy,
+            forces,
+            virial,
+        })
+    }
+
+    /// Atom i's energy is the sum over its pairs (i, j) of f_c(r) f(r).
+    pub fn predict(
+        &self,
+        structure: &Structure,
+        alpha: &[f64],
+        with_kernel: bool,
+    ) -> Result<KernelPrediction> {
+        check_alpha(alpha, self.n_sparse())?;
+        let m = self.n_sparse();
+        let dot = |v: &[f64]| -> f64 { v.iter().zip(alpha).map(|(x, y)| x * y).sum() };
+        let per_atom = self.atom_rows(structure)?;
+        let mut prediction = Prediction {
+            energies: Vec::with_capacity(per_atom.len()),
+            forces: Vec::with_capacity(per_atom.len()),
+            virial: [0.0; 6],
+        };
+        let mut kernel = with_kernel.then(|| Vec::with_capacity(per_atom.len() * m));
+        for (e, f, w) in per_atom {
+            prediction.energies.push(dot(&e));
+            prediction
+                .forces
+                .push([dot(&f[..m]), dot(&f[m..2 * m]), dot(&f[2 * m..])]);
+            for v in 0..6 {
+                prediction.virial[v] += dot(&w[v * m..(v + 1) * m]);
+            }
+            if let Some(k) = kernel.as_mut() {
+                k.extend_from_slice(&e);
+            }
+        }
+        Ok(KernelPrediction { prediction, kernel })
+    }
+}
