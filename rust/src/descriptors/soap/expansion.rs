@@ -5,6 +5,8 @@
 //! Layout: c is [species][lm][n] with n fastest, so that the power spectrum sums over m of
 //! products of contiguous n-vectors.
 
+use multiversion::multiversion;
+
 use super::spherical_harmonics::SphericalHarmonics;
 use super::Soap;
 use crate::neighbors::NeighborList;
@@ -139,52 +141,146 @@ impl Workspace {
                 *v *= fc;
             }
             let c = &mut self.c[t * block..(t + 1) * block];
-            for l in 0..=l_max {
-                let radial = &self.radial[l * n_max..(l + 1) * n_max];
-                for lm in l * l..(l + 1) * (l + 1) {
-                    let y = self.ylm[lm];
-                    for (c, r) in c[lm * n_max..(lm + 1) * n_max].iter_mut().zip(radial) {
-                        *c += y * r;
-                    }
-                }
-            }
+            let terms = PairTerms {
+                n_max,
+                l_max,
+                radial: &self.radial,
+                d_radial: &self.d_radial,
+                ylm: &self.ylm,
+                d_ylm: &self.d_ylm,
+                u,
+                vector,
+            };
             if !gradients {
+                add_pair(&terms, c, None);
                 continue;
             }
-            // dc/dr_ij,a = (f_c I)' u_a Y + f_c I dY/dr_a
             let row = self.pair_rows[k];
-            let into_row = j != i; // a periodic image of the centre moves with it
+            // a periodic image of the centre moves with it: no row
+            let row_block =
+                (j != i).then(|| &mut self.d_rows[row * 3 * block..(row + 1) * 3 * block]);
             let virial = &mut self.d_virial[t * 6 * block..(t + 1) * 6 * block];
-            let row_block = &mut self.d_rows[row * 3 * block..(row + 1) * 3 * block];
-            for l in 0..=l_max {
-                let radial = &self.radial[l * n_max..(l + 1) * n_max];
-                let d_radial = &self.d_radial[l * n_max..(l + 1) * n_max];
-                for lm in l * l..(l + 1) * (l + 1) {
-                    let y = self.ylm[lm];
-                    let mut alpha = [0.0; 3];
-                    let mut beta = [0.0; 3];
+            add_pair(&terms, c, Some((row_block, virial)));
+        }
+    }
+}
+
+/// What one pair contributes, for `add_pair`.
+struct PairTerms<'a> {
+    n_max: usize,
+    l_max: usize,
+    /// f_c I and (f_c I)', [l][n].
+    radial: &'a [f64],
+    d_radial: &'a [f64],
+    /// Y_lm and dY_lm/dr_a, [lm] and [a][lm].
+    ylm: &'a [f64],
+    d_ylm: &'a [f64],
+    u: [f64; 3],
+    vector: [f64; 3],
+}
+
+/// c[lm][n] += f_c I_ln Y_lm; with `gradients = (row, virial)`, also
+/// dc/dr_ij,a = (f_c I)' u_a Y + f_c I dY/dr_a into the row ([a][lm][n]), when there is one,
+/// and dc/dr_ij,a (r_ij)_b into the virial ([voigt][lm][n]).
+///
+/// Compiled for the CPU's vector extensions, with n_max fixed at compile time for common
+/// values: after the contractions this is the largest cost of the gradients.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn add_pair(terms: &PairTerms, c: &mut [f64], gradients: Option<(Option<&mut [f64]>, &mut [f64])>) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match terms.n_max {
+                $($n => add_pair_n::<$n>(terms, c, gradients),)*
+                _ => add_pair_n::<0>(terms, c, gradients),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+/// `add_pair` for n_max = N, or for any n_max with N = 0.
+#[inline(always)]
+fn add_pair_n<const N: usize>(
+    terms: &PairTerms,
+    c: &mut [f64],
+    gradients: Option<(Option<&mut [f64]>, &mut [f64])>,
+) {
+    let n_max = if N == 0 { terms.n_max } else { N };
+    let lm_size = terms.ylm.len();
+    let block = lm_size * n_max;
+    for l in 0..=terms.l_max {
+        let radial = &terms.radial[l * n_max..(l + 1) * n_max];
+        for lm in l * l..(l + 1) * (l + 1) {
+            let y = terms.ylm[lm];
+            for (c, r) in c[lm * n_max..(lm + 1) * n_max].iter_mut().zip(radial) {
+                *c += y * r;
+            }
+        }
+    }
+    let Some((mut row_block, virial)) = gradients else {
+        return;
+    };
+    for l in 0..=terms.l_max {
+        let radial = &terms.radial[l * n_max..(l + 1) * n_max];
+        let d_radial = &terms.d_radial[l * n_max..(l + 1) * n_max];
+        for lm in l * l..(l + 1) * (l + 1) {
+            let y = terms.ylm[lm];
+            let alpha = terms.u.map(|u| u * y);
+            let beta = [0, 1, 2].map(|a| terms.d_ylm[a * lm_size + lm]);
+            let at = lm * n_max;
+            for n in 0..n_max {
+                let dc = [0, 1, 2].map(|a| alpha[a] * d_radial[n] + beta[a] * radial[n]);
+                if let Some(row_block) = row_block.as_deref_mut() {
                     for a in 0..3 {
-                        alpha[a] = u[a] * y;
-                        beta[a] = self.d_ylm[a * lm_size + lm];
+                        row_block[a * block + at + n] += dc[a];
                     }
-                    let at = lm * n_max;
-                    for n in 0..n_max {
-                        let dc = [
-                            alpha[0] * d_radial[n] + beta[0] * radial[n],
-                            alpha[1] * d_radial[n] + beta[1] * radial[n],
-                            alpha[2] * d_radial[n] + beta[2] * radial[n],
-                        ];
-                        if into_row {
-                            for a in 0..3 {
-                                row_block[a * block + at + n] += dc[a];
-                            }
-                        }
-                        for (v, &(a, b)) in VOIGT.iter().enumerate() {
-                            virial[v * block + at + n] += dc[a] * vector[b];
-                        }
-                    }
+                }
+                for (v, &(a, b)) in VOIGT.iter().enumerate() {
+                    virial[v * block + at + n] += dc[a] * terms.vector[b];
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// The fixed-n_max pair kernels against the generic one (used beyond n_max 16).
+    #[test]
+    fn fixed_and_generic_kernels_agree() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let mut random =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (n_max, l_max) = (5, 3);
+        let lm = (l_max + 1) * (l_max + 1);
+        let (radial, d_radial) = (random((l_max + 1) * n_max), random((l_max + 1) * n_max));
+        let (ylm, d_ylm) = (random(lm), random(3 * lm));
+        let terms = PairTerms {
+            n_max,
+            l_max,
+            radial: &radial,
+            d_radial: &d_radial,
+            ylm: &ylm,
+            d_ylm: &d_ylm,
+            u: [0.6, 0.0, 0.8],
+            vector: [1.2, 0.0, 1.6],
+        };
+        let block = lm * n_max;
+        let run = |fixed: bool| {
+            let (mut c, mut row, mut virial) =
+                (vec![0.5; block], vec![0.1; 3 * block], vec![0.2; 6 * block]);
+            let grads = Some((Some(&mut row[..]), &mut virial[..]));
+            if fixed {
+                add_pair_n::<5>(&terms, &mut c, grads);
+            } else {
+                add_pair_n::<0>(&terms, &mut c, grads);
+            }
+            (c, row, virial)
+        };
+        assert_eq!(run(true), run(false));
     }
 }

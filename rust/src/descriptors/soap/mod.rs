@@ -22,7 +22,7 @@ use crate::descriptors::bispectrum::Gradients;
 use crate::error::{Error, Result};
 use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
 use crate::structure::Structure;
-use expansion::{Workspace, VOIGT};
+use expansion::Workspace;
 use power_spectrum::PowerSpectrum;
 use spline::RadialSpline;
 
@@ -278,11 +278,9 @@ impl Soap {
             if row == self_row {
                 continue;
             }
-            for a in 0..3 {
-                let d = &ws.d_rows[(row * 3 + a) * block..(row * 3 + a + 1) * block];
-                let out = &mut g[(row * 3 + a) * nf..(row * 3 + a + 1) * nf];
-                self.spectrum.derivative(&ws.c, d, t, out, acc);
-            }
+            let d = &ws.d_rows[row * 3 * block..(row + 1) * 3 * block];
+            let out = &mut g[row * 3 * nf..(row + 1) * 3 * nf];
+            self.spectrum.derivatives(&ws.c, d, t, out, false, acc);
         }
         // translation invariance: the centre's row is minus the sum of the others
         let (before, rest) = g.split_at_mut(self_row * 3 * nf);
@@ -293,11 +291,8 @@ impl Soap {
             }
         }
         for t in 0..self.params.species.len() {
-            for v in 0..VOIGT.len() {
-                let d = &ws.d_virial[(t * 6 + v) * block..(t * 6 + v + 1) * block];
-                self.spectrum
-                    .derivative(&ws.c, d, t, &mut w[v * nf..(v + 1) * nf], acc);
-            }
+            let d = &ws.d_virial[t * 6 * block..(t + 1) * 6 * block];
+            self.spectrum.derivatives(&ws.c, d, t, w, true, acc);
         }
         // W = -sum over pairs of dP/dr_ij (x) r_ij
         w.iter_mut().for_each(|x| *x = -*x);

@@ -8,6 +8,8 @@
 //!   n1, n2, all n1, n2 kept (featomic's `keys_to_properties(["neighbor_1_type",
 //!   "neighbor_2_type"])` order).
 
+use multiversion::multiversion;
+
 /// The layout of the features and the contractions that produce them.
 #[derive(Debug, Clone)]
 pub struct PowerSpectrum {
@@ -68,7 +70,7 @@ impl PowerSpectrum {
             let c2 = &c[pair.1 * db..(pair.1 + 1) * db];
             for l in 0..=self.l_max {
                 acc.fill(0.0);
-                self.outer(&mut acc, c1, c2, l);
+                outer(&mut acc, c1, c2, l, self.n_max);
                 let k = self.factor(pair, l);
                 let at = p * self.pair_block() + l * nn;
                 for (o, a) in out[at..at + nn].iter_mut().zip(&acc) {
@@ -78,54 +80,158 @@ impl PowerSpectrum {
         }
     }
 
-    /// Adds to `out` (n_features) the change of the power spectrum of `c` when the density
-    /// coefficients of species `t` change by `d` ([lm][n]), to first order.
-    pub fn derivative(&self, c: &[f64], d: &[f64], t: usize, out: &mut [f64], acc: &mut Vec<f64>) {
-        let n = self.n_max;
-        let nn = n * n;
-        let db = self.density_block();
-        acc.resize(nn, 0.0);
-        for (p, &pair) in self.pairs.iter().enumerate() {
-            if pair.0 != t && pair.1 != t {
-                continue;
+    /// The change of the power spectrum of `c` when the density coefficients of species `t`
+    /// change by each of the k blocks of `d` ((k, lm, n)), to first order, into `out` (k,
+    /// n_features): added to it with `accumulate`, else written over the blocks that involve
+    /// species t (the others are left alone: they do not change).
+    pub fn derivatives(
+        &self,
+        c: &[f64],
+        d: &[f64],
+        t: usize,
+        out: &mut [f64],
+        accumulate: bool,
+        acc: &mut Vec<f64>,
+    ) {
+        derivatives_kernel(self, c, d, t, out, accumulate, acc)
+    }
+}
+
+/// `PowerSpectrum::derivatives`, compiled for the vector extensions the CPU has: these
+/// contractions are most of the gradient time, and the default x86-64 target has only SSE2.
+/// Common n_max get a kernel with n_max known at compile time, whose n x n accumulator
+/// lives in vector registers.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn derivatives_kernel(
+    ps: &PowerSpectrum,
+    c: &[f64],
+    d: &[f64],
+    t: usize,
+    out: &mut [f64],
+    accumulate: bool,
+    acc: &mut Vec<f64>,
+) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match ps.n_max {
+                $($n => derivatives_n::<$n>(ps, c, d, t, out, accumulate, acc),)*
+                _ => derivatives_n::<0>(ps, c, d, t, out, accumulate, acc),
             }
-            for l in 0..=self.l_max {
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+/// The blocks (pair index, l, factor, which side t is on) that a change of species t touches.
+#[inline(always)]
+fn touched(ps: &PowerSpectrum, t: usize) -> impl Iterator<Item = (usize, (usize, usize))> + '_ {
+    ps.pairs
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(move |(_, pair)| pair.0 == t || pair.1 == t)
+}
+
+/// `derivatives_kernel` for n_max = N, or for any n_max with N = 0. With N > 0 the n x n
+/// accumulator is a local array the compiler keeps in registers.
+#[inline(always)]
+fn derivatives_n<const N: usize>(
+    ps: &PowerSpectrum,
+    c: &[f64],
+    d: &[f64],
+    t: usize,
+    out: &mut [f64],
+    accumulate: bool,
+    heap: &mut Vec<f64>,
+) {
+    let n = if N == 0 { ps.n_max } else { N };
+    let nn = n * n;
+    let db = ps.density_block();
+    let nf = ps.n_features();
+    let species_block = |s: usize| &c[s * db..(s + 1) * db];
+    let mut stack = [[0.0; N]; N];
+    heap.resize(if N == 0 { nn } else { 0 }, 0.0);
+    for (d, out) in d.chunks_exact(db).zip(out.chunks_exact_mut(nf)) {
+        for (p, pair) in touched(ps, t) {
+            for l in 0..=ps.l_max {
+                let acc = if N == 0 {
+                    &mut heap[..]
+                } else {
+                    stack.as_flattened_mut()
+                };
                 acc.fill(0.0);
-                let k = self.factor(pair, l);
-                let at = p * self.pair_block() + l * nn;
-                let block = &mut out[at..at + nn];
                 if pair.0 == pair.1 {
                     // d(c.c) = d.c + c.d = X + X^T with X = d.c
-                    self.outer(acc, d, &c[t * db..(t + 1) * db], l);
+                    outer(acc, d, species_block(t), l, n);
                     for n1 in 0..n {
-                        for n2 in 0..n {
-                            block[n1 * n + n2] += k * (acc[n1 * n + n2] + acc[n2 * n + n1]);
+                        for n2 in 0..n1 {
+                            let sym = acc[n1 * n + n2] + acc[n2 * n + n1];
+                            acc[n1 * n + n2] = sym;
+                            acc[n2 * n + n1] = sym;
                         }
+                        acc[n1 * n + n1] *= 2.0;
                     }
-                    continue;
-                }
-                if pair.0 == t {
-                    self.outer(acc, d, &c[pair.1 * db..(pair.1 + 1) * db], l);
+                } else if pair.0 == t {
+                    outer(acc, d, species_block(pair.1), l, n);
                 } else {
-                    self.outer(acc, &c[pair.0 * db..(pair.0 + 1) * db], d, l);
+                    outer(acc, species_block(pair.0), d, l, n);
                 }
-                for (o, a) in block.iter_mut().zip(acc.iter()) {
-                    *o += k * a;
-                }
+                let at = p * ps.pair_block() + l * nn;
+                store(&mut out[at..at + nn], acc, ps.factor(pair, l), accumulate);
             }
         }
     }
+}
 
-    /// acc[n1][n2] += sum over m of a[lm][n1] b[lm][n2] at angular channel l.
-    #[inline]
-    fn outer(&self, acc: &mut [f64], a: &[f64], b: &[f64], l: usize) {
-        let n = self.n_max;
-        for lm in l * l..(l + 1) * (l + 1) {
-            let a = &a[lm * n..(lm + 1) * n];
-            let b = &b[lm * n..(lm + 1) * n];
-            for (n1, &x) in a.iter().enumerate() {
-                for (o, &y) in acc[n1 * n..(n1 + 1) * n].iter_mut().zip(b) {
-                    *o += x * y;
+/// acc[n1][n2] += sum over m of a[lm][n1] b[lm][n2] at angular channel l.
+#[inline(always)]
+fn outer(acc: &mut [f64], a: &[f64], b: &[f64], l: usize, n: usize) {
+    for lm in l * l..(l + 1) * (l + 1) {
+        let a = &a[lm * n..(lm + 1) * n];
+        let b = &b[lm * n..(lm + 1) * n];
+        for n1 in 0..n {
+            let x = a[n1];
+            for n2 in 0..n {
+                acc[n1 * n + n2] += x * b[n2];
+            }
+        }
+    }
+}
+
+/// block = f acc, or block += f acc.
+#[inline(always)]
+fn store(block: &mut [f64], acc: &[f64], f: f64, accumulate: bool) {
+    if accumulate {
+        block.iter_mut().zip(acc).for_each(|(o, a)| *o += f * a);
+    } else {
+        block.iter_mut().zip(acc).for_each(|(o, a)| *o = f * a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// The fixed-n_max kernels against the generic one (used beyond n_max 16).
+    #[test]
+    fn fixed_and_generic_kernels_agree() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        for n_max in [1, 3, 8] {
+            let ps = PowerSpectrum::new(3, n_max, 4);
+            let db = ps.density_block();
+            let c: Vec<f64> = (0..3 * db).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let d: Vec<f64> = (0..2 * db).map(|_| rng.random_range(-1.0..1.0)).collect();
+            for t in 0..3 {
+                for accumulate in [false, true] {
+                    let start: Vec<f64> = (0..2 * ps.n_features()).map(|k| k as f64).collect();
+                    let (mut fixed, mut any) = (start.clone(), start);
+                    ps.derivatives(&c, &d, t, &mut fixed, accumulate, &mut Vec::new());
+                    derivatives_n::<0>(&ps, &c, &d, t, &mut any, accumulate, &mut Vec::new());
+                    for (a, b) in fixed.iter().zip(&any) {
+                        assert!((a - b).abs() < 1e-13 * (1.0 + b.abs()), "{a} vs {b}");
+                    }
                 }
             }
         }

@@ -34,12 +34,26 @@ pub(crate) fn ln_gamma_half_integer(x: f64) -> f64 {
     acc
 }
 
-/// exp(-z) 1F1(a; b; z) for a, b > 0 and z >= 0.
+/// exp(-z) 1F1(a; b; z) for a, b > 0 (multiples of 1/2) and z >= 0.
 ///
-/// Written by hand because no maintained Rust crate provides 1F1. For these arguments every
-/// term of the Kummer series is positive, so summing it loses no precision; the running sum
-/// is rescaled when it grows large, so exp(z) may exceed the f64 range.
+/// Written by hand because no maintained Rust crate provides 1F1. Large z use the asymptotic
+/// expansion when it converges to full precision, everything else the Kummer series.
 pub(crate) fn scaled_hyp1f1(a: f64, b: f64, z: f64) -> Result<f64> {
+    if z > ASYMPTOTIC_FROM {
+        if let Some(v) = scaled_hyp1f1_asymptotic(a, b, z) {
+            return Ok(v);
+        }
+    }
+    scaled_hyp1f1_series(a, b, z)
+}
+
+/// Smallest z for which the asymptotic expansion is tried.
+const ASYMPTOTIC_FROM: f64 = 40.0;
+
+/// The Kummer series. For these arguments every term is positive, so summing it loses no
+/// precision; the running sum is rescaled when it grows large, so exp(z) may exceed the f64
+/// range. It needs about z terms.
+pub(crate) fn scaled_hyp1f1_series(a: f64, b: f64, z: f64) -> Result<f64> {
     const RESCALE: f64 = 1e200;
     let mut term = 1.0_f64;
     let mut sum = 1.0_f64;
@@ -64,6 +78,29 @@ pub(crate) fn scaled_hyp1f1(a: f64, b: f64, z: f64) -> Result<f64> {
         "the radial integral does not converge (1F1({a}, {b}, {z})): atom_sigma is too small \
          for this cutoff"
     )))
+}
+
+/// exp(-z) 1F1(a; b; z) = Gamma(b) / Gamma(a) z^(a-b) sum_s (b-a)_s (1-a)_s / (s! z^s), the
+/// large-z expansion (Abramowitz and Stegun 13.5.1; the exp(-z) branch is below 1e-17 here),
+/// when its terms fall below 1e-17 of the sum before they start to grow; None otherwise.
+fn scaled_hyp1f1_asymptotic(a: f64, b: f64, z: f64) -> Option<f64> {
+    let mut term = 1.0_f64;
+    let mut sum = 1.0_f64;
+    for s in 0..200 {
+        let s = s as f64;
+        let next = term * (b - a + s) * (1.0 - a + s) / ((s + 1.0) * z);
+        if next == 0.0 || next.abs() <= 1e-17 * sum.abs() {
+            let log_prefactor =
+                ln_gamma_half_integer(b) - ln_gamma_half_integer(a) + (a - b) * z.ln();
+            return Some(sum * log_prefactor.exp());
+        }
+        if next.abs() > term.abs() {
+            return None;
+        }
+        sum += next;
+        term = next;
+    }
+    None
 }
 
 /// The orthonormalised GTO basis of one cutoff and n_max.

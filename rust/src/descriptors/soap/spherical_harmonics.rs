@@ -20,6 +20,8 @@ pub struct SphericalHarmonics {
     norm: Vec<f64>,
     /// Q_l^m at u, same index.
     q: Vec<f64>,
+    /// The recurrence's coefficients (2l - 1) / (l - m) and (l + m - 1) / (l - m), same index.
+    recurrence: Vec<(f64, f64)>,
     c: Vec<f64>,
     s: Vec<f64>,
 }
@@ -44,9 +46,17 @@ impl SphericalHarmonics {
                 norm[tri(l, m)] = (two * (2 * l + 1) as f64 / four_pi * ratio).sqrt();
             }
         }
+        let mut recurrence = vec![(0.0, 0.0); tri(l_max + 1, 0)];
+        for l in 0..=l_max {
+            for m in 0..l {
+                let d = (l - m) as f64;
+                recurrence[tri(l, m)] = ((2 * l - 1) as f64 / d, (l + m - 1) as f64 / d);
+            }
+        }
         SphericalHarmonics {
             l_max,
             norm,
+            recurrence,
             q: vec![0.0; tri(l_max + 1, 0)],
             c: vec![0.0; l_max + 1],
             s: vec![0.0; l_max + 1],
@@ -79,9 +89,8 @@ impl SphericalHarmonics {
                 q[tri(m + 1, m)] = (2 * m + 1) as f64 * z * q[tri(m, m)];
             }
             for l in m + 2..=l_max {
-                q[tri(l, m)] = ((2 * l - 1) as f64 * z * q[tri(l - 1, m)]
-                    - (l + m - 1) as f64 * q[tri(l - 2, m)])
-                    / (l - m) as f64;
+                let (a, b) = self.recurrence[tri(l, m)];
+                q[tri(l, m)] = a * z * q[tri(l - 1, m)] - b * q[tri(l - 2, m)];
             }
         }
         self.c[0] = 1.0;

@@ -5,7 +5,9 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::radial::{ln_gamma_half_integer, scaled_hyp1f1, GtoBasis, RadialIntegral};
+use super::radial::{
+    ln_gamma_half_integer, scaled_hyp1f1, scaled_hyp1f1_series, GtoBasis, RadialIntegral,
+};
 use super::spherical_harmonics::SphericalHarmonics;
 use super::*;
 
@@ -53,6 +55,28 @@ fn hypergeometric_closed_forms() {
             let v = scaled_hyp1f1(1.0, 2.0, z).unwrap();
             let exact = -(-z).exp_m1() / z;
             assert!((v - exact).abs() < 1e-12 * exact, "z = {z}: {v} vs {exact}");
+        }
+    }
+}
+
+#[test]
+fn asymptotic_and_series_hypergeometric_agree() {
+    // scaled_hyp1f1 switches to the asymptotic expansion at large z where it converges
+    for (a, b) in [
+        (1.5, 1.5),
+        (4.0, 2.5),
+        (7.5, 6.5),
+        (9.0, 13.5),
+        (15.5, 20.5),
+        (3.5, 9.5),
+    ] {
+        for z in [41.0, 60.0, 150.0, 700.0, 3000.0] {
+            let series = scaled_hyp1f1_series(a, b, z).unwrap();
+            let used = scaled_hyp1f1(a, b, z).unwrap();
+            assert!(
+                (used - series).abs() <= 1e-12 * series,
+                "1F1({a}, {b}, {z}): {used} vs {series}"
+            );
         }
     }
 }
