@@ -2,6 +2,7 @@
 
 import importlib
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -36,3 +37,18 @@ def oracle(module: str):
 @pytest.fixture(scope="session")
 def vesin():
     return oracle("vesin")
+
+
+#: the real DFT data: ../shared/data beside the repository, or $MLPOT_DATA
+DATA = Path(os.environ.get("MLPOT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    """The shared data folder; a missing folder skips, except in CI where it fails."""
+    if not (DATA / "README.md").is_file():
+        message = f"the reference data are not at {DATA} (set MLPOT_DATA)"
+        if IN_CI:
+            pytest.fail(message + " -- data tests must run in CI")
+        pytest.skip(message)
+    return DATA

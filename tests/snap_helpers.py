@@ -63,6 +63,26 @@ def frames_from(model, n, seed, group=None, elements=("Ni", "Al"), **kw):
     return out
 
 
+def noisy_frames(bs, n, seed):
+    """``n`` frames labelled by a random linear SNAP model plus noise (energy 0.05 eV,
+    forces 0.05 eV/A, stress 0.005 eV/A^3), in groups "bulk", "strained" and None in
+    turn: no model fits them exactly, so fit weights decide the answer."""
+    truth = known_model(bs, False, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    frames = []
+    for k, atoms in enumerate(frames_from(truth, n, seed=seed + 2)):
+        frames.append(
+            labelled(
+                atoms,
+                atoms.get_potential_energy() + rng.normal(0, 0.05),
+                atoms.get_forces() + rng.normal(0, 0.05, (len(atoms), 3)),
+                atoms.get_stress() + rng.normal(0, 0.005, 6),
+                ["bulk", "strained", None][k % 3],
+            )
+        )
+    return frames
+
+
 class PairBaseline:
     """A duck-typed fixed baseline: a smooth repulsive pair potential
     E = sum_{i<j} A exp(-r/rho) f_c(r), with numpy and the ASE neighbor list."""

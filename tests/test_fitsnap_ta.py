@@ -22,7 +22,6 @@ from fitsnap_reference import (
     solve_svd,
 )
 from scipy.spatial.transform import Rotation
-from test_io_data import data  # noqa: F401 -- the shared-data fixture (skip / fail in CI)
 
 import mlpot
 from mlpot.io import read
@@ -34,7 +33,7 @@ NOISE = 1e-10
 
 
 @pytest.fixture(scope="module")
-def ta(data):  # noqa: F811
+def ta(data):
     folder = data / "fitsnap_Ta"
     setup = read_input(folder / "Ta-example.in")
     frames = read(folder / "JSON")

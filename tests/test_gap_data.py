@@ -5,7 +5,6 @@ published settings are in benches/gap_mlearn.py."""
 
 import numpy as np
 import pytest
-from test_io_data import data  # noqa: F401  (the data fixture)
 
 import mlpot
 

@@ -9,33 +9,16 @@ order or the wrong unit does not. Skipped when the data are absent, except in CI
 """
 
 import collections
-import os
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 from test_io import relabelled as with_stress  # copies with a deliberately wrong stress
 
 from mlpot.io import read, strain_pairs
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DATA = Path(
-    os.environ.get("MLPOT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Voigt order.*:UserWarning")
-
-
-@pytest.fixture(scope="module")
-def data() -> Path:
-    """The shared data folder; a missing folder skips, except in CI where it fails."""
-    if not (DATA / "README.md").is_file():
-        message = f"the reference data are not at {DATA} (set MLPOT_DATA)"
-        if IN_CI:
-            pytest.fail(message + " -- data tests must run in CI")
-        pytest.skip(message)
-    return DATA
 
 
 def in_group(frames, name):

@@ -15,6 +15,7 @@ from snap_helpers import (
     frames_from,
     known_model,
     labelled,
+    noisy_frames,
     numeric_forces_and_stress,
     structure,
 )
@@ -143,20 +144,7 @@ def test_weights_have_fitsnap_meaning():
     """Noisy data that no model fits exactly, so the weights decide the answer: mlpot's fit
     equals the least-squares solution of FitSNAP's weighted system assembled independently."""
     bs = descriptor(2)
-    truth = known_model(bs, False, seed=10)
-    rng = np.random.default_rng(11)
-    frames = []
-    for k, atoms in enumerate(frames_from(truth, 6, seed=12)):
-        group = ["bulk", "strained", None][k % 3]
-        frames.append(
-            labelled(
-                atoms,
-                atoms.get_potential_energy() + rng.normal(0, 0.05),
-                atoms.get_forces() + rng.normal(0, 0.05, (len(atoms), 3)),
-                atoms.get_stress() + rng.normal(0, 0.005, 6),
-                group,
-            )
-        )
+    frames = noisy_frames(bs, 6, seed=10)
     group_weights = {"bulk": dict(eweight=50.0, fweight=0.3, vweight=1e-3), "strained": dict(fweight=3.0)}
     defaults = dict(eweight=7.0, fweight=1.5, vweight=2e-5)
     model = mlpot.SNAP(bs).fit(

@@ -2,5 +2,6 @@
 
 from mlpot.models.gap import GAP, Distance2b
 from mlpot.models.snap import SNAP
+from mlpot.models.system import LinearSystem
 
-__all__ = ["GAP", "SNAP", "Distance2b"]
+__all__ = ["Distance2b", "GAP", "LinearSystem", "SNAP"]

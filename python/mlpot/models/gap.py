@@ -499,7 +499,7 @@ class GAP:
             accumulator.add(rows, np.zeros(t.n_sparse))
             factors.append(lower)
             start += t.n_sparse
-        r = accumulator.factor()
+        r = accumulator.square_factor()
         rm, qty = r[:n_columns, :n_columns], r[:n_columns, n_columns]
         alpha = scipy.linalg.solve_triangular(rm, qty, lower=False, check_finite=False)
         if not np.isfinite(alpha).all():

@@ -32,20 +32,24 @@ class QRAccumulator:
 
     One Fortran-ordered buffer holds R in its top rows and the pending rows below; when it
     is full, LAPACK's dgeqrf factors it in place and R moves back to the top. Peak memory is
-    that buffer, (n + 1 + batch) x (n + 1) floats, with batch = max(2 (n + 1), 4096) rows.
+    that buffer, (n + 1 + batch) x (n + 1) floats, with batch = max(2 (n + 1), 4096) rows
+    unless given (a smaller batch saves memory when many accumulators live at once, at
+    the price of more frequent factorizations); it is allocated by the first `add`.
     Unused rows are zero, which leaves R unchanged.
     """
 
-    def __init__(self, n_columns: int):
+    def __init__(self, n_columns: int, batch: int | None = None):
         self.n_columns = n_columns
         self._width = n_columns + 1
-        self._batch = max(2 * self._width, 4096)
-        self._buffer = np.zeros((self._width + self._batch, self._width), order="F")
+        self._batch = max(2 * self._width, 4096) if batch is None else max(int(batch), 1)
+        self._buffer = None  # allocated by the first add: many accumulators may stay empty
         self._fill = 0  # pending rows below R
         self._lwork = None
         self.n_rows = 0
 
     def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        if self._buffer is None and len(b):
+            self._buffer = np.zeros((self._width + self._batch, self._width), order="F")
         start = 0
         while start < len(b):
             take = min(len(b) - start, self._batch - self._fill)
@@ -58,8 +62,22 @@ class QRAccumulator:
                 self._reduce()
         self.n_rows += len(b)
 
+    def factor(self) -> np.ndarray:
+        """The upper triangular R of [A | b] for the rows added so far, with
+        R^T R = [A | b]^T [A | b], without its rows that are all zero: a copy of shape
+        (at most min(n_rows, n_columns + 1), n_columns + 1). Stacking such factors (times
+        weights) and adding them to another accumulator solves the combined problem
+        exactly."""
+        if self.n_rows == 0:
+            return np.zeros((0, self._width))
+        self._reduce()
+        r = self._buffer[: self._width]
+        # with fewer rows than columns the non-zero rows of R need not come first (a zero
+        # column, e.g. an element absent from these rows, leaves its row in place)
+        return np.array(r[np.any(r != 0.0, axis=1)])
+
     def _reduce(self) -> None:
-        if self._fill == 0:
+        if self._fill == 0 or self._buffer is None:
             return
         geqrf = scipy.linalg.lapack.dgeqrf
         if self._lwork is None:
@@ -73,9 +91,9 @@ class QRAccumulator:
         self._buffer[self._width :] = 0.0
         self._fill = 0
 
-    def factor(self) -> np.ndarray:
-        """The triangular factor R of [A | b] of all rows so far, (n + 1, n + 1): R^T R =
-        [A | b]^T [A | b]."""
+    def square_factor(self) -> np.ndarray:
+        """The triangular factor R of [A | b] of all rows so far, square (n + 1, n + 1) with
+        its zero rows kept in place: R^T R = [A | b]^T [A | b]."""
         self._reduce()
         return np.triu(self._buffer[: self._width])
 
@@ -110,6 +128,13 @@ class NormalAccumulator:
         self._ata += a.T @ a
         self._atb += a.T @ b
         self.n_rows += len(b)
+
+    def add_products(self, ata: np.ndarray, atb: np.ndarray, n_rows: int) -> None:
+        """Adds rows given by their products A^T A and A^T b (e.g. from a factor R of
+        [A | b]: R^T R holds both)."""
+        self._ata += ata
+        self._atb += atb
+        self.n_rows += int(n_rows)
 
     def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2. Columns are scaled to unit diagonal

@@ -21,8 +21,9 @@ from threadpoolctl import threadpool_limits
 from mlpot import _core
 from mlpot.descriptors import Bispectrum
 from mlpot.models import lstsq, training
+from mlpot.models.system import LinearSystem
 
-__all__ = ["SNAP"]
+__all__ = ["LinearSystem", "SNAP"]
 
 
 def _progress(frames, enabled: bool):
@@ -135,7 +136,7 @@ class SNAP:
     @threadpool_limits.wrap(limits=1, user_api="blas")
     def fit(
         self,
-        frames: Iterable,
+        frames,
         energy_weight: float = 100.0,
         force_weight: float = 1.0,
         stress_weight: float = 1e-4,
@@ -153,6 +154,8 @@ class SNAP:
             stress (eV/Angstrom^3, ASE's sign) on their calculator, and their configuration
             group in ``atoms.info["group"]``. Any of the three may be missing per frame;
             stress is used only for periodic 3D cells. Any iterable: frames are streamed.
+            Or a `LinearSystem` from ``model.assemble(frames)``: the same fit without
+            recomputing the descriptors (for trying many weights or ridges).
         energy_weight, force_weight, stress_weight
             Weights of the rows of frames whose group is not in ``group_weights``, with
             FitSNAP's meaning: one row per frame of energy per atom (per eV/atom), 3 N
@@ -181,11 +184,88 @@ class SNAP:
         )
         ridge = training._number(ridge, "ridge")
         n_el, per = len(self.elements), self.n_coefficients
-        accumulator = lstsq.make_accumulator(solver, n_el * per)
+        penalized = np.ones((n_el, per), dtype=bool)
+        penalized[:, 0] = False
+        if isinstance(frames, LinearSystem):
+            if frames.signature != self._signature():
+                raise ValueError(
+                    "the LinearSystem was assembled by a model with another descriptor, "
+                    "quadratic flag or baseline"
+                )
+            self._check_coverage(groups, frames.groups, frames.elements)
+            solution = frames.solve(default, groups, ridge, penalized.ravel(), solver)
+        else:
+            accumulator = lstsq.make_accumulator(solver, n_el * per)
+            seen_elements: set[int] = set()
+            seen_groups: set = set()
+            for group, atoms, ref, rows in self._design(frames, progress):
+                seen_groups.add(group)
+                seen_elements.update(np.unique(atoms.numbers).tolist())
+                weights = groups.get(group, default)
+                weighted = training.frame_rows(rows, ref, weights, atoms, self.baseline)
+                if weighted is not None:
+                    accumulator.add(*weighted)
+            self._check_coverage(groups, seen_groups, seen_elements)
+            solution = accumulator.solve(ridge, penalized.ravel())
+        self.coefficients = dict(zip(self.elements, solution.reshape(n_el, per)))
+        return self
+
+    def assemble(self, frames, progress: bool = True) -> LinearSystem:
+        """The unweighted least-squares problem of ``frames`` (as in `fit`), reduced per
+        (group, row kind) to small triangular factors: ``model.fit(system, ...)`` then fits
+        with any weights, ridge and solver in a fraction of the time of a fit from frames
+        (no descriptors are recomputed), with the same result. Memory
+        O(n_groups x n_coefficients^2)."""
+        system = LinearSystem(len(self.elements) * self.n_coefficients, self._signature())
+        for group, atoms, ref, rows in self._design(frames, progress):
+            system.add_frame(group, training.frame_blocks(rows, ref, atoms, self.baseline), atoms.numbers)
+        return system.finish()
+
+    def align_energy_zero(self, frames) -> "SNAP":
+        """A copy of the model with each element's constant beta0 (eV) shifted so that its
+        energies best match the reference energies of ``frames``: least squares over the
+        frames of E_ref - E_model = sum_e n_e delta_e. Forces and stresses are unchanged.
+        For comparing with data a model whose energy zero differs (published potentials
+        are often fitted to energies relative to isolated atoms). Elements no frame holds
+        keep their beta0 (minimum-norm solution)."""
+        if self._coefficients is None:
+            raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
+        numbers = [atomic_numbers[e] for e in self.elements]
+        counts, differences = [], []
+        for atoms in frames:
+            counts.append([np.count_nonzero(atoms.numbers == z) for z in numbers])
+            differences.append(atoms.get_potential_energy() - self.predict(atoms)["energy"])
+        if not counts:
+            raise ValueError("align_energy_zero needs at least one frame with a reference energy")
+        shift, *_ = np.linalg.lstsq(np.array(counts, dtype=float), np.array(differences), rcond=None)
+        aligned = SNAP(self._bispectrum, quadratic=self._quadratic, baseline=self.baseline)
+        coefficients = {e: c.copy() for e, c in self._coefficients.items()}
+        for e, delta in zip(self.elements, shift):
+            coefficients[e][0] += delta
+        aligned.coefficients = coefficients
+        return aligned
+
+    def design_rows(self, atoms) -> dict:
+        """The rows of the linear model for ``atoms`` (baseline excluded): ``energy``
+        (n_columns,), ``forces`` (3 n_atoms, n_columns; atom-major, x y z) and ``virial``
+        (6, n_columns; Voigt order xx yy zz yz xz xy, eV), with n_columns = len(elements)
+        x n_coefficients and columns in the order of the concatenated coefficients. With
+        c that concatenation, energy (eV) = rows["energy"] @ c, forces (eV/Angstrom) =
+        (rows["forces"] @ c).reshape(-1, 3) and stress = -rows["virial"] @ c / volume.
+        For custom regressions or fast re-evaluation of many coefficient sets."""
+        return _core.snap_design_rows(self._bispectrum._core, self._structure(atoms), self._quadratic)
+
+    def _signature(self):
+        """What a LinearSystem's rows depend on: descriptor, quadratic flag, baseline."""
+        from mlpot import modelfile
+
+        return (modelfile.bispectrum_to_dict(self._bispectrum), self._quadratic, self.baseline)
+
+    def _design(self, frames, progress: bool):
+        """(group, atoms, reference, design rows) of each frame, frames checked one by one;
+        ValueError if there are none."""
         if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
             raise TypeError("frames must be an iterable of ase.Atoms")
-        seen_elements: set[int] = set()
-        seen_groups: set = set()
         n_frames = 0
         for k, atoms in enumerate(_progress(frames, progress)):
             where, ref = training.frame_reference(k, atoms)
@@ -194,29 +274,23 @@ class SNAP:
                 structure = self._structure(atoms)
             except ValueError as error:
                 raise ValueError(f"{where}: {error}") from None
-            seen_groups.add(group)
-            seen_elements.update(np.unique(atoms.numbers).tolist())
             rows = _core.snap_design_rows(self._bispectrum._core, structure, self._quadratic)
-            weighted = training.frame_rows(rows, ref, groups.get(group, default), atoms, self.baseline)
-            if weighted is not None:
-                accumulator.add(*weighted)
+            yield group, atoms, ref, rows
             n_frames += 1
         if n_frames == 0:
             raise ValueError("no frames to fit")
+
+    def _check_coverage(self, groups, seen_groups, seen_elements) -> None:
+        """Warns about weighted groups no frame belongs to and elements no frame holds."""
         unused = [g for g in groups if g not in seen_groups]
         if unused:
-            warnings.warn(f"group_weights names group(s) {unused} that no frame belongs to", stacklevel=2)
+            warnings.warn(f"group_weights names group(s) {unused} that no frame belongs to", stacklevel=3)
         absent = [e for e in self.elements if atomic_numbers[e] not in seen_elements]
         if absent:
             warnings.warn(
                 f"element(s) {absent} appear in no training frame; their coefficients are 0",
-                stacklevel=2,
+                stacklevel=3,
             )
-        penalized = np.ones((n_el, per), dtype=bool)
-        penalized[:, 0] = False
-        solution = accumulator.solve(ridge, penalized.ravel())
-        self.coefficients = dict(zip(self.elements, solution.reshape(n_el, per)))
-        return self
 
     # ------------------------------------------------------------- prediction
 

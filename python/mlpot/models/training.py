@@ -22,7 +22,17 @@ from ase.units import bar as _BAR
 from mlpot.calculator import system_changes
 from mlpot.descriptors import _finite
 
-__all__ = ["Reference", "Weights", "frame_reference", "frame_rows", "reference", "resolve_group_weights"]
+__all__ = [
+    "ROW_KINDS",
+    "Reference",
+    "Weights",
+    "frame_blocks",
+    "frame_reference",
+    "frame_rows",
+    "reference",
+    "resolve_group_weights",
+    "weight_of",
+]
 
 
 @dataclass(frozen=True)
@@ -147,28 +157,52 @@ def frame_reference(k: int, atoms) -> tuple[str, Reference]:
     return where, reference(atoms, where)
 
 
-def frame_rows(rows: Mapping[str, np.ndarray], ref: Reference, weights: Weights, atoms, baseline):
-    """Weighted design rows and targets (A, b) of one frame from its unweighted design rows
-    (energy, forces, virial, as `_core.snap_design_rows` gives them) and its reference, less
-    the baseline's contribution."""
+#: The kinds of rows of a frame, in the order they are stacked.
+ROW_KINDS = ("energy", "forces", "stress")
+
+
+def frame_blocks(rows: Mapping[str, np.ndarray], ref: Reference, atoms, baseline, kinds=ROW_KINDS):
+    """Unweighted design rows and targets of one frame, ``{kind: (A, b)}`` for the kinds
+    in ``kinds`` the frame has references for, in FitSNAP's units before weighting: one
+    energy row in eV/atom, 3 N force rows in eV/Angstrom, 6 stress rows in bar. Built from
+    the frame's design rows (energy, forces, virial, as `_core.snap_design_rows` gives
+    them) and its reference, less the baseline's contribution."""
     n_atoms = len(atoms)
+    present = {
+        "energy": ref.energy is not None and n_atoms > 0,
+        "forces": ref.forces is not None and n_atoms > 0,
+        "stress": ref.stress is not None,
+    }
+    wanted = [kind for kind in ROW_KINDS if present[kind] and kind in kinds]
+    if not wanted:
+        return {}
     base = baseline.predict(atoms) if baseline is not None else None
-    blocks, targets = [], []
-    if ref.energy is not None and weights.eweight > 0 and n_atoms:
+    blocks = {}
+    if "energy" in wanted:
         energy = ref.energy - (base["energy"] if base else 0.0)
-        w = weights.eweight / n_atoms
-        blocks.append(rows["energy"][None, :] * w)
-        targets.append(np.array([energy * w]))
-    if ref.forces is not None and weights.fweight > 0 and n_atoms:
+        blocks["energy"] = (rows["energy"][None, :] / n_atoms, np.array([energy / n_atoms]))
+    if "forces" in wanted:
         forces = ref.forces - (np.asarray(base["forces"]) if base else 0.0)
-        blocks.append(rows["forces"] * weights.fweight)
-        targets.append(forces.ravel() * weights.fweight)
-    if ref.stress is not None and weights.vweight > 0:
+        blocks["forces"] = (rows["forces"], forces.ravel())
+    if "stress" in wanted:
         stress = ref.stress - (np.asarray(base["stress"]) if base else 0.0)
         # ASE's stress is -virial / volume; the rows are in bar
-        w = weights.vweight / _BAR
-        blocks.append(rows["virial"] * (-w / atoms.get_volume()))
-        targets.append(stress * w)
+        blocks["stress"] = (rows["virial"] * (-1.0 / (_BAR * atoms.get_volume())), stress / _BAR)
+    return blocks
+
+
+def weight_of(weights: Weights, kind: str) -> float:
+    """The weight of rows of ``kind`` (one of ROW_KINDS)."""
+    return {"energy": weights.eweight, "forces": weights.fweight, "stress": weights.vweight}[kind]
+
+
+def frame_rows(rows: Mapping[str, np.ndarray], ref: Reference, weights: Weights, atoms, baseline):
+    """Weighted design rows and targets (A, b) of one frame (`frame_blocks` times the
+    weights; kinds of weight 0 are dropped), or None when no row is left."""
+    kinds = [kind for kind in ROW_KINDS if weight_of(weights, kind) > 0]
+    blocks = frame_blocks(rows, ref, atoms, baseline, kinds)
     if not blocks:
         return None
-    return np.vstack(blocks), np.concatenate(targets)
+    a = np.vstack([block[0] * weight_of(weights, kind) for kind, block in blocks.items()])
+    b = np.concatenate([block[1] * weight_of(weights, kind) for kind, block in blocks.items()])
+    return a, b
