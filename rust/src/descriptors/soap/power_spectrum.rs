@@ -80,6 +80,37 @@ impl PowerSpectrum {
         }
     }
 
+    /// The adjoint of `values`: dE/dc ([species][lm][n], written into `out`) from dE/dP
+    /// (n_features), for coefficients `c`. Contracting dE/dc with dc/dr costs
+    /// O(n_max (l_max + 1)^2) per neighbor instead of the O(n_max^2 (l_max + 1)^2) of
+    /// forming dP/dr, which is why a model's forces go this way.
+    pub fn adjoint(&self, c: &[f64], de: &[f64], out: &mut [f64]) {
+        let n = self.n_max;
+        let nn = n * n;
+        let db = self.density_block();
+        out.fill(0.0);
+        for (p, &pair) in self.pairs.iter().enumerate() {
+            for l in 0..=self.l_max {
+                let k = self.factor(pair, l);
+                let at = p * self.pair_block() + l * nn;
+                let g = &de[at..at + nn];
+                for lm in l * l..(l + 1) * (l + 1) {
+                    let (a, b) = (pair.0 * db + lm * n, pair.1 * db + lm * n);
+                    for n1 in 0..n {
+                        let row = &g[n1 * n..(n1 + 1) * n];
+                        // dE/dc_a[n1] += k sum_n2 G[n1][n2] c_b[n2]; dE/dc_b[n2] += k G[n1][n2] c_a[n1]
+                        let along: f64 = row.iter().zip(&c[b..b + n]).map(|(g, x)| g * x).sum();
+                        out[a + n1] += k * along;
+                        let ca = k * c[a + n1];
+                        for (o, g) in out[b..b + n].iter_mut().zip(row) {
+                            *o += ca * g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The change of the power spectrum of `c` when the density coefficients of species `t`
     /// change by each of the k blocks of `d` ((k, lm, n)), to first order, into `out` (k,
     /// n_features): added to it with `accumulate`, else written over the blocks that involve
