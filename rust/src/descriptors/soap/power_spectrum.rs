@@ -267,4 +267,35 @@ mod tests {
             }
         }
     }
+
+    /// The adjoint is the transpose of `derivatives`: de . (dP/dc d) = (dE/dc) . d for any
+    /// slope de and coefficient change d of each species (pairs of equal and of different
+    /// species, so both factors k_l).
+    #[test]
+    fn adjoint_is_the_transpose_of_derivatives() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let ps = PowerSpectrum::new(2, 5, 3);
+        let db = ps.density_block();
+        let c: Vec<f64> = (0..2 * db).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let de: Vec<f64> = (0..ps.n_features())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let mut dc = vec![0.0; 2 * db];
+        ps.adjoint(&c, &de, &mut dc);
+        for t in 0..2 {
+            let d: Vec<f64> = (0..db).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut dp = vec![0.0; ps.n_features()];
+            ps.derivatives(&c, &d, t, &mut dp, true, &mut Vec::new());
+            let forward: f64 = de.iter().zip(&dp).map(|(a, b)| a * b).sum();
+            let back: f64 = dc[t * db..(t + 1) * db]
+                .iter()
+                .zip(&d)
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!(
+                (forward - back).abs() < 1e-12 * forward.abs().max(1.0),
+                "{forward} vs {back}"
+            );
+        }
+    }
 }
