@@ -247,12 +247,39 @@ def test_sparse_point_selection():
     for method in ("cur", "fps", "random"):
         chosen = select_sparse(x, 5, method, zeta=2)
         assert len(chosen) == len(set(chosen)) == 5
-    assert 17 in select_sparse(x, 3, "cur")
     assert 17 in select_sparse(x, 3, "fps", zeta=2)
     # duplicates count once, and fewer distinct rows than asked returns them all
     np.testing.assert_array_equal(select_sparse(np.vstack([x[:3], x[:3]]), 10, "cur"), [0, 1, 2])
     with pytest.raises(ValueError, match="sparse_method"):
         select_sparse(x, 3, "kmeans")
+
+
+def _cluster_and_outposts(n_cluster=300, seed=1):
+    """A dense cluster of unit vectors near e_0 (noise 0.01 in five directions) and three
+    distinct points along e_6, e_7, e_8 (the last rows)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n_cluster + 3, 9))
+    x[:n_cluster, 0] = 1.0
+    x[:n_cluster, 1:6] = 0.01 * rng.standard_normal((n_cluster, 5))
+    x[n_cluster:, 6:] = np.eye(3)
+    return x / np.linalg.norm(x, axis=1)[:, None]
+
+
+def test_cur_is_randomised_leverage_sampling():
+    x = _cluster_and_outposts()
+    outposts = {300, 301, 302}
+    picks = [select_sparse(x, 10, "cur", seed=s) for s in range(20)]
+    # deterministic for a seed, different between seeds (the rest of the cluster is sampled)
+    np.testing.assert_array_equal(select_sparse(x, 10, "cur", seed=3), picks[3])
+    assert len({tuple(p) for p in picks}) > 1
+    for p in picks:
+        assert len(p) == len(set(p)) == 10
+        # the distinct points carry leverage 1/4 each on the top half of the spectrum (a cluster
+        # point 1/1200): kept for every seed
+        assert outposts <= set(p.tolist())
+    # uniform sampling finds them only by chance (3 of 303 rows, 10 draws: about 1 in 10)
+    hits = sum(len(outposts & set(select_sparse(x, 10, "random", seed=s).tolist())) for s in range(20))
+    assert hits < 20 * 3 / 2
 
 
 def test_save_and_load_round_trip_exactly(tmp_path, alloy_model):

@@ -237,9 +237,14 @@ def select_sparse(x: np.ndarray, n: int, method: str, zeta: float = 1.0, seed: i
     """Indices of ``n`` distinct rows of the candidate matrix ``x`` (rows: normalised
     descriptors).
 
-    - "cur": leverage-score CUR on x (Mahoney and Drineas, PNAS 106, 697 (2009)), as gap_fit's
-      CUR_POINTS: the rows with the largest statistical leverage on the top-k right
-      singular subspace, k = min(n, rank); deterministic (highest scores first), ties by index.
+    - "cur": randomised leverage-score CUR (Mahoney and Drineas, PNAS 106, 697 (2009)), as
+      gap_fit's ``sparse_method=cur_points``: n rows sampled without replacement (``seed``)
+      with probability proportional to their statistical leverage on the top-k left
+      singular subspace of x. k is half the numerical rank (singular values above 1e-6 of
+      the largest), as gap_fit's default, and at most n: the leading directions only, so
+      that the noise directions of a nearly degenerate descriptor set do not give isolated
+      outliers a leverage of 1. (Keeping the largest leverages deterministically instead
+      picks outliers once n exceeds k.)
     - "fps": farthest-point sampling in the kernel distance 2 (1 - (x_i . x_j)^zeta), starting
       from the row of highest leverage.
     - "random": uniform without replacement (``seed``).
@@ -256,10 +261,15 @@ def select_sparse(x: np.ndarray, n: int, method: str, zeta: float = 1.0, seed: i
     if method == "random":
         rng = np.random.default_rng(seed)
         return np.sort(distinct[rng.choice(len(c), size=n, replace=False)])
-    leverage = _leverage(c, n)
     if method == "cur":
-        order = np.lexsort((np.arange(len(c)), -leverage))
-        return np.sort(distinct[order[:n]])
+        leverage, _ = _leverage(c, n, half_rank=True)
+        # weighted sampling without replacement by Efraimidis-Spirakis keys log(u) / w (the n
+        # largest); numpy's choice(p=...) refuses the zero-leverage rows this must allow
+        u = np.random.default_rng(seed).random(len(c))
+        with np.errstate(divide="ignore"):
+            keys = np.where(leverage > 0, np.log(u) / leverage, -np.inf)
+        return np.sort(distinct[np.argsort(-keys, kind="stable")[:n]])
+    leverage, _ = _leverage(c, n)
     chosen = [int(np.argmax(leverage))]
     # kernel distance to the nearest chosen point, updated one choice at a time: O(len(c) n)
     dist = 1.0 - (c @ c[chosen[0]]) ** zeta
@@ -272,20 +282,23 @@ def select_sparse(x: np.ndarray, n: int, method: str, zeta: float = 1.0, seed: i
     return np.sort(distinct[chosen])
 
 
-def _leverage(c: np.ndarray, k: int) -> np.ndarray:
-    """Row leverage scores on the top-k left singular vectors of c (the Gram-matrix
-    eigenvectors when c is tall, which costs O(rows features^2))."""
+def _leverage(c: np.ndarray, k: int, half_rank: bool = False) -> tuple[np.ndarray, int]:
+    """Row leverage scores (summing to 1) on the top-k left singular vectors of c, and the k
+    used: at most the numerical rank (singular values above 1e-6 of the largest), or half of
+    it with ``half_rank`` (gap_fit's CUR). Through the Gram-matrix eigenvectors when c is
+    tall, which costs O(rows features^2)."""
     if c.shape[0] >= c.shape[1]:
         s2, v = np.linalg.eigh(c.T @ c)
         keep = s2 > s2.max() * 1e-12
         s2, v = s2[keep][::-1], v[:, keep][:, ::-1]
-        k = min(k, len(s2))
-        u = (c @ v[:, :k]) / np.sqrt(s2[:k])
+        rank = len(s2)
     else:
         u, s, _ = np.linalg.svd(c, full_matrices=False)
-        k = min(k, int((s > s[0] * 1e-6).sum()))
-        u = u[:, :k]
-    return (u**2).sum(axis=1) / max(k, 1)
+        rank = int((s > s[0] * 1e-6).sum())
+    k = max(1, min(k, rank // 2 if half_rank else rank))
+    if c.shape[0] >= c.shape[1]:
+        u = (c @ v[:, :k]) / np.sqrt(s2[:k])
+    return (u[:, :k] ** 2).sum(axis=1) / k, k
 
 
 # ------------------------------------------------------------------------------ the model
@@ -317,7 +330,8 @@ class GAP:
         root mean square of the per-atom training energies after e0 and the baseline are
         subtracted (the size of the local energies the GP must represent).
     sparse_method
-        "cur" (default; leverage-score CUR on the descriptor matrix), "fps" (farthest point
+        "cur" (default; randomised leverage-score CUR on the descriptor matrix, as
+        gap_fit's ``cur_points``; see `select_sparse`), "fps" (farthest point
         in the kernel distance) or "random" (``seed``), per species, among the training atoms.
     default_sigma
         (energy per atom eV, force eV/Angstrom, virial per atom eV): the noise of the
@@ -339,7 +353,7 @@ class GAP:
         A fixed reference potential (e.g. `mlpot.ZBL`), subtracted from the references before
         the fit and added to predictions.
     seed
-        For ``sparse_method="random"``.
+        For ``sparse_method="cur"`` (randomised) and ``"random"``.
     sparse_points
         Fixed SOAP sparse points instead of a selection: (n, n_features) normalised vectors and
         their central elements, as ``(points, elements)``.

@@ -26,7 +26,7 @@
 //! zz yz xz xy.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::descriptors::soap::Soap;
@@ -197,12 +197,14 @@ impl SoapKernel {
                 0.0
             }
         };
-        let (mut k, mut s) = (Vec::with_capacity(x.nrows()), Vec::with_capacity(x.nrows()));
-        for row in x.rows() {
-            let c: f64 = row.iter().zip(p).map(|(a, b)| a * b).sum();
-            k.push(d2 * power(c, self.zeta));
-            s.push(d2 * self.zeta * power(c, self.zeta - 1.0));
-        }
+        // ndarray's matrix-vector product (vectorised, blocked): an iterator sum here was
+        // 40 % of the prediction time
+        let c = x.dot(&ArrayView1::from(p));
+        let k = c.iter().map(|&c| d2 * power(c, self.zeta)).collect();
+        let s = c
+            .iter()
+            .map(|&c| d2 * self.zeta * power(c, self.zeta - 1.0))
+            .collect();
         (k, s)
     }
 
@@ -286,7 +288,8 @@ impl SoapKernel {
     }
 
     /// Energies, forces and virial for weights `alpha` (one per sparse point): per atom,
-    /// dE_i/dP_i = sum_m alpha_m dk(i, m)/dP_i, contracted with that atom's gradient rows.
+    /// dE_i/dP_i = sum_m alpha_m dk(i, m)/dP_i, pulled back through the SOAP expansion
+    /// (`Soap::for_each_atom_forces`), so dP/dr is never formed.
     pub fn predict(
         &self,
         structure: &Structure,
@@ -295,7 +298,6 @@ impl SoapKernel {
     ) -> Result<KernelPrediction> {
         check_alpha(alpha, self.n_sparse())?;
         let types = self.species_index(structure)?;
-        let nf = self.soap.n_features();
         let m = self.n_sparse();
         let n = structure.len();
         let mut energies = vec![0.0; n];
@@ -306,40 +308,20 @@ impl SoapKernel {
         } else {
             None
         };
-        self.soap.for_each_atom_gradients(
+        self.soap.for_each_atom_forces(
             structure,
             CHUNK,
-            |atom| {
-                let t = types[atom.center];
-                let (k, slope) = self.kernel_and_slope(t, atom.values);
+            |i, values| {
+                let t = types[i];
+                let (k, slope) = self.kernel_and_slope(t, values);
                 let a = &alpha[self.ranges[t].clone()];
                 let e: f64 = k.iter().zip(a).map(|(k, a)| k * a).sum();
                 // dE_i/dP_i = X^T (alpha * slope)
-                let mut de = vec![0.0; nf];
-                for ((row, s), a) in self.block(t).rows().into_iter().zip(&slope).zip(a) {
-                    let c = s * a;
-                    de.iter_mut().zip(row).for_each(|(d, x)| *d += c * x);
-                }
-                let dot = |v: &[f64]| -> f64 { v.iter().zip(&de).map(|(x, y)| x * y).sum() };
-                let f: Vec<[f64; 3]> = atom
-                    .gradients
-                    .chunks(3 * nf)
-                    .map(|g| [-dot(&g[..nf]), -dot(&g[nf..2 * nf]), -dot(&g[2 * nf..])])
-                    .collect();
-                let mut w = [0.0; 6];
-                for (v, wv) in w.iter_mut().enumerate() {
-                    *wv = dot(&atom.virial[v * nf..(v + 1) * nf]);
-                }
-                (
-                    t,
-                    e,
-                    atom.rows.to_vec(),
-                    f,
-                    w,
-                    if with_kernel { k } else { Vec::new() },
-                )
+                let w: Array1<f64> = slope.iter().zip(a).map(|(s, a)| s * a).collect();
+                let de = self.block(t).t().dot(&w).to_vec();
+                ((t, e, if with_kernel { k } else { Vec::new() }), de)
             },
-            |i, (t, e, rows, f, w, k)| {
+            |i, ((t, e, k), rows, f, w)| {
                 energies[i] = e;
                 for (&j, fj) in rows.iter().zip(&f) {
                     for a in 0..3 {

@@ -372,6 +372,92 @@ impl Soap {
     }
 }
 
+/// What `Soap::for_each_atom_forces` hands back per atom: the model's own result, the
+/// atoms of the rows, -dE_i/dr_j per row (eV/Angstrom) and the virial of E_i (Voigt, eV).
+pub type AtomForces<T> = (T, Vec<usize>, Vec<[f64; 3]>, [f64; 6]);
+
+impl Soap {
+    /// Streams, for a model whose local energy E_i depends on P_i alone, each atom's
+    /// contribution to the forces and virial: `energy_slope` maps (atom, P_i) to its own
+    /// result and dE_i/dP_i (n_features); the slope is pulled back to the density
+    /// coefficients (`PowerSpectrum::adjoint`) and contracted with dc/dr there, so dP/dr is
+    /// never formed. `consume` receives atoms in order (thread-count independent sums).
+    pub fn for_each_atom_forces<T: Send>(
+        &self,
+        structure: &Structure,
+        chunk: usize,
+        energy_slope: impl Fn(usize, &[f64]) -> (T, Vec<f64>) + Sync,
+        mut consume: impl FnMut(usize, AtomForces<T>),
+    ) -> Result<()> {
+        let types = self.types(structure)?;
+        let list = self.neighbors(structure)?;
+        let nf = self.n_features();
+        let n_species = self.params.species.len();
+        let n = structure.len();
+        let chunk = chunk.max(1);
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            let results: Vec<AtomForces<T>> = (start..end)
+                .into_par_iter()
+                .map_init(
+                    || (Workspace::new(self), vec![0.0; nf], Vec::new()),
+                    |(ws, p, dc), i| {
+                        ws.expand(self, &list, &types, i, true);
+                        self.spectrum.values(&ws.c, p);
+                        let norm = if self.params.normalize { norm(p) } else { 1.0 };
+                        let scale = if norm > 0.0 { norm } else { 1.0 };
+                        p.iter_mut().for_each(|x| *x /= scale);
+                        let (result, mut de) = energy_slope(i, p);
+                        if self.params.normalize && norm > 0.0 {
+                            // through p -> p / |p|: dE/dp = (de - p^ (p^ . de)) / |p|
+                            let along: f64 = de.iter().zip(p.iter()).map(|(d, x)| d * x).sum();
+                            de.iter_mut()
+                                .zip(p.iter())
+                                .for_each(|(d, x)| *d = (*d - x * along) / norm);
+                        }
+                        dc.resize(ws.c.len(), 0.0);
+                        self.spectrum.adjoint(&ws.c, &de, dc);
+                        let block = ws.c.len() / n_species;
+                        let dot = |t: usize, d: &[f64]| -> f64 {
+                            dc[t * block..(t + 1) * block]
+                                .iter()
+                                .zip(d)
+                                .map(|(a, b)| a * b)
+                                .sum()
+                        };
+                        let self_row = ws.rows.binary_search(&i).unwrap();
+                        let mut f = vec![[0.0; 3]; ws.rows.len()];
+                        let mut centre = [0.0; 3];
+                        for (row, &t) in ws.row_species.iter().enumerate() {
+                            if row == self_row {
+                                continue;
+                            }
+                            let d = &ws.d_rows[row * 3 * block..(row + 1) * 3 * block];
+                            for a in 0..3 {
+                                f[row][a] = -dot(t, &d[a * block..(a + 1) * block]);
+                                centre[a] -= f[row][a];
+                            }
+                        }
+                        f[self_row] = centre;
+                        let mut w = [0.0; 6];
+                        for t in 0..n_species {
+                            let d = &ws.d_virial[t * 6 * block..(t + 1) * 6 * block];
+                            for (v, wv) in w.iter_mut().enumerate() {
+                                *wv -= dot(t, &d[v * block..(v + 1) * block]);
+                            }
+                        }
+                        (result, ws.rows.clone(), f, w)
+                    },
+                )
+                .collect();
+            for (k, r) in results.into_iter().enumerate() {
+                consume(start + k, r);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }

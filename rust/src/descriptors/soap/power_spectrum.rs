@@ -80,6 +80,37 @@ impl PowerSpectrum {
         }
     }
 
+    /// The adjoint of `values`: dE/dc ([species][lm][n], written into `out`) from dE/dP
+    /// (n_features), for coefficients `c`. Contracting dE/dc with dc/dr costs
+    /// O(n_max (l_max + 1)^2) per neighbor instead of the O(n_max^2 (l_max + 1)^2) of
+    /// forming dP/dr, which is why a model's forces go this way.
+    pub fn adjoint(&self, c: &[f64], de: &[f64], out: &mut [f64]) {
+        let n = self.n_max;
+        let nn = n * n;
+        let db = self.density_block();
+        out.fill(0.0);
+        for (p, &pair) in self.pairs.iter().enumerate() {
+            for l in 0..=self.l_max {
+                let k = self.factor(pair, l);
+                let at = p * self.pair_block() + l * nn;
+                let g = &de[at..at + nn];
+                for lm in l * l..(l + 1) * (l + 1) {
+                    let (a, b) = (pair.0 * db + lm * n, pair.1 * db + lm * n);
+                    for n1 in 0..n {
+                        let row = &g[n1 * n..(n1 + 1) * n];
+                        // dE/dc_a[n1] += k sum_n2 G[n1][n2] c_b[n2]; dE/dc_b[n2] += k G[n1][n2] c_a[n1]
+                        let along: f64 = row.iter().zip(&c[b..b + n]).map(|(g, x)| g * x).sum();
+                        out[a + n1] += k * along;
+                        let ca = k * c[a + n1];
+                        for (o, g) in out[b..b + n].iter_mut().zip(row) {
+                            *o += ca * g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The change of the power spectrum of `c` when the density coefficients of species `t`
     /// change by each of the k blocks of `d` ((k, lm, n)), to first order, into `out` (k,
     /// n_features): added to it with `accumulate`, else written over the blocks that involve
@@ -234,6 +265,37 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The adjoint is the transpose of `derivatives`: de . (dP/dc d) = (dE/dc) . d for any
+    /// slope de and coefficient change d of each species (pairs of equal and of different
+    /// species, so both factors k_l).
+    #[test]
+    fn adjoint_is_the_transpose_of_derivatives() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let ps = PowerSpectrum::new(2, 5, 3);
+        let db = ps.density_block();
+        let c: Vec<f64> = (0..2 * db).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let de: Vec<f64> = (0..ps.n_features())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let mut dc = vec![0.0; 2 * db];
+        ps.adjoint(&c, &de, &mut dc);
+        for t in 0..2 {
+            let d: Vec<f64> = (0..db).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut dp = vec![0.0; ps.n_features()];
+            ps.derivatives(&c, &d, t, &mut dp, true, &mut Vec::new());
+            let forward: f64 = de.iter().zip(&dp).map(|(a, b)| a * b).sum();
+            let back: f64 = dc[t * db..(t + 1) * db]
+                .iter()
+                .zip(&d)
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!(
+                (forward - back).abs() < 1e-12 * forward.abs().max(1.0),
+                "{forward} vs {back}"
+            );
         }
     }
 }
