@@ -16,6 +16,7 @@ mod radial;
 mod spherical_harmonics;
 mod spline;
 
+use crate::descriptors::split_by_offsets;
 use rayon::prelude::*;
 
 use crate::descriptors::bispectrum::Gradients;
@@ -476,21 +477,6 @@ fn normalize_with_derivatives<'a>(p: &mut [f64], derivatives: impl Iterator<Item
             *d = (*d - p * along) / norm;
         }
     }
-}
-
-/// Splits `buf` into one slice per atom: atom i gets rows offsets[i]..offsets[i+1] of `width`.
-fn split_by_offsets<'a, T>(
-    mut buf: &'a mut [T],
-    offsets: &[usize],
-    width: usize,
-) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
-    for w in offsets.windows(2) {
-        let (head, tail) = buf.split_at_mut((w[1] - w[0]) * width);
-        out.push(head);
-        buf = tail;
-    }
-    out
 }
 
 #[cfg(test)]
