@@ -93,9 +93,13 @@ pub struct SoapKernel {
     soap: Soap,
     zeta: f64,
     delta: f64,
-    /// (n_sparse, n_features), sorted by species.
+    /// The SOAP features the kernel reads (`Soap::symmetric_columns`): dot products with
+    /// the sparse points need only these.
+    columns: Vec<usize>,
+    /// (n_sparse, columns.len()), sorted by species: the sparse points at `columns`, times
+    /// the column weights.
     sparse: Vec<f64>,
-    /// The sparse points of species index t are columns ranges[t].
+    /// The sparse points of species index t are rows ranges[t].
     ranges: Vec<std::ops::Range<usize>>,
 }
 
@@ -146,10 +150,16 @@ impl SoapKernel {
                 &sparse_species[start..start.saturating_add(1).min(sparse_species.len())]
             )));
         }
+        let (columns, weights) = soap.symmetric_columns();
+        let sparse = sparse
+            .chunks(nf.max(1))
+            .flat_map(|x| columns.iter().zip(&weights).map(|(&k, w)| w * x[k]))
+            .collect();
         Ok(SoapKernel {
             soap,
             zeta,
             delta,
+            columns,
             sparse,
             ranges,
         })
@@ -175,17 +185,26 @@ impl SoapKernel {
             .collect()
     }
 
-    /// X of species t as an (n_t, n_features) view.
+    /// X of species t at the kernel's columns, weighted, as an (n_t, columns) view.
     fn block(&self, t: usize) -> ArrayView2<'_, f64> {
-        let nf = self.soap.n_features();
+        let nc = self.columns.len();
         let r = &self.ranges[t];
-        ArrayView2::from_shape((r.len(), nf), &self.sparse[r.start * nf..r.end * nf]).unwrap()
+        ArrayView2::from_shape((r.len(), nc), &self.sparse[r.start * nc..r.end * nc]).unwrap()
+    }
+
+    /// Rows of n_features-long vectors reduced to the kernel's columns.
+    fn gather(&self, rows: &[f64]) -> Vec<f64> {
+        let nf = self.soap.n_features();
+        rows.chunks(nf.max(1))
+            .flat_map(|row| self.columns.iter().map(move |&k| row[k]))
+            .collect()
     }
 
     /// (c^zeta, zeta c^(zeta-1)) times delta^2 for c = p . x_m over the sparse points of
     /// species t.
     fn kernel_and_slope(&self, t: usize, p: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let x = self.block(t);
+        let p = self.gather(p);
         let d2 = self.delta * self.delta;
         let integer = self.zeta.fract() == 0.0 && self.zeta <= 64.0;
         let power = |c: f64, e: f64| {
@@ -199,7 +218,7 @@ impl SoapKernel {
         };
         // ndarray's matrix-vector product (vectorised, blocked): an iterator sum here was
         // 40 % of the prediction time
-        let c = x.dot(&ArrayView1::from(p));
+        let c = x.dot(&ArrayView1::from(&p));
         let k = c.iter().map(|&c| d2 * power(c, self.zeta)).collect();
         let s = c
             .iter()
@@ -211,7 +230,6 @@ impl SoapKernel {
     /// The kernel rows of one structure.
     pub fn rows(&self, structure: &Structure) -> Result<KernelRows> {
         let types = self.species_index(structure)?;
-        let nf = self.soap.n_features();
         let m = self.n_sparse();
         let n = structure.len();
         let mut energy = vec![0.0; m];
@@ -228,8 +246,10 @@ impl SoapKernel {
                 let x = self.block(t);
                 let nt = x.nrows();
                 let n_rows = atom.rows.len();
-                let g = ArrayView2::from_shape((3 * n_rows, nf), atom.gradients).unwrap();
-                let w = ArrayView2::from_shape((6, nf), atom.virial).unwrap();
+                let nc = self.columns.len();
+                let (g, w) = (self.gather(atom.gradients), self.gather(atom.virial));
+                let g = ArrayView2::from_shape((3 * n_rows, nc), &g).unwrap();
+                let w = ArrayView2::from_shape((6, nc), &w).unwrap();
                 let mut gx = vec![0.0; 3 * n_rows * nt];
                 let mut wx = vec![0.0; 6 * nt];
                 general_mat_mul(
@@ -318,7 +338,12 @@ impl SoapKernel {
                 let e: f64 = k.iter().zip(a).map(|(k, a)| k * a).sum();
                 // dE_i/dP_i = X^T (alpha * slope)
                 let w: Array1<f64> = slope.iter().zip(a).map(|(s, a)| s * a).collect();
-                let de = self.block(t).t().dot(&w).to_vec();
+                // dE_i/dP_i at the kernel's columns; the weights carry the dropped mirror
+                // columns' share, so they stay zero
+                let mut de = vec![0.0; self.soap.n_features()];
+                for (&k, v) in self.columns.iter().zip(self.block(t).t().dot(&w)) {
+                    de[k] = v;
+                }
                 ((t, e, if with_kernel { k } else { Vec::new() }), de)
             },
             |i, ((t, e, k), rows, f, w)| {

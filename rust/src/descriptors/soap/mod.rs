@@ -137,6 +137,11 @@ impl Soap {
         self.spectrum.n_features()
     }
 
+    /// See `PowerSpectrum::symmetric_columns`.
+    pub fn symmetric_columns(&self) -> (Vec<usize>, Vec<f64>) {
+        self.spectrum.symmetric_columns()
+    }
+
     /// The cutoff function f_c(r) and its derivative.
     fn smoothing(&self, r: f64) -> (f64, f64) {
         let rc = self.params.cutoff;
