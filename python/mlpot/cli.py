@@ -1,6 +1,9 @@
 """The ``mlpot`` command: ``mlpot fit CONFIG.toml``, ``mlpot eval MODEL DATA...``, ``mlpot demo``.
 
-A fit configuration (TOML; paths are relative to the configuration file)::
+A fit configuration (TOML; paths are relative to the configuration file). ``[model] type``
+chooses the model: "snap" (the default: SNAP or quadratic SNAP on the bispectrum) or "gap"
+(a sparse Gaussian process on SOAP, optionally plus two-body terms). Unknown sections and
+keys, and keys of the other model type, are errors, never ignored. A SNAP fit::
 
     [data]
     train = ["data/*.json"]          # files, directories or globs, any format mlpot.io reads
@@ -9,6 +12,7 @@ A fit configuration (TOML; paths are relative to the configuration file)::
     seed = 0
 
     [descriptor]                     # mlpot.Bispectrum keywords (LAMMPS compute sna/atom)
+    type = "bispectrum"              # optional: the only descriptor of SNAP
     twojmax = 6
     rcutfac = 4.67
     radelem = { Ta = 0.5 }
@@ -16,6 +20,7 @@ A fit configuration (TOML; paths are relative to the configuration file)::
     bzeroflag = true
 
     [model]                          # mlpot.SNAP and its fit() keywords
+    type = "snap"                    # optional, the default
     quadratic = false
     energy_weight = 1.0
     force_weight = 1.0
@@ -28,7 +33,7 @@ A fit configuration (TOML; paths are relative to the configuration file)::
     fweight = 1.0
     vweight = 1e-8
 
-    [baseline]                       # optional fixed reference potential
+    [baseline]                       # optional fixed reference potential (SNAP and GAP)
     type = "zbl"
     inner = 4.0
     outer = 4.8
@@ -36,11 +41,44 @@ A fit configuration (TOML; paths are relative to the configuration file)::
     [output]
     model = "Ta.json"                # mlpot model file
     lammps = "Ta_pot"                # optional: also write Ta_pot.snapcoeff / .snapparam
+
+A GAP fit (QUIP gap_fit's names; [data], [baseline] and [output] model as above)::
+
+    [descriptor]                     # mlpot.SOAP keywords (always used normalised)
+    type = "soap"                    # optional: the only descriptor of GAP
+    cutoff = 5.4
+    n_max = 8
+    l_max = 8
+    atom_sigma = 0.5
+    cutoff_transition_width = 0.5
+    species = ["Si"]
+
+    [[two_body]]                     # optional, repeatable: mlpot.Distance2b keywords
+    cutoff = 5.0                     # (gap_fit distance_2b)
+    theta = 1.0
+    n_sparse = 20
+
+    [model]                          # mlpot.GAP keywords
+    type = "gap"
+    zeta = 4
+    n_sparse = 1000                  # sparse points per species
+    sparse_method = "cur"            # or "fps", "random"
+    default_sigma = [0.01, 0.05, 0.01]   # energy/atom (eV), force (eV/A), virial/atom (eV)
+    e0 = { Si = -0.79 }              # optional; default: least-squares per-element energies
+    delta = 1.0                      # optional; default: from the training energies
+    jitter = 1e-10
+    seed = 0
+
+    [groups.Liquid]                  # optional per-group sigmas (gap_fit config_type_sigma)
+    sigma = [0.003, 0.15, 0.01]
+
+A GAP model is saved as an mlpot model file only: ``[output] lammps`` is SNAP-only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -51,9 +89,19 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 import numpy as np
 
-_SECTIONS = {"data", "descriptor", "model", "groups", "baseline", "output"}
-_MODEL_KEYS = {"quadratic"}
-_FIT_KEYS = {"energy_weight", "force_weight", "stress_weight", "ridge", "solver"}
+_SECTIONS = {"data", "descriptor", "two_body", "model", "groups", "baseline", "output"}
+_DATA_KEYS = {"train", "validation", "validation_fraction", "seed"}
+_OUTPUT_KEYS = {"model", "lammps"}
+_MODEL_TYPES = ("snap", "gap")
+#: the descriptor of each model type ([descriptor] type)
+_DESCRIPTOR_TYPE = {"snap": "bispectrum", "gap": "soap"}
+#: [model] keys of each type besides `type`: SNAP constructor, SNAP.fit, GAP constructor
+_SNAP_MODEL_KEYS = {"quadratic"}
+_SNAP_FIT_KEYS = {"energy_weight", "force_weight", "stress_weight", "ridge", "solver"}
+_GAP_MODEL_KEYS = {"zeta", "n_sparse", "delta", "sparse_method", "default_sigma", "e0", "jitter", "seed"}
+_MODEL_KEYS = {"snap": _SNAP_MODEL_KEYS | _SNAP_FIT_KEYS, "gap": _GAP_MODEL_KEYS}
+#: [groups.NAME] keys: FitSNAP's weights for SNAP, gap_fit's config_type_sigma for GAP
+_GROUP_KEYS = {"snap": {"eweight", "fweight", "vweight"}, "gap": {"sigma"}}
 
 
 class ConfigError(ValueError):
@@ -66,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a potential from a TOML configuration")
-    fit.add_argument("config", type=Path, help="the TOML configuration (see `mlpot fit --help`)")
+    fit = commands.add_parser(
+        "fit",
+        help="fit a potential from a TOML configuration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fit.add_argument("config", type=Path, help="the TOML configuration (described above)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("eval", help="error table of a model on data")
@@ -95,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_config(path: Path) -> dict:
-    """Read and check a fit configuration; unknown sections or keys are errors, not ignored."""
+    """Read and check a fit configuration; unknown sections or keys, and keys that belong to
+    the other model type, are errors (ConfigError naming them), not ignored."""
     try:
         with open(path, "rb") as f:
             config = tomllib.load(f)
@@ -109,10 +163,110 @@ def load_config(path: Path) -> dict:
             raise ConfigError(f"{path}: the [{section}] section is required")
     if "train" not in config["data"]:
         raise ConfigError(f"{path}: [data] needs `train`, a list of files, directories or globs")
-    unknown = set(config.get("model", {})) - _MODEL_KEYS - _FIT_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown [model] keys {sorted(unknown)}")
+    _check_keys(path, "[data]", config["data"], _DATA_KEYS)
+    _check_keys(path, "[output]", config.get("output", {}), _OUTPUT_KEYS)
+
+    kind = model_type(config, path)
+    _check_keys(path, "[model]", config.get("model", {}), _MODEL_KEYS[kind] | {"type"}, kind)
+    descriptor = dict(config["descriptor"])
+    wanted = _DESCRIPTOR_TYPE[kind]
+    given = descriptor.pop("type", wanted)
+    if given != wanted:
+        raise ConfigError(
+            f"{path}: [descriptor] type {given!r} does not fit [model] type {kind!r}, which uses {wanted!r}"
+        )
+    _check_keys(path, "[descriptor]", descriptor, _keywords(wanted), kind)
+
+    two_body = config.get("two_body", [])
+    if two_body and kind != "gap":
+        raise ConfigError(f"{path}: [[two_body]] terms belong to GAP ([model] type = \"gap\")")
+    if not isinstance(two_body, list):
+        raise ConfigError(f"{path}: two_body must be an array of tables: write [[two_body]]")
+    for k, term in enumerate(two_body):
+        _check_keys(path, f"[[two_body]] {k}", term, _keywords("distance_2b"))
+
+    groups = config.get("groups", {})
+    for name, group in groups.items():
+        if not isinstance(group, dict):
+            raise ConfigError(f"{path}: groups.{name} must be a table: write [groups.{name}]")
+        _check_keys(path, f"[groups.{name}]", group, _GROUP_KEYS[kind], kind)
+    if kind == "gap" and "lammps" in config.get("output", {}):
+        raise ConfigError(
+            f"{path}: [output] lammps: LAMMPS files are written for SNAP only; a GAP model is saved "
+            "as an mlpot model file ([output] model)"
+        )
     return config
+
+
+def model_type(config: dict, path: Path | str = "configuration") -> str:
+    """The [model] type of a configuration: "snap" (default) or "gap"."""
+    kind = config.get("model", {}).get("type", "snap")
+    if kind not in _MODEL_TYPES:
+        raise ConfigError(f"{path}: [model] type must be one of {list(_MODEL_TYPES)}, got {kind!r}")
+    return kind
+
+
+def _keywords(descriptor: str) -> set[str]:
+    """The keywords a descriptor section may hold: its class's constructor parameters (so
+    that the configuration follows the Python API). GAP always normalises SOAP vectors."""
+    import inspect
+
+    import mlpot
+
+    cls = {"bispectrum": mlpot.Bispectrum, "soap": mlpot.SOAP, "distance_2b": mlpot.Distance2b}[descriptor]
+    return set(inspect.signature(cls).parameters) - {"normalize"}
+
+
+def _check_keys(path, where: str, table, allowed: set[str], kind: str | None = None) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where} must be a table")
+    unknown = set(table) - allowed
+    if unknown:
+        context = f" for [model] type {kind!r}" if kind else ""
+        raise ConfigError(
+            f"{path}: unknown {where} keys {sorted(unknown)}{context}; expected {sorted(allowed)}"
+        )
+
+
+def build_model(config: dict):
+    """The unfitted model of a checked configuration (`load_config`) and the keywords of its
+    fit() besides the frames. Invalid values raise ConfigError naming the section."""
+    import mlpot
+
+    kind = model_type(config)
+    model_config = {k: v for k, v in config.get("model", {}).items() if k != "type"}
+    descriptor = {k: v for k, v in config["descriptor"].items() if k != "type"}
+    groups = config.get("groups")
+    baseline = make_baseline(config.get("baseline"))
+    with _section("[descriptor]"):
+        descriptor = (mlpot.SOAP if kind == "gap" else mlpot.Bispectrum)(**descriptor)
+    if kind == "snap":
+        with _section("[model]"):
+            quadratic = bool(model_config.get("quadratic", False))
+            model = mlpot.SNAP(descriptor, quadratic=quadratic, baseline=baseline)
+        fit_keywords = {k: v for k, v in model_config.items() if k in _SNAP_FIT_KEYS}
+        if groups:
+            fit_keywords["group_weights"] = groups
+        return model, fit_keywords
+    terms = [descriptor]
+    for k, term in enumerate(config.get("two_body", [])):
+        with _section(f"[[two_body]] {k}"):
+            terms.append(mlpot.Distance2b(**term))
+    group_sigma = {name: group["sigma"] for name, group in (groups or {}).items() if "sigma" in group}
+    with _section("[model]"):
+        model = mlpot.GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
+    return model, {}
+
+
+@contextlib.contextmanager
+def _section(where: str):
+    """Turn a constructor's ValueError/TypeError into a ConfigError naming the section."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def run_fit(config_path: Path, progress: bool = True):
@@ -121,6 +275,7 @@ def run_fit(config_path: Path, progress: bool = True):
     from mlpot import io
 
     config = load_config(config_path)
+    model, fit_keywords = build_model(config)  # bad values fail before the data are read
     base = config_path.resolve().parent
     data = config["data"]
     train = io.read(_paths(data["train"], base))
@@ -132,16 +287,6 @@ def run_fit(config_path: Path, progress: bool = True):
         )
     print(f"training frames: {len(train)}, validation frames: {len(validation)}")
 
-    bispectrum = mlpot.Bispectrum(**config["descriptor"])
-    model_config = config.get("model", {})
-    model = mlpot.SNAP(
-        bispectrum,
-        quadratic=bool(model_config.get("quadratic", False)),
-        baseline=make_baseline(config.get("baseline")),
-    )
-    fit_keywords = {k: v for k, v in model_config.items() if k in _FIT_KEYS}
-    if "groups" in config:
-        fit_keywords["group_weights"] = config["groups"]
     model.fit(train, progress=progress, **fit_keywords)
 
     output = config.get("output", {})
