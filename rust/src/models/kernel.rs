@@ -26,7 +26,7 @@
 //! zz yz xz xy.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::descriptors::soap::Soap;
@@ -337,11 +337,18 @@ impl SoapKernel {
                 let a = &alpha[self.ranges[t].clone()];
                 let e: f64 = k.iter().zip(a).map(|(k, a)| k * a).sum();
                 // dE_i/dP_i = X^T (alpha * slope)
-                let w: Array1<f64> = slope.iter().zip(a).map(|(s, a)| s * a).collect();
+                // X^T (alpha * slope) as a sum of contiguous sparse-point rows: ndarray's
+                // product with the transposed view walks strided columns unvectorised
+                let mut dx = vec![0.0; self.columns.len()];
+                for ((x, s), a) in self.block(t).rows().into_iter().zip(&slope).zip(a) {
+                    let w = s * a;
+                    let x = x.to_slice().expect("sparse points are row-major");
+                    dx.iter_mut().zip(x).for_each(|(d, x)| *d += w * x);
+                }
                 // dE_i/dP_i at the kernel's columns; the weights carry the dropped mirror
                 // columns' share, so they stay zero
                 let mut de = vec![0.0; self.soap.n_features()];
-                for (&k, v) in self.columns.iter().zip(self.block(t).t().dot(&w)) {
+                for (&k, v) in self.columns.iter().zip(dx) {
                     de[k] = v;
                 }
                 ((t, e, if with_kernel { k } else { Vec::new() }), de)
