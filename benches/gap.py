@@ -16,7 +16,8 @@ Measured here (2 shared cores, load average about 3, 30 frames / 1885 atoms, n_s
 gap_fit 37 s and 1431 MB, mlpot 1.9 s and 178 MB; E+F 2123 us/atom (quippy) vs 266 us/atom
 (mlpot), 8x.
 
-Run: python benches/gap.py [--frames 30] [--n-sparse 200] [--repeat 3]
+Run: python benches/gap.py [--frames 30] [--n-sparse 200] [--repeat 3] [--keep DIR]
+     python benches/gap.py --models DIR      # predictions only, with models kept by --keep
 """
 
 from __future__ import annotations
@@ -170,7 +171,15 @@ def main():
     parser.add_argument("--frames", type=int, default=30, help="mlearn Si training frames to fit")
     parser.add_argument("--n-sparse", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="keep both fitted models in this directory")
+    parser.add_argument("--models", type=Path, help="time predictions only, with the models kept here")
     args = parser.parse_args()
+    if args.models:
+        quip_us = predict_cost("quip", args.models / "gap.xml", args.repeat)
+        ours_us = predict_cost("mlpot", args.models / "model.json", args.repeat)
+        print(f"E+F on 1,000-atom Si, 1 thread (us/atom): QUIP {quip_us:.1f}, mlpot {ours_us:.1f}, "
+              f"QUIP/mlpot {quip_us / ours_us:.1f}; load average {os.getloadavg()[0]:.2f}")
+        return
     if shutil.which("gap_fit") is None:
         sys.exit("gap_fit not found (pip install quippy-ase)")
     frames = training_frames(args.frames)
@@ -183,6 +192,11 @@ def main():
         ours = fit_mlpot(work, args.frames, args.n_sparse)
         quip_us = predict_cost("quip", work / "gap.xml", args.repeat)
         ours_us = predict_cost("mlpot", work / "model.json", args.repeat)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for f in work.iterdir():
+                if f.name.startswith("gap.xml") or f.name == "model.json":
+                    shutil.copy(f, args.keep / f.name)
     rows = [
         ("fit wall time (s)", quip["wall"], ours["wall"]),
         ("fit peak RSS (MB)", quip["rss_kb"] / 1e3, ours["rss_kb"] / 1e3),
