@@ -2,6 +2,6 @@
 
 from mlpot.models.gap import GAP, Distance2b
 from mlpot.models.snap import SNAP
-from mlpot.models.system import LinearSystem
+from mlpot.models.system import GAPSystem, LinearSystem
 
-__all__ = ["Distance2b", "GAP", "LinearSystem", "SNAP"]
+__all__ = ["Distance2b", "GAP", "GAPSystem", "LinearSystem", "SNAP"]

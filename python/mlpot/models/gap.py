@@ -21,9 +21,12 @@ frame's kernel rows exist at a time, and memory is O(n_sparse^2).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -32,10 +35,14 @@ from ase.data import atomic_numbers, chemical_symbols
 from mlpot import _core
 from mlpot.descriptors import SOAP, _atoms_arrays, _finite
 from mlpot.models import lstsq, training
+from mlpot.models.system import GAPSystem
 
-__all__ = ["GAP", "Distance2b"]
+__all__ = ["GAP", "Distance2b", "GAPSystem"]
 
 _SPARSE_METHODS = ("cur", "fps", "random")
+
+#: Row kinds and the atoms.info key of a per-frame absolute sigma of that kind.
+_ABSOLUTE_SIGMAS = {"energy": "energy_sigma", "forces": "force_sigma", "virial": "virial_sigma"}
 
 
 def _positive(value, name: str) -> float:
@@ -310,6 +317,18 @@ def _leverage(c: np.ndarray, k: int, half_rank: bool = False) -> tuple[np.ndarra
 # ------------------------------------------------------------------------------ the model
 
 
+@dataclass
+class _TrainingData:
+    """Checked training frames with what the kernel rows need."""
+
+    frames: list
+    refs: list
+    structures: list
+    base: list
+    e0: dict
+    terms: list
+
+
 def _progress(frames, enabled: bool, desc: str):
     if not enabled:
         return frames
@@ -399,14 +418,9 @@ class GAP:
         if sparse_method not in _SPARSE_METHODS:
             raise ValueError(f"sparse_method must be one of {_SPARSE_METHODS}, got {sparse_method!r}")
         self.sparse_method = sparse_method
-        self.default_sigma = _sigmas(default_sigma, "default_sigma")
-        if group_sigma is not None and not isinstance(group_sigma, Mapping):
-            raise TypeError("group_sigma must be a dict {group: (e, f, v)}")
-        self.group_sigma = {g: _sigmas(s, f"group_sigma[{g!r}]") for g, s in (group_sigma or {}).items()}
+        self.default_sigma = default_sigma
+        self.group_sigma = group_sigma
         self.e0 = None if e0 is None else self._check_e0(e0)
-        jitter = _finite("jitter", jitter)
-        if jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {jitter}")
         self.jitter = jitter
         if baseline is not None and not callable(getattr(baseline, "predict", None)):
             raise TypeError("baseline must have a predict(atoms) method returning a dict")
@@ -433,6 +447,40 @@ class GAP:
         if not zs and self._e0_fitted:
             zs.update(atomic_numbers[s] for s in self._e0_fitted)
         return tuple(chemical_symbols[z] for z in sorted(zs))
+
+    # the settings a fit from a GAPSystem may change, checked when set
+
+    @property
+    def default_sigma(self) -> tuple[float, float, float]:
+        """(energy per atom eV, force eV/Angstrom, virial per atom eV), see `GAP`."""
+        return self._default_sigma
+
+    @default_sigma.setter
+    def default_sigma(self, value) -> None:
+        self._default_sigma = _sigmas(value, "default_sigma")
+
+    @property
+    def group_sigma(self) -> dict:
+        """``{group: (e, f, v)}``, see `GAP`."""
+        return self._group_sigma
+
+    @group_sigma.setter
+    def group_sigma(self, value) -> None:
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError("group_sigma must be a dict {group: (e, f, v)}")
+        self._group_sigma = {g: _sigmas(s, f"group_sigma[{g!r}]") for g, s in (value or {}).items()}
+
+    @property
+    def jitter(self) -> float:
+        """Added to the diagonal of K_MM, eV^2."""
+        return self._jitter
+
+    @jitter.setter
+    def jitter(self, value) -> None:
+        jitter = _finite("jitter", value)
+        if jitter < 0:
+            raise ValueError(f"jitter must be >= 0, got {value}")
+        self._jitter = jitter
 
     @property
     def alpha(self) -> np.ndarray | None:
@@ -469,13 +517,71 @@ class GAP:
 
     # ------------------------------------------------------------------------ fit
 
-    def fit(self, frames: Iterable, progress: bool = True) -> "GAP":
+    def fit(self, frames, progress: bool = True) -> "GAP":
         """Fit to reference data: ``ase.Atoms`` with energy (eV), forces (eV/Angstrom) and,
         for periodic cells, optionally stress (eV/Angstrom^3, ASE's sign) on their calculator,
         and their group in ``atoms.info["group"]``. Frames are read twice (sparse point
         selection, then the kernel rows), so an iterable is materialised as a list of
         Atoms; descriptor gradients exist for one frame at a time.
+
+        Or a `GAPSystem` from ``model.assemble(frames)``: the same fit (same weights and
+        posterior, to rounding) with the model's current ``default_sigma``,
+        ``group_sigma`` and ``jitter``, without recomputing kernel rows: for trying many
+        sigmas. It keeps the sparse points, deltas and e0 of the assembly; every other
+        setting must equal the assembling model's (ValueError otherwise). ``progress``
+        does not apply (the fit takes a fraction of a second to seconds).
         """
+        if isinstance(frames, GAPSystem):
+            return self._fit_system(frames)
+        data = self._prepare(frames, progress)
+        self._warn_unused_groups({a.info.get("group") for a in data.frames})
+        n_columns = sum(t.n_sparse for t in data.terms)
+        # batch = n_columns + 1 rows: a buffer of 2 (n + 1)^2 floats (256 MB at n_sparse
+        # 4000) rather than the default 3 (n + 1)^2, for about 15 % more factorization work
+        accumulator = lstsq.QRAccumulator(n_columns, batch=n_columns + 1)
+        for group, blocks in self._observation_blocks(data, progress, "GAP fit"):
+            if blocks:
+                weights = [self._sigma_weight(group, kind) for kind in blocks]
+                accumulator.add(
+                    np.vstack([w * a for w, (a, _) in zip(weights, blocks.values())]),
+                    np.concatenate([w * y for w, (_, y) in zip(weights, blocks.values())]),
+                )
+        if accumulator.n_rows == 0:
+            raise ValueError("no observations: every reference was missing")
+        return self._solve(accumulator, data.terms, data.e0)
+
+    def assemble(self, frames, progress: bool = True) -> GAPSystem:
+        """The observations of ``frames`` before the sigmas are applied: sparse points are
+        selected and every kernel row is computed once (what takes nearly all the time of
+        a fit) and reduced per (group, row kind) to a triangular factor (see `GAPSystem`).
+        ``model.fit(system)`` then fits with the model's current ``default_sigma``,
+        ``group_sigma`` and ``jitter`` for the cost of a few QR factorizations of
+        (n_sparse + 1)-square blocks, with the same weights and posterior variance as a
+        fit from the frames::
+
+            system = model.assemble(frames)
+            for sigma in [(0.01, 0.05, 0.01), (0.003, 0.02, 0.2)]:
+                model.default_sigma = sigma
+                model.fit(system)          # then score it, e.g. mlpot.errors(model, valid)
+
+        Memory: at most (n_sparse + 1)^2 floats per (group, kind) kept, plus, while frames
+        are added, a QR buffer of (n_sparse + 257) x (n_sparse + 1) per block with more
+        than 256 rows (n_sparse: the sparse points of all terms).
+        """
+        data = self._prepare(frames, progress)
+        n_columns = sum(t.n_sparse for t in data.terms)
+        # a small QR batch: one buffer per (group, kind) is open while frames are added
+        system = GAPSystem(n_columns, self._signature(), data.terms, data.e0, batch=256)
+        observations = self._observation_blocks(data, progress, "GAP assemble")
+        for (group, blocks), atoms in zip(observations, data.frames):
+            system.add_frame(group, blocks, atoms.numbers)
+        system.finish()
+        if not any(system.n_rows(g, k) for g in system.groups for k in system.kinds):
+            raise ValueError("no observations: every reference was missing")
+        return system
+
+    def _prepare(self, frames, progress: bool) -> "_TrainingData":
+        """Checks the frames, resolves e0 and the default delta, selects the sparse points."""
         if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
             raise TypeError("frames must be an iterable of ase.Atoms")
         frames = list(frames)
@@ -493,25 +599,43 @@ class GAP:
             except ValueError as error:
                 raise ValueError(f"{where}: {error}") from None
             refs.append(ref)
-        unused = [g for g in self.group_sigma if g not in {a.info.get("group") for a in frames}]
-        if unused:
-            warnings.warn(f"group_sigma names group(s) {unused} that no frame belongs to", stacklevel=2)
         base = [self.baseline.predict(a) if self.baseline is not None else None for a in frames]
         e0 = self._resolve_e0(elements, frames, refs, base)
         delta_default = self._default_delta(frames, refs, base, e0)
-
         terms = self._select_terms(frames, structures, delta_default, progress)
-        n_columns = sum(t.n_sparse for t in terms)
-        # batch = n_columns + 1 rows: a buffer of 2 (n + 1)^2 floats (256 MB at n_sparse
-        # 4000) rather than the default 3 (n + 1)^2, for about 15 % more factorization work
+        return _TrainingData(frames, refs, structures, base, e0, terms)
+
+    def _warn_unused_groups(self, groups) -> None:
+        unused = [g for g in self.group_sigma if g not in groups]
+        if unused:
+            warnings.warn(f"group_sigma names group(s) {unused} that no frame belongs to", stacklevel=3)
+
+    def _observation_blocks(self, data: "_TrainingData", progress: bool, desc: str):
+        """(group, `_frame_blocks`) of each frame, its kernel rows computed on the fly."""
+        for k in _progress(range(len(data.frames)), progress, desc):
+            rows = [t.core.rows(data.structures[k]) for t in data.terms]
+            atoms = data.frames[k]
+            blocks = self._frame_blocks(atoms, data.refs[k], data.base[k], data.e0, rows)
+            yield atoms.info.get("group"), blocks
+
+    def _fit_system(self, system: GAPSystem) -> "GAP":
+        if system.signature != self._signature():
+            raise ValueError(
+                "the GAPSystem was assembled by a model with other descriptors, zeta, n_sparse, "
+                "delta, sparse_method, seed, sparse_points, e0 or baseline; only default_sigma, "
+                "group_sigma and jitter may differ"
+            )
+        self._warn_unused_groups(set(system.groups))
+        n_columns = system.n_columns
         accumulator = lstsq.QRAccumulator(n_columns, batch=n_columns + 1)
-        for k in _progress(range(len(frames)), progress, "GAP fit"):
-            rows = [t.core.rows(structures[k]) for t in terms]
-            a, b = self._observations(frames[k], refs[k], base[k], e0, rows)
-            if len(b):
-                accumulator.add(a, b)
-        if accumulator.n_rows == 0:
-            raise ValueError("no observations: every reference was missing")
+        for _, _, w, factor in system.weighted_factors(self._sigma_weight):
+            accumulator.add(w * factor[:, :-1], w * factor[:, -1])
+        return self._solve(accumulator, system.terms, system.e0)
+
+    def _solve(self, accumulator: lstsq.QRAccumulator, terms, e0) -> "GAP":
+        """Adds the prior rows to the observations' rows Sigma^-1/2 [K_NM | y] in
+        ``accumulator``, solves for alpha and keeps the posterior factor."""
+        n_columns = accumulator.n_columns
         # the prior: rows L^T with K_MM + jitter = L L^T, block diagonal over terms, added a
         # few hundred rows at a time so that no second n x n copy of L^T exists
         factors, start = [], 0
@@ -533,10 +657,37 @@ class GAP:
             raise RuntimeError("the GAP solve failed (singular system); increase jitter")
         self._terms = terms
         self._alpha = alpha
-        self._e0_fitted = e0
+        self._e0_fitted = dict(e0)
         self._posterior = np.ascontiguousarray(r[:n_columns, :n_columns])  # upper triangular
         self._prior_factors = factors
         return self
+
+    def _signature(self) -> tuple:
+        """What a GAPSystem's rows depend on: every setting except the sigmas and the
+        jitter (a digest of them), and the baseline."""
+        descriptors = []
+        for d in self.descriptors:
+            if isinstance(d, SOAP):
+                descriptors.append({"soap": _soap_params(d)})
+            else:
+                points = None if d.sparse_points is None else d.sparse_points.tolist()
+                descriptors.append({"distance_2b": d.to_dict(), "sparse_points": points})
+        points = None
+        if self.sparse_points is not None:
+            x, elements = self.sparse_points
+            points = [np.asarray(x, dtype=np.float64).tolist(), [str(_symbol(e)) for e in elements]]
+        settings = {
+            "descriptors": descriptors,
+            "zeta": self.zeta,
+            "n_sparse": self.n_sparse,
+            "delta": self.delta,
+            "sparse_method": self.sparse_method,
+            "seed": self.seed,
+            "sparse_points": points,
+            "e0": self.e0,
+        }
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        return digest, self.baseline
 
     def _resolve_e0(self, elements, frames, refs, base) -> dict[str, float]:
         if self.e0 is not None:
@@ -619,37 +770,44 @@ class GAP:
             raise ValueError("no training pair lies within the Distance2b cutoff")
         return _Term("distance_2b", d, delta, np.linspace(shortest, d.cutoff, d.n_sparse))
 
-    def _frame_sigmas(self, atoms) -> tuple[float, float, float]:
-        n = len(atoms)
-        e, f, v = self.group_sigma.get(atoms.info.get("group"), self.default_sigma)
-        e, v = e * math.sqrt(n), v * math.sqrt(n)
-        info = atoms.info
-        e = _positive(info["energy_sigma"], "energy_sigma") if "energy_sigma" in info else e
-        f = _positive(info["force_sigma"], "force_sigma") if "force_sigma" in info else f
-        v = _positive(info["virial_sigma"], "virial_sigma") if "virial_sigma" in info else v
-        return e, f, v
+    def _sigma_weight(self, group, kind: str) -> float:
+        """The weight 1/sigma of a block of `_frame_blocks` rows: the group's sigma (or
+        default_sigma) of that kind; 1 for the rows of frames with absolute sigmas (their
+        own sigma is already applied)."""
+        if kind in _ABSOLUTE_SIGMAS.values():
+            return 1.0
+        e, f, v = self.group_sigma.get(group, self.default_sigma)
+        return 1.0 / {"energy": e, "forces": f, "virial": v}[kind]
 
-    def _observations(self, atoms, ref, base, e0, rows):
-        """Sigma^-1/2 K_NM and Sigma^-1/2 y of one frame: the total energy less e0 and the
-        baseline, the forces and the virial (eV, LAMMPS's sign: -stress * volume)."""
-        se, sf, sv = self._frame_sigmas(atoms)
-        blocks, targets = [], []
-        if ref.energy is not None and len(atoms):
+    def _frame_blocks(self, atoms, ref, base, e0, rows) -> dict:
+        """One frame's observations as ``{kind: (K, y)}`` before the group sigmas: the
+        total energy less e0 and the baseline (eV) and the virial (eV, LAMMPS's sign:
+        -stress * volume), both divided by sqrt(N) (so that a per-atom sigma is one
+        weight per group, gap_fit's ``sigma_per_atom``), and the forces (eV/Angstrom).
+        A kind with an absolute sigma in ``atoms.info`` (see `GAP`) is divided by it
+        instead and filed as "energy_sigma", "force_sigma" or "virial_sigma"."""
+        n = len(atoms)
+        info = atoms.info
+        absolute = {kind: _positive(info[key], key) for kind, key in _ABSOLUTE_SIGMAS.items() if key in info}
+        observed = {}
+        if ref.energy is not None and n:
             energy = ref.energy - sum(e0[chemical_symbols[z]] for z in atoms.numbers)
             energy -= base["energy"] if base else 0.0
-            blocks.append(np.concatenate([r["energy"] for r in rows])[None, :] / se)
-            targets.append(np.array([energy / se]))
-        if ref.forces is not None and len(atoms):
+            k = np.concatenate([r["energy"] for r in rows])[None, :]
+            observed["energy"] = (k, np.array([energy]), math.sqrt(n))
+        if ref.forces is not None and n:
             forces = ref.forces - (np.asarray(base["forces"]) if base else 0.0)
-            blocks.append(np.hstack([r["forces"] for r in rows]) / sf)
-            targets.append(forces.ravel() / sf)
+            observed["forces"] = (np.hstack([r["forces"] for r in rows]), forces.ravel(), 1.0)
         if ref.stress is not None:
             stress = ref.stress - (np.asarray(base["stress"]) if base else 0.0)
-            blocks.append(np.hstack([r["virial"] for r in rows]) / sv)
-            targets.append(-stress * atoms.get_volume() / sv)
-        if not blocks:
-            return np.zeros((0, sum(r["energy"].shape[0] for r in rows))), np.zeros(0)
-        return np.vstack(blocks), np.concatenate(targets)
+            k = np.hstack([r["virial"] for r in rows])
+            observed["virial"] = (k, -stress * atoms.get_volume(), math.sqrt(n))
+        blocks = {}
+        for kind, (k, y, scale) in observed.items():
+            if kind in absolute:
+                kind, scale = _ABSOLUTE_SIGMAS[kind], absolute[kind]
+            blocks[kind] = (k / scale, y / scale)
+        return blocks
 
     # ---------------------------------------------------------------- prediction
 
