@@ -100,13 +100,17 @@ def main():
     parser.add_argument("--quip-threads", type=int, default=1)
     parser.add_argument("--save", help="write the mlpot model here")
     parser.add_argument("--no-mlpot", action="store_true", help="only the gap_fit side (with --quip)")
+    parser.add_argument("--search", action="store_true",
+                        help="assemble once, then fit every sigma of a grid and score each on the validation frames")
     args = parser.parse_args()
     cutoff, n_sparse, e0, quip_e, quip_f = PUBLISHED[args.element]
     n_sparse = args.n_sparse or n_sparse
     train, val = split(args.element)
     print(f"{args.element}: {len(train)} training frames ({sum(len(a) for a in train)} atoms), "
           f"{len(val)} validation frames ({sum(len(a) for a in val)} atoms)")
-    if not args.no_mlpot:
+    if args.search:
+        search(args, train, val, cutoff, n_sparse, e0)
+    elif not args.no_mlpot:
         fit_mlpot(args, train, val, cutoff, n_sparse, e0)
     if args.quip:
         with tempfile.TemporaryDirectory() as tmp:
@@ -118,13 +122,43 @@ def main():
     print(f"(QUIP with these settings on the hidden mlearn test set: {quip_e} / {quip_f})")
 
 
-def fit_mlpot(args, train, val, cutoff, n_sparse, e0):
+#: energy per atom (eV), force (eV/A), virial per atom (eV)
+GRID = [(e, f, v) for e in (0.001, 0.003, 0.01) for f in (0.01, 0.02, 0.05) for v in (0.01, 0.2)]
+
+
+def make_model(args, cutoff, n_sparse, e0, sigma):
     descriptors = [mlpot.SOAP(cutoff=cutoff, species=[args.element], **SOAP)]
     if args.two_body:
         descriptors.append(mlpot.Distance2b(cutoff=cutoff, cutoff_transition_width=0.5, theta=1.0, n_sparse=30))
-    model = mlpot.GAP(descriptors, zeta=ZETA, n_sparse=n_sparse, delta=args.delta,
-                      sparse_method=args.sparse_method, seed=args.seed, default_sigma=tuple(args.sigma),
-                      e0={args.element: e0})
+    return mlpot.GAP(descriptors, zeta=ZETA, n_sparse=n_sparse, delta=args.delta,
+                     sparse_method=args.sparse_method, seed=args.seed, default_sigma=tuple(sigma),
+                     e0={args.element: e0})
+
+
+def search(args, train, val, cutoff, n_sparse, e0):
+    """The validation errors over GRID, ranked by the sum of the energy and force MAE relative to
+    QUIP's published-settings numbers (so both count)."""
+    model = make_model(args, cutoff, n_sparse, e0, SIGMA)
+    start = time.perf_counter()
+    system = model.assemble(train, progress=False)
+    print(f"assembled in {time.perf_counter() - start:.1f} s; {len(GRID)} sigma settings:")
+    _, _, _, quip_e, quip_f = PUBLISHED[args.element]
+    results = []
+    for sigma in GRID:
+        model.default_sigma = sigma
+        start = time.perf_counter()
+        model.fit(system)
+        solve = time.perf_counter() - start
+        report = mlpot.errors(model, val).overall
+        e, f = report.energy_mae * 1e3, report.force_mae
+        results.append((e / quip_e + f / quip_f, sigma, e, f))
+        print(f"  sigma {sigma}: energy {e:.2f} meV/atom, force {f:.3f} eV/A (solve {solve:.1f} s)", flush=True)
+    score, sigma, e, f = min(results)
+    print(f"best: sigma {sigma}: energy {e:.2f} meV/atom, force {f:.3f} eV/A")
+
+
+def fit_mlpot(args, train, val, cutoff, n_sparse, e0):
+    model = make_model(args, cutoff, n_sparse, e0, args.sigma)
     start = time.perf_counter()
     model.fit(train, progress=False)
     fit_time = time.perf_counter() - start
