@@ -4,7 +4,8 @@ large training set is never held at once.
 Two accumulators, both O(n_columns^2) in memory whatever the number of rows:
 
 - ``QRAccumulator`` ("svd"): a running triangular factor R of [A | b], updated by the QR of
-  [R; new rows] once enough rows are pending (the tall-skinny QR of Demmel et al., SIAM J.
+  [R; new rows] once enough rows are pending (LAPACK's triangular-pentagonal QR, dtpqrt,
+  which leaves R's own structure alone; cf. the tall-skinny QR of Demmel et al., SIAM J.
   Sci. Comput. 34, A206 (2012)). R has A's singular values, so the final SVD solve of
   R x = Q^T b gives the same minimum-norm solution and cut-off as an SVD of all of A, with
   A's condition number rather than its square.
@@ -30,32 +31,33 @@ SVD_RCOND = 1e-13
 class QRAccumulator:
     """Streams rows (A, b) into the triangular factor R of [A | b].
 
-    One Fortran-ordered buffer holds R in its top rows and the pending rows below; when it
-    is full, LAPACK's dgeqrf factors it in place and R moves back to the top. Peak memory is
-    that buffer, (n + 1 + batch) x (n + 1) floats, with batch = max(2 (n + 1), 4096) rows
-    unless given (a smaller batch saves memory when many accumulators live at once, at
-    the price of more frequent factorizations); it is allocated by the first `add`.
-    Unused rows are zero, which leaves R unchanged.
+    R, (n + 1) x (n + 1), and a buffer of pending rows are Fortran-ordered arrays; when the
+    buffer is full, LAPACK's dtpqrt (the QR of a triangle stacked on a rectangle) folds it
+    into R in 2 batch (n + 1)^2 flops, never refactoring R itself, so the batch size sets
+    memory, not work. Peak memory is (n + 1 + batch) x (n + 1) floats, with batch =
+    max(2 (n + 1), 4096) rows unless given (smaller when many accumulators live at once);
+    allocated by the first `add`.
     """
 
     def __init__(self, n_columns: int, batch: int | None = None):
         self.n_columns = n_columns
         self._width = n_columns + 1
         self._batch = max(2 * self._width, 4096) if batch is None else max(int(batch), 1)
-        self._buffer = None  # allocated by the first add: many accumulators may stay empty
-        self._fill = 0  # pending rows below R
-        self._lwork = None
+        self._r = None  # allocated by the first add: many accumulators may stay empty
+        self._pending = None
+        self._fill = 0  # rows in _pending
         self.n_rows = 0
 
     def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        if self._buffer is None and len(b):
-            self._buffer = np.zeros((self._width + self._batch, self._width), order="F")
+        if self._r is None and len(b):
+            self._r = np.zeros((self._width, self._width), order="F")
+            self._pending = np.zeros((self._batch, self._width), order="F")
         start = 0
         while start < len(b):
             take = min(len(b) - start, self._batch - self._fill)
-            rows = slice(self._width + self._fill, self._width + self._fill + take)
-            self._buffer[rows, :-1] = a[start : start + take]
-            self._buffer[rows, -1] = b[start : start + take]
+            rows = slice(self._fill, self._fill + take)
+            self._pending[rows, :-1] = a[start : start + take]
+            self._pending[rows, -1] = b[start : start + take]
             self._fill += take
             start += take
             if self._fill == self._batch:
@@ -71,31 +73,31 @@ class QRAccumulator:
         if self.n_rows == 0:
             return np.zeros((0, self._width))
         self._reduce()
-        r = self._buffer[: self._width]
+        r = self._r
         # with fewer rows than columns the non-zero rows of R need not come first (a zero
         # column, e.g. an element absent from these rows, leaves its row in place)
         return np.array(r[np.any(r != 0.0, axis=1)])
 
     def _reduce(self) -> None:
-        if self._fill == 0 or self._buffer is None:
+        if self._fill == 0 or self._r is None:
             return
-        geqrf = scipy.linalg.lapack.dgeqrf
-        if self._lwork is None:
-            self._lwork = int(scipy.linalg.lapack.dgeqrf_lwork(*self._buffer.shape)[0])
-        qr, _, _, info = geqrf(self._buffer, lwork=self._lwork, overwrite_a=True)
+        # a partial batch is a strided row slice: f2py copies it, once, at the end
+        pending = self._pending[: self._fill]
+        nb = max(1, min(64, self._width))
+        r, _, _, info = scipy.linalg.lapack.dtpqrt(0, nb, self._r, pending, overwrite_a=True, overwrite_b=True)
         if info != 0:
-            raise RuntimeError(f"LAPACK dgeqrf failed (info={info})")
-        r = np.triu(qr[: self._width])
-        self._buffer = qr  # the same memory when dgeqrf worked in place
-        self._buffer[: self._width] = r
-        self._buffer[self._width :] = 0.0
+            raise RuntimeError(f"LAPACK dtpqrt failed (info={info})")
+        self._r = r  # the same memory: R is Fortran-ordered, updated in place
+        self._pending[: self._fill] = 0.0
         self._fill = 0
 
     def square_factor(self) -> np.ndarray:
         """The triangular factor R of [A | b] of all rows so far, square (n + 1, n + 1) with
         its zero rows kept in place: R^T R = [A | b]^T [A | b]."""
         self._reduce()
-        return np.triu(self._buffer[: self._width])
+        if self._r is None:
+            return np.zeros((self._width, self._width))
+        return np.triu(self._r)
 
     def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2 (minimum norm where A is rank
@@ -108,7 +110,7 @@ class QRAccumulator:
             rows[np.arange(len(columns)), columns] = np.sqrt(ridge)
             self.add(rows, np.zeros(len(columns)))
         self._reduce()
-        r = self._buffer[: self._width]
+        r = self._r
         x, *_ = scipy.linalg.lstsq(r[:, :-1], r[:, -1], cond=SVD_RCOND, check_finite=False)
         return x
 
