@@ -96,6 +96,9 @@ def main():
     parser.add_argument("--two-body", action="store_true", help="add a Distance2b term")
     parser.add_argument("--sparse-method", default="cur")
     parser.add_argument("--seed", type=int, default=0, help="sparse point selection (cur, random)")
+    for kind, values in GRID.items():
+        parser.add_argument(f"--grid-{kind}", type=float, nargs="+", default=values,
+                            help=f"--search values of the {kind} sigma")
     parser.add_argument("--quip", action="store_true", help="also fit and score gap_fit on the same split")
     parser.add_argument("--quip-threads", type=int, default=1)
     parser.add_argument("--save", help="write the mlpot model here")
@@ -122,8 +125,8 @@ def main():
     print(f"(QUIP with these settings on the hidden mlearn test set: {quip_e} / {quip_f})")
 
 
-#: energy per atom (eV), force (eV/A), virial per atom (eV)
-GRID = [(e, f, v) for e in (0.001, 0.003, 0.01) for f in (0.01, 0.02, 0.05) for v in (0.01, 0.2)]
+#: the default search grid: energy per atom (eV), force (eV/A), virial per atom (eV)
+GRID = {"e": (0.001, 0.003, 0.01), "f": (0.01, 0.02, 0.05), "v": (0.01, 0.2)}
 
 
 def make_model(args, cutoff, n_sparse, e0, sigma):
@@ -136,15 +139,16 @@ def make_model(args, cutoff, n_sparse, e0, sigma):
 
 
 def search(args, train, val, cutoff, n_sparse, e0):
-    """The validation errors over GRID, ranked by the sum of the energy and force MAE relative to
+    """The validation errors over a grid of sigmas, ranked by the sum of the energy and force MAE relative to
     QUIP's published-settings numbers (so both count)."""
     model = make_model(args, cutoff, n_sparse, e0, SIGMA)
     start = time.perf_counter()
     system = model.assemble(train, progress=False)
-    print(f"assembled in {time.perf_counter() - start:.1f} s; {len(GRID)} sigma settings:")
+    grid = [(e, f, v) for e in args.grid_e for f in args.grid_f for v in args.grid_v]
+    print(f"assembled in {time.perf_counter() - start:.1f} s; {len(grid)} sigma settings:")
     _, _, _, quip_e, quip_f = PUBLISHED[args.element]
     results = []
-    for sigma in GRID:
+    for sigma in grid:
         model.default_sigma = sigma
         start = time.perf_counter()
         model.fit(system)

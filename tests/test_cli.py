@@ -266,7 +266,8 @@ def test_gap_config_bad_values_name_the_section(tmp_path, replace, message):
 
 def test_example_configurations_are_valid():
     """Every examples/fits configuration passes the checks and builds its model (no data
-    needed); Si_gap is a GAP with the published mlearn Si settings."""
+    needed); Si_gap is a GAP with the published mlearn Si settings and the sigmas of
+    docs/gap-fits.md."""
     paths = sorted(EXAMPLES.glob("*.toml"))
     assert EXAMPLES / "Si_gap.toml" in paths
     for path in paths:
@@ -275,7 +276,7 @@ def test_example_configurations_are_valid():
     gap, _ = build_model(load_config(EXAMPLES / "Si_gap.toml"))
     (soap,) = gap.descriptors
     assert (soap.cutoff, soap.n_max, soap.l_max, soap.atom_sigma, soap.cutoff_transition_width) == (5.4, 8, 8, 0.5, 0.5)
-    assert (gap.zeta, gap.n_sparse, gap.default_sigma, gap.e0) == (4, 1000, (0.01, 0.05, 0.01), {"Si": -0.79})
+    assert (gap.zeta, gap.n_sparse, gap.default_sigma, gap.e0) == (4, 1000, (0.003, 0.02, 0.2), {"Si": -0.79})
 
 
 @pytest.mark.slow

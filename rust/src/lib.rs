@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod descriptors;
 pub mod error;
+pub mod linalg;
 pub mod memory;
 pub mod models;
 pub mod neighbors;

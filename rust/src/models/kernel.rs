@@ -26,11 +26,12 @@
 //! zz yz xz xy.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::descriptors::soap::Soap;
 use crate::error::{Error, Result};
+use crate::linalg::{row_dots, rows_combination};
 use crate::models::linear::Prediction;
 use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
 use crate::structure::Structure;
@@ -216,9 +217,8 @@ impl SoapKernel {
                 0.0
             }
         };
-        // ndarray's matrix-vector product (vectorised, blocked): an iterator sum here was
-        // 40 % of the prediction time
-        let c = x.dot(&ArrayView1::from(&p));
+        let mut c = vec![0.0; x.nrows()];
+        row_dots(x.as_slice().expect("row-major"), &p, &mut c);
         let k = c.iter().map(|&c| d2 * power(c, self.zeta)).collect();
         let s = c
             .iter()
@@ -337,14 +337,10 @@ impl SoapKernel {
                 let a = &alpha[self.ranges[t].clone()];
                 let e: f64 = k.iter().zip(a).map(|(k, a)| k * a).sum();
                 // dE_i/dP_i = X^T (alpha * slope)
-                // X^T (alpha * slope) as a sum of contiguous sparse-point rows: ndarray's
-                // product with the transposed view walks strided columns unvectorised
+                // X^T (alpha * slope)
+                let w: Vec<f64> = slope.iter().zip(a).map(|(s, a)| s * a).collect();
                 let mut dx = vec![0.0; self.columns.len()];
-                for ((x, s), a) in self.block(t).rows().into_iter().zip(&slope).zip(a) {
-                    let w = s * a;
-                    let x = x.to_slice().expect("sparse points are row-major");
-                    dx.iter_mut().zip(x).for_each(|(d, x)| *d += w * x);
-                }
+                rows_combination(self.block(t).as_slice().expect("row-major"), &w, &mut dx);
                 // dE_i/dP_i at the kernel's columns; the weights carry the dropped mirror
                 // columns' share, so they stay zero
                 let mut de = vec![0.0; self.soap.n_features()];

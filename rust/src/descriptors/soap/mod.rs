@@ -425,11 +425,7 @@ impl Soap {
                         self.spectrum.adjoint(&ws.c, &de, dc);
                         let block = ws.c.len() / n_species;
                         let dot = |t: usize, d: &[f64]| -> f64 {
-                            dc[t * block..(t + 1) * block]
-                                .iter()
-                                .zip(d)
-                                .map(|(a, b)| a * b)
-                                .sum()
+                            crate::linalg::dot(&dc[t * block..(t + 1) * block], d)
                         };
                         let self_row = ws.rows.binary_search(&i).unwrap();
                         let mut f = vec![[0.0; 3]; ws.rows.len()];
