@@ -12,9 +12,11 @@ Everything runs at 1 thread (OMP_NUM_THREADS=1 for QUIP, mlpot.set_num_threads(1
 measurement in its own subprocess. Prints times and the ratios QUIP / mlpot; asserts nothing.
 The machine may be shared: compare with the load average printed alongside.
 
-Measured here (2 shared cores, load average about 3, 30 frames / 1885 atoms, n_sparse 200):
-gap_fit 37 s and 1431 MB, mlpot 1.9 s and 178 MB; E+F 2123 us/atom (quippy) vs 266 us/atom
-(mlpot), 8x.
+Measured here (2 cores, 30 frames / 1885 atoms, 1 thread each):
+- n_sparse 200 (load average about 3): gap_fit 37 s and 1431 MB, mlpot 1.9 s and 178 MB;
+  E+F 2123 us/atom (quippy) vs 266 us/atom (mlpot), 8x.
+- n_sparse 1000 (another gap_fit on the second core): gap_fit 168 s and 1495 MB, mlpot 4.5 s
+  and 402 MB (37x, 3.7x); E+F 2212 us/atom (quippy) vs 183 us/atom (mlpot), 12.1x.
 
 Run: python benches/gap.py [--frames 30] [--n-sparse 200] [--repeat 3] [--keep DIR]
      python benches/gap.py --models DIR      # predictions only, with models kept by --keep

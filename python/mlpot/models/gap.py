@@ -640,7 +640,7 @@ class GAP:
         # few hundred rows at a time so that no second n x n copy of L^T exists
         factors, start = [], 0
         for t in terms:
-            lower = _prior_factor(t.prior(), self.jitter)
+            lower = _prior_factor(t, self.jitter)
             for first in range(0, t.n_sparse, 512):
                 block = lower.T[first : first + 512]
                 rows = np.zeros((len(block), n_columns))
@@ -648,17 +648,18 @@ class GAP:
                 accumulator.add(rows, np.zeros(len(block)))
             factors.append(lower)
             start += t.n_sparse
-        r = accumulator.square_factor()
-        del accumulator
+        r = accumulator.take_factor()  # frees the accumulator's buffers
         alpha = scipy.linalg.solve_triangular(
             r[:n_columns, :n_columns], r[:n_columns, n_columns], lower=False, check_finite=False
         )
         if not np.isfinite(alpha).all():
             raise RuntimeError("the GAP solve failed (singular system); increase jitter")
+        posterior = np.ascontiguousarray(r[:n_columns, :n_columns])  # upper triangular
+        del r
         self._terms = terms
         self._alpha = alpha
         self._e0_fitted = dict(e0)
-        self._posterior = np.ascontiguousarray(r[:n_columns, :n_columns])  # upper triangular
+        self._posterior = posterior
         self._prior_factors = factors
         return self
 
@@ -942,23 +943,28 @@ class GAP:
         model._alpha = alpha
         model._e0_fitted = dict(e0)
         model._posterior = posterior
-        model._prior_factors = [_prior_factor(t.prior(), jitter) for t in terms]
+        model._prior_factors = [_prior_factor(t, jitter) for t in terms]
         return model
 
 
-def _prior_factor(kmm: np.ndarray, jitter: float) -> np.ndarray:
-    """A lower-triangular L with L L^T = K_MM + jitter I: Cholesky, or, if K_MM + jitter is
-    numerically singular (near-duplicate sparse points), the triangular factor of the QR of
-    the eigenvalue square root (eigenvalues clipped at jitter) with a warning."""
-    a = kmm + jitter * np.eye(len(kmm))
+def _prior_factor(term: "_Term", jitter: float) -> np.ndarray:
+    """A lower-triangular L with L L^T = K_MM + jitter I of a term: Cholesky in K_MM's own
+    memory (n_sparse^2 floats can be 128 MB), or, if K_MM + jitter is numerically singular
+    (near-duplicate sparse points), the triangular factor of the QR of the eigenvalue square
+    root (eigenvalues clipped at jitter) with a warning."""
+    a = term.prior()
+    a[np.diag_indices_from(a)] += jitter
     try:
-        return scipy.linalg.cholesky(a, lower=True, check_finite=False)
+        # a is symmetric: its transpose is the Fortran-ordered array LAPACK can overwrite
+        return scipy.linalg.cholesky(a.T, lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:
         warnings.warn(
             "K_MM + jitter is not positive definite (near-duplicate sparse points?); "
             "clipping its eigenvalues at the jitter",
             stacklevel=3,
         )
+        a = term.prior()  # the failed factorization wrote over the first copy
+        a[np.diag_indices_from(a)] += jitter
         w, v = np.linalg.eigh(a)
         root = v * np.sqrt(np.maximum(w, max(jitter, 1e-14 * w.max())))
         r = np.linalg.qr(root.T, mode="r")

@@ -99,6 +99,16 @@ class QRAccumulator:
             return np.zeros((self._width, self._width))
         return np.triu(self._r)
 
+    def take_factor(self) -> np.ndarray:
+        """`square_factor` without a copy: R itself (Fortran-ordered, zero below the
+        diagonal), after which the accumulator is empty and holds no memory."""
+        self._reduce()
+        r = np.zeros((self._width, self._width), order="F") if self._r is None else self._r
+        self._r = self._pending = None
+        self._fill = 0
+        self.n_rows = 0
+        return r
+
     def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2 (minimum norm where A is rank
         deficient, singular values below SVD_RCOND times the largest cut off)."""
