@@ -287,3 +287,17 @@ def test_demo_runs_end_to_end():
     assert result.returncode == 0, result.stderr
     assert "EMT" in result.stdout and "stand" in result.stdout
     assert "validation errors" in result.stdout and "energy drift" in result.stdout
+    # the GAP part: its predicted standard deviation, small on the data, large off it
+    stds = {}
+    for line in result.stdout.splitlines():
+        if line.strip().endswith(" meV") and line.startswith("  "):
+            name, value = line.strip()[:-4].rsplit(None, 1)
+            stds[name.strip()] = float(value)
+    assert set(stds) == {
+        "a validation frame",
+        "the MD cell",
+        "the MD cell compressed 15 %",
+        "the MD cell, atoms displaced by 0.35 A",
+    }
+    near = max(stds["a validation frame"], stds["the MD cell"])
+    assert min(stds["the MD cell compressed 15 %"], stds["the MD cell, atoms displaced by 0.35 A"]) > 5 * near

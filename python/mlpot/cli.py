@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("data", nargs="+", help="files, directories or globs mlpot.io reads")
     evaluate.add_argument("--plot", type=Path, help="write energy and force parity plots here")
 
-    demo = commands.add_parser("demo", help="fit SNAP to EMT-labelled Cu data and run MD with it")
+    demo = commands.add_parser("demo", help="fit SNAP to EMT-labelled Cu data, run MD with it, show a GAP's uncertainty")
     demo.add_argument("--seed", type=int, default=0)
 
     args = parser.parse_args(argv)
