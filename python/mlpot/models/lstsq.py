@@ -91,17 +91,11 @@ class QRAccumulator:
         self._pending[: self._fill] = 0.0
         self._fill = 0
 
-    def square_factor(self) -> np.ndarray:
-        """The triangular factor R of [A | b] of all rows so far, square (n + 1, n + 1) with
-        its zero rows kept in place: R^T R = [A | b]^T [A | b]."""
-        self._reduce()
-        if self._r is None:
-            return np.zeros((self._width, self._width))
-        return np.triu(self._r)
-
     def take_factor(self) -> np.ndarray:
-        """`square_factor` without a copy: R itself (Fortran-ordered, zero below the
-        diagonal), after which the accumulator is empty and holds no memory."""
+        """The square (n + 1, n + 1) triangular factor R of [A | b] of all rows so far, zero
+        rows kept in place (R^T R = [A | b]^T [A | b]), handed over without a copy
+        (Fortran-ordered, zero below the diagonal): the accumulator is then empty and holds
+        no memory."""
         self._reduce()
         r = np.zeros((self._width, self._width), order="F") if self._r is None else self._r
         self._r = self._pending = None

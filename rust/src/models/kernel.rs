@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use crate::descriptors::soap::Soap;
 use crate::error::{Error, Result};
-use crate::linalg::{row_dots, rows_combination};
+use crate::linalg::{dot, row_dots, rows_combination};
 use crate::models::linear::Prediction;
 use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
 use crate::structure::Structure;
@@ -546,7 +546,7 @@ impl PairKernel {
     ) -> Result<KernelPrediction> {
         check_alpha(alpha, self.n_sparse())?;
         let m = self.n_sparse();
-        let dot = |v: &[f64]| -> f64 { v.iter().zip(alpha).map(|(x, y)| x * y).sum() };
+        let by_alpha = |v: &[f64]| -> f64 { dot(v, alpha) };
         let per_atom = self.atom_rows(structure)?;
         let mut prediction = Prediction {
             energies: Vec::with_capacity(per_atom.len()),
@@ -555,12 +555,14 @@ impl PairKernel {
         };
         let mut kernel = with_kernel.then(|| Vec::with_capacity(per_atom.len() * m));
         for (e, f, w) in per_atom {
-            prediction.energies.push(dot(&e));
-            prediction
-                .forces
-                .push([dot(&f[..m]), dot(&f[m..2 * m]), dot(&f[2 * m..])]);
+            prediction.energies.push(by_alpha(&e));
+            prediction.forces.push([
+                by_alpha(&f[..m]),
+                by_alpha(&f[m..2 * m]),
+                by_alpha(&f[2 * m..]),
+            ]);
             for v in 0..6 {
-                prediction.virial[v] += dot(&w[v * m..(v + 1) * m]);
+                prediction.virial[v] += by_alpha(&w[v * m..(v + 1) * m]);
             }
             if let Some(k) = kernel.as_mut() {
                 k.extend_from_slice(&e);
