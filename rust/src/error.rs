@@ -9,6 +9,8 @@ pub enum Error {
     InvalidInput(String),
     /// The input is valid but the requested work would exhaust memory or time.
     TooLarge(String),
+    /// An allocation the work needs does not fit in the memory available (Python MemoryError).
+    OutOfMemory(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -22,7 +24,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidInput(m) | Error::TooLarge(m) => f.write_str(m),
+            Error::InvalidInput(m) | Error::TooLarge(m) | Error::OutOfMemory(m) => f.write_str(m),
         }
     }
 }

@@ -23,7 +23,7 @@ mod python {
 
     use ndarray::{Array2, Array3};
     use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
-    use pyo3::exceptions::{PyRuntimeError, PyValueError};
+    use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
@@ -40,7 +40,10 @@ mod python {
     use crate::structure::Structure;
 
     fn to_py_err(e: Error) -> PyErr {
-        PyValueError::new_err(e.to_string())
+        match e {
+            Error::OutOfMemory(m) => PyMemoryError::new_err(m),
+            other => PyValueError::new_err(other.to_string()),
+        }
     }
 
     /// Runs core work without the GIL, on mlpot's thread pool, and turns a panic (a bug)

@@ -36,3 +36,113 @@ fn advise_huge_pages(start: usize, bytes: usize) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages(_start: usize, _bytes: usize) {}
+
+/// Bytes the process can still allocate: the smaller of the system's available memory
+/// (MemAvailable, which counts reclaimable caches) and the room left under the address-space
+/// limit (RLIMIT_AS, `ulimit -v`). None where neither can be read.
+///
+/// Overcommit means a too-large allocation usually "succeeds" and the process is killed when
+/// it touches the pages, so large buffers are checked against this before they are made.
+pub fn available_bytes() -> Option<u64> {
+    let system = mem_available();
+    let limit = address_space_room();
+    match (system, limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(target_os = "linux")]
+fn address_space_room() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct passed; nothing else is touched.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    // the current virtual size, in pages, is the first field of /proc/self/statm
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    Some((limit.rlim_cur as u64).saturating_sub(pages * page))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn mem_available() -> Option<u64> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn address_space_room() -> Option<u64> {
+    None
+}
+
+/// Fails with `Error::OutOfMemory` naming `what` when `bytes` more would not fit in the
+/// memory available. Call it with the whole estimate before a large computation starts, so
+/// the user is told before minutes of work, not after.
+pub fn ensure_fits(bytes: u128, what: &str) -> crate::error::Result<()> {
+    let Some(room) = available_bytes() else {
+        return Ok(());
+    };
+    if bytes > room as u128 {
+        return Err(crate::error::Error::OutOfMemory(format!(
+            "{what} needs about {:.2} GB, but only {:.2} GB of memory is available",
+            bytes as f64 / 1e9,
+            room as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
+/// Like `large_vec`, but checked: the buffer must fit in the available memory, and an
+/// allocation the allocator refuses is an `Error::OutOfMemory` instead of an abort.
+pub fn try_large_vec<T>(n: usize, what: &str) -> crate::error::Result<Vec<T>> {
+    let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
+    ensure_fits(bytes, what)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        crate::error::Error::OutOfMemory(format!(
+            "{what}: could not allocate {:.2} GB",
+            bytes as f64 / 1e9
+        ))
+    })?;
+    if bytes as usize >= HUGE_PAGE_THRESHOLD {
+        advise_huge_pages(v.as_ptr() as usize, bytes as usize);
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impossible_buffer_is_an_error_not_an_abort() {
+        // 2^60 bytes exceeds any machine's memory: refused by the estimate or the allocator
+        let r = try_large_vec::<u8>(1usize << 60, "a test buffer");
+        match r {
+            Err(crate::error::Error::OutOfMemory(m)) => assert!(m.contains("a test buffer"), "{m}"),
+            other => panic!("expected OutOfMemory, got {:?}", other.map(|v| v.capacity())),
+        }
+    }
+
+    #[test]
+    fn a_small_buffer_is_allocated() {
+        let v = try_large_vec::<f64>(1000, "small").unwrap();
+        assert!(v.capacity() >= 1000);
+        assert!(ensure_fits(1 << 20, "1 MB").is_ok());
+    }
+}
