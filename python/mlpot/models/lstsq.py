@@ -155,7 +155,7 @@ class QRAccumulator:
         with_data = int(np.count_nonzero(r[:, :-1].any(axis=0)))
         self.rank = int(rank)
         cutoff = f"singular values below {SVD_RCOND:g} of the largest"
-        _warn_if_rank_deficient(self.rank, self.n_columns, with_data, cutoff)
+        _warn_if_rank_deficient(self.rank, self.n_columns, with_data, cutoff, ridge)
         return x
 
 
@@ -209,7 +209,7 @@ class NormalAccumulator:
         if y is not None and self.rank == n_data:
             return y * scale  # full rank after all: the Cholesky solution stands
         cutoff = f"eigenvalues of the scaled normal matrix below {NORMAL_RCOND:g} of the largest"
-        _warn_if_rank_deficient(self.rank, self.n_columns, n_data, cutoff)
+        _warn_if_rank_deficient(self.rank, self.n_columns, n_data, cutoff, ridge)
         solution = np.zeros(self.n_columns)
         solution[with_data] = x
         return solution
@@ -245,21 +245,27 @@ def _minimum_norm_normal_solve(scaled: np.ndarray, rhs: np.ndarray, scale: np.nd
     return x, int(np.count_nonzero(keep))
 
 
-def _warn_if_rank_deficient(rank: int, n_columns: int, n_with_data: int, cutoff: str) -> None:
+def _warn_if_rank_deficient(rank: int, n_columns: int, n_with_data: int, cutoff: str, ridge: float) -> None:
     """A RankDeficientWarning, pointing at the user's call, when the numerical rank is
     below the number of columns that have data."""
     if rank >= n_with_data:
         return
     without = n_columns - n_with_data
     zero_note = f"; {without} of them have no data at all and are 0" if without else ""
+    if ridge > 0:
+        remedy = (
+            "the ridge does not reach unpenalized coefficients, such as SNAP's per-element "
+            "constants, which need the energies of several compositions"
+        )
+    else:
+        remedy = "or fit with ridge > 0"
     warnings.warn(
         RankDeficientWarning(
             f"rank-deficient linear fit: the weighted least-squares system has numerical rank "
             f"{rank} for {n_columns} coefficients{zero_note} ({cutoff} cut off). The training "
             f"data leave {n_with_data - rank} combination(s) of coefficients undetermined; the "
             "minimum-norm solution is returned. Add more varied structures (rattled atoms, "
-            "strained cells, other volumes, defects) with their forces and stresses, or fit "
-            "with ridge > 0."
+            f"strained cells, other volumes, defects) with their forces and stresses; {remedy}."
         ),
         stacklevel=_user_stacklevel(),
     )
