@@ -1,5 +1,7 @@
 """The `mlpot` command line: configuration checking, fit, eval with parity plots, demo."""
 
+import datetime
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -248,14 +250,13 @@ def test_snap_config_rejects_gap_keys(tmp_path, descriptor, add, message):
 @pytest.mark.parametrize(
     "replace, message",
     [
-        ({"zeta = 2": 'zeta = "two"'}, r"\[model\]: zeta"),
-        ({"n_sparse = 15": "n_sparse = 1.5"}, r"\[model\]: n_sparse must be an integer"),
         ({"default_sigma = [0.002, 0.05, 0.01]": "default_sigma = [0.002, 0.05]"}, r"\[model\]: default_sigma"),
-        ({"sigma = [0.004, 0.1, 0.02]": "sigma = 0.004"}, r"\[model\]: group_sigma\['surface'\]"),
+        ({"sigma = [0.004, 0.1, 0.02]": "sigma = [0.004]"}, r"\[model\]: group_sigma\['surface'\]"),
         ({'sparse_method = "cur"': 'sparse_method = "cur_points"'}, r"\[model\]: sparse_method"),
-        ({"e0 = { Cu = -0.1 }": "e0 = -0.1"}, r"\[model\]: e0 must be a dict"),
+        ({"e0 = { Cu = -0.1 }": "e0 = { Xx = -0.1 }"}, r"\[model\]: unknown element 'Xx'"),
         ({"l_max = 2": "l_max = -1"}, r"\[descriptor\]: l_max must be >= 0"),
         ({"theta = 0.8": "theta = -0.8"}, r"\[\[two_body\]\] 0: theta must be positive"),
+        ({"inner = 2.0": "inner = 4.0"}, r"\[baseline\]: "),
     ],
 )
 def test_gap_config_bad_values_name_the_section(tmp_path, replace, message):
@@ -301,3 +302,259 @@ def test_demo_runs_end_to_end():
     }
     near = max(stds["a validation frame"], stds["the MD cell"])
     assert min(stds["the MD cell compressed 15 %"], stds["the MD cell, atoms displaced by 0.35 A"]) > 5 * near
+
+
+# ------------------------------------------------------- configuration types and shapes
+
+FULL_SNAP = """
+[data]
+train = ["train.extxyz"]
+validation_fraction = 0.25
+seed = 0
+[descriptor]
+twojmax = 4
+rcutfac = 4.5
+radelem = { Cu = 0.5 }
+wj = { Cu = 1.0 }
+bzeroflag = true
+[model]
+quadratic = false
+energy_weight = 100.0
+ridge = 1e-8
+solver = "svd"
+[groups.rattled]
+eweight = 100.0
+[baseline]
+type = "zbl"
+inner = 2.0
+outer = 3.0
+[output]
+model = "cu.json"
+lammps = "cu_pot"
+"""
+
+
+def edited(text: str, replace: dict) -> str:
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def fit_error(tmp_path, capsys, text: str) -> str:
+    """The error `mlpot fit` prints for a configuration: exit status 1, one
+    "mlpot fit: error: ..." line naming the file, no traceback."""
+    config = write_config(tmp_path, text)
+    assert main(["fit", str(config), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"mlpot fit: error: {config}: ") and captured.err.count("\n") == 1
+    assert "training frames" not in captured.out  # found before the data are read
+    return captured.err
+
+
+TYPE_ERRORS = [
+    # the shapes of sections
+    (FULL_SNAP + "[[groups]]\neweight = 1.0\n", {"[groups.rattled]\neweight = 100.0\n": ""}, r"groups must be one table per group, written \[groups.NAME\]; got \[\[groups\]\], an array of tables"),
+    ("groups = 5\n" + FULL_SNAP, {"[groups.rattled]\neweight = 100.0\n": ""}, r"groups must be one table per group, written \[groups.NAME\]; got 5 \(an integer\)"),
+    (FULL_SNAP, {"[groups.rattled]\neweight = 100.0\n": "[groups]\nrattled = 3\n"}, r"groups.rattled must be a table: write \[groups.rattled\]; got 3 \(an integer\)"),
+    (FULL_SNAP, {"[model]": "[[model]]"}, r"\[model\] must be one table, written \[model\]; got \[\[model\]\], an array of tables"),
+    (FULL_SNAP, {"[output]": "[[output]]"}, r"\[output\] must be one table, written \[output\]; got \[\[output\]\]"),
+    (FULL_SNAP, {"[baseline]": "[[baseline]]"}, r"\[baseline\] must be one table, written \[baseline\]"),
+    ("data = 'train.extxyz'\n" + FULL_SNAP.replace("[data]\n", "[x]\n"), {"[x]\n": "[descriptor]\n", "[descriptor]\ntwojmax": "twojmax"}, r"\[data\] must be one table, written \[data\]; got 'train.extxyz' \(a string\)"),
+    # [data]
+    (FULL_SNAP, {'train = ["train.extxyz"]': "train = 5"}, r"\[data\]: train must be a path or a non-empty array of paths \(strings\), got 5 \(an integer\)"),
+    (FULL_SNAP, {'train = ["train.extxyz"]': "train = []"}, r"\[data\]: train must be .*, got \[\] \(an array\)"),
+    (FULL_SNAP, {'train = ["train.extxyz"]': 'train = ["a.json", 3]'}, r"\[data\]: train must be .*, got \['a.json', 3\] \(an array\)"),
+    (FULL_SNAP, {"validation_fraction = 0.25": "validation = 1"}, r"\[data\]: validation must be a path"),
+    (FULL_SNAP, {"seed = 0": 'seed = "abc"'}, r"\[data\]: seed must be an integer, got 'abc' \(a string\)"),
+    (FULL_SNAP, {"seed = 0": "seed = 1.5"}, r"\[data\]: seed must be an integer, got 1.5 \(a float\)"),
+    (FULL_SNAP, {"validation_fraction = 0.25": 'validation_fraction = "0.25"'}, r"\[data\]: validation_fraction must be a number, got '0.25' \(a string\)"),
+    (FULL_SNAP, {"validation_fraction = 0.25": "validation_fraction = true"}, r"\[data\]: validation_fraction must be a number, got True \(a boolean\)"),
+    # [descriptor] (bispectrum)
+    (FULL_SNAP, {"twojmax = 4": "twojmax = 4.0"}, r"\[descriptor\]: twojmax must be an integer, got 4.0 \(a float\)"),
+    (FULL_SNAP, {"rcutfac = 4.5": 'rcutfac = "4.5"'}, r"\[descriptor\]: rcutfac must be a number, got '4.5' \(a string\)"),
+    (FULL_SNAP, {"radelem = { Cu = 0.5 }": "radelem = 0.5"}, r"\[descriptor\]: radelem must be a table of numbers by element"),
+    (FULL_SNAP, {"wj = { Cu = 1.0 }": 'wj = { Cu = "1.0" }'}, r"\[descriptor\]: wj must be a table of numbers by element, e.g. \{ Si = 0.5 \}, got \{'Cu': '1.0'\} \(a table\)"),
+    (FULL_SNAP, {"bzeroflag = true": "bzeroflag = 1"}, r"\[descriptor\]: bzeroflag must be a boolean \(true or false\), got 1 \(an integer\)"),
+    (FULL_SNAP, {"bzeroflag = true": 'switchflag = "false"'}, r"\[descriptor\]: switchflag must be a boolean \(true or false\), got 'false' \(a string\)"),
+    # [model] (SNAP)
+    (FULL_SNAP, {"quadratic = false": 'quadratic = "false"'}, r"\[model\]: quadratic must be a boolean \(true or false\), got 'false' \(a string\)"),
+    (FULL_SNAP, {"quadratic = false": "quadratic = 0"}, r"\[model\]: quadratic must be a boolean \(true or false\), got 0 \(an integer\)"),
+    (FULL_SNAP, {"energy_weight = 100.0": "energy_weight = [100.0]"}, r"\[model\]: energy_weight must be a number, got \[100.0\] \(an array\)"),
+    (FULL_SNAP, {"ridge = 1e-8": 'ridge = "1e-8"'}, r"\[model\]: ridge must be a number, got '1e-8' \(a string\)"),
+    (FULL_SNAP, {'solver = "svd"': 'solver = "qr"'}, r"\[model\]: solver must be one of 'svd', 'normal', got 'qr' \(a string\)"),
+    (FULL_SNAP, {"[model]": "[model]\ntype = 5"}, r"\[model\] type must be one of \['snap', 'gap'\], got 5"),
+    # [groups.NAME], [baseline], [output]
+    (FULL_SNAP, {"eweight = 100.0": 'eweight = "100"'}, r"\[groups.rattled\]: eweight must be a number, got '100' \(a string\)"),
+    (FULL_SNAP, {"inner = 2.0": 'inner = "2.0"'}, r"\[baseline\]: inner must be a number, got '2.0' \(a string\)"),
+    (FULL_SNAP, {'type = "zbl"': "type = 1"}, r"\[baseline\]: type must be a string, got 1 \(an integer\)"),
+    (FULL_SNAP, {'model = "cu.json"': "model = 5"}, r"\[output\]: model must be a string, got 5 \(an integer\)"),
+    (FULL_SNAP, {'lammps = "cu_pot"': "lammps = true"}, r"\[output\]: lammps must be a string, got True \(a boolean\)"),
+    # GAP: [descriptor] (SOAP), [[two_body]], [model], [groups.NAME]
+    (GAP_CONFIG, {'species = ["Cu"]': 'species = "Cu"'}, r"\[descriptor\]: species must be an array of element symbols \(strings\), got 'Cu' \(a string\)"),
+    (GAP_CONFIG, {"n_max = 3": "n_max = 3.0"}, r"\[descriptor\]: n_max must be an integer, got 3.0 \(a float\)"),
+    (GAP_CONFIG, {"theta = 0.8": 'theta = "0.8"'}, r"\[\[two_body\]\] 0: theta must be a number, got '0.8' \(a string\)"),
+    (GAP_CONFIG, {"n_sparse = 8": "n_sparse = true"}, r"\[\[two_body\]\] 0: n_sparse must be an integer, got True \(a boolean\)"),
+    (GAP_CONFIG, {"zeta = 2": 'zeta = "two"'}, r"\[model\]: zeta must be a number, got 'two' \(a string\)"),
+    (GAP_CONFIG, {"n_sparse = 15": "n_sparse = 1.5"}, r"\[model\]: n_sparse must be an integer, got 1.5 \(a float\)"),
+    (GAP_CONFIG, {"default_sigma = [0.002, 0.05, 0.01]": "default_sigma = 0.01"}, r"\[model\]: default_sigma must be an array of numbers, got 0.01 \(a float\)"),
+    (GAP_CONFIG, {"e0 = { Cu = -0.1 }": "e0 = -0.1"}, r"\[model\]: e0 must be a table of numbers by element, e.g. \{ Si = 0.5 \}, got -0.1 \(a float\)"),
+    (GAP_CONFIG, {"seed = 3": 'seed = "3"'}, r"\[model\]: seed must be an integer, got '3' \(a string\)"),
+    (GAP_CONFIG, {"jitter = 1e-8": "jitter = false"}, r"\[model\]: jitter must be a number, got False \(a boolean\)"),
+    (GAP_CONFIG, {"sigma = [0.004, 0.1, 0.02]": "sigma = 0.004"}, r"\[groups.surface\]: sigma must be an array of numbers, got 0.004 \(a float\)"),
+    (GAP_CONFIG, {"[[two_body]]": "[two_body]"}, r"two_body must be an array of tables: write \[\[two_body\]\]"),
+]
+
+
+@pytest.mark.parametrize("text, replace, message", TYPE_ERRORS)
+def test_config_type_errors_name_the_key_type_and_value(tmp_path, capsys, text, replace, message):
+    err = fit_error(tmp_path, capsys, edited(text, replace))
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("kind", ["snap", "gap"])
+def test_every_key_of_the_schema_checks_its_type(kind):
+    """Each key every section accepts, given a TOML date (a type no key takes), is refused
+    with a message naming its section and key."""
+    from mlpot import cli
+
+    date = datetime.date(2024, 1, 1)
+    sections = {
+        "data": cli._DATA_KEYS,
+        "descriptor": cli._DESCRIPTOR_KEYS[cli._DESCRIPTOR_TYPE[kind]],
+        "model": cli._MODEL_KEYS[kind],
+        "baseline": cli._BASELINE_KEYS,
+        "output": {k: v for k, v in cli._OUTPUT_KEYS.items() if kind == "snap" or k != "lammps"},
+        "groups": cli._GROUP_KEYS[kind],
+    }
+    if kind == "gap":
+        sections["two_body"] = cli._DESCRIPTOR_KEYS["distance_2b"]
+    checked = 0
+    for section, keys in sections.items():
+        for key in keys:
+            if key == "type":
+                continue
+            config = {"data": {"train": ["x"]}, "descriptor": {}, "model": {"type": kind}}
+            where = {"groups": "[groups.g]", "two_body": "[[two_body]] 0"}.get(section, f"[{section}]")
+            if section == "groups":
+                config["groups"] = {"g": {key: date}}
+            elif section == "two_body":
+                config["two_body"] = [{key: date}]
+            else:
+                config.setdefault(section, {})[key] = date
+            with pytest.raises(ConfigError, match=re.escape(f"{where}: {key} must be ") + r".*\(a date or time\)"):
+                cli.check_config(config, "fit.toml")
+            checked += 1
+    assert checked >= 25
+
+
+def test_the_schema_lists_every_constructor_keyword():
+    """[descriptor] and [[two_body]] take the constructor keywords of the descriptors (SOAP
+    without normalize, which GAP sets), [model] those of SNAP/SNAP.fit and GAP: a keyword
+    added to a constructor needs its type in the schema."""
+    import inspect
+
+    from mlpot import cli
+
+    def keywords(f, drop=()):
+        return set(inspect.signature(f).parameters) - {"self", *drop}
+
+    assert set(cli._DESCRIPTOR_KEYS["bispectrum"]) == keywords(mlpot.Bispectrum)
+    assert set(cli._DESCRIPTOR_KEYS["soap"]) == keywords(mlpot.SOAP, {"normalize"})
+    assert set(cli._DESCRIPTOR_KEYS["distance_2b"]) == keywords(mlpot.Distance2b)
+    snap_fit = keywords(mlpot.SNAP.fit, {"frames", "group_weights", "progress"})
+    assert set(cli._SNAP_FIT_KEYS) == snap_fit
+    assert set(cli._SNAP_MODEL_KEYS) == keywords(mlpot.SNAP, {"bispectrum", "baseline"})
+    gap = keywords(mlpot.GAP, {"descriptors", "group_sigma", "baseline", "sparse_points"})
+    assert set(cli._GAP_MODEL_KEYS) == gap
+
+
+def test_a_binary_configuration_names_the_file(tmp_path, capsys):
+    config = tmp_path / "fit.toml"
+    config.write_bytes(b"[data]\ntrain = ['x']\n\xff\xfe\x00binary")
+    assert main(["fit", str(config)]) == 1
+    assert capsys.readouterr().err.startswith(f"mlpot fit: error: {config}: not a TOML file: not UTF-8 text")
+
+
+@pytest.mark.parametrize(
+    "replace, message",
+    [
+        ({"validation_fraction = 0.25": "validation_fraction = 1.0"}, r"\[data\]: validation_fraction must be in \[0, 1\), got 1.0"),
+        ({"validation_fraction = 0.25": 'validation_fraction = 0.1\nvalidation = ["val.extxyz"]'}, r"\[data\] gives both validation and validation_fraction"),
+        ({"energy_weight = 100.0": "energy_weight = -1.0"}, r"\[model\]: energy_weight must be >= 0, got -1.0"),
+        ({"ridge = 1e-8": "ridge = -1e-8"}, r"\[model\]: ridge must be >= 0"),
+        ({"eweight = 100.0": "eweight = -100.0"}, r"\[groups\]: group_weights\['rattled'\]\['eweight'\] must be >= 0"),
+        ({"inner = 2.0": "inner = 3.5"}, r"\[baseline\]: "),
+    ],
+)
+def test_config_values_fail_before_the_data_are_read(tmp_path, capsys, replace, message):
+    """Bad values that SNAP.fit or the split would find only after reading the data: the
+    training file does not even exist here."""
+    err = fit_error(tmp_path, capsys, edited(FULL_SNAP, replace))
+    assert re.search(message, err), err
+
+
+# ------------------------------------------------------------------ output location
+
+
+def _unwritable_directory(tmp_path) -> Path:
+    """A directory no file can be created in (skip if this user can write anywhere)."""
+    directory = tmp_path / "read_only"
+    directory.mkdir()
+    directory.chmod(0o500)
+    try:
+        (directory / "probe").touch()
+    except OSError:
+        return directory
+    (directory / "probe").unlink()
+    if Path("/sys").is_dir():  # sysfs takes no new files, not even from root
+        try:
+            (Path("/sys") / "mlpot-probe").touch()
+        except OSError:
+            return Path("/sys")
+    pytest.skip("this user can write in a read-only directory")
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ('model = "missing/cu.json"', r"\[output\] model: cannot write {tmp}/missing/cu.json: the directory {tmp}/missing does not exist"),
+        ('model = "a_file/cu.json"', r"\[output\] model: cannot write {tmp}/a_file/cu.json: {tmp}/a_file is a file, not a directory"),
+        ('model = "a_file/deeper/cu.json"', r"\[output\] model: cannot write .*: {tmp}/a_file is a file, not a directory"),
+        ('model = "a_dir"', r"\[output\] model: {tmp}/a_dir is a directory; give a file name"),
+        ('model = "cu.json"\nlammps = "missing/cu_pot"', r"\[output\] lammps: cannot write {tmp}/missing/cu_pot.snapcoeff: the directory {tmp}/missing does not exist"),
+        ('model = "cu.json"\nlammps = "clash"', r"\[output\] lammps: {tmp}/clash.snapparam is a directory; give a file name"),
+        ("unwritable", r"\[output\] model: cannot write files in {unwritable}: (Permission denied|Read-only file system|No such file or directory)"),
+    ],
+)
+def test_a_bad_output_location_fails_before_the_fit(tmp_path, capsys, output, message):
+    """The output location is checked before the data are read and the model fitted (the
+    training file here does not exist), with a message naming the [output] key and path."""
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "clash.snapparam").mkdir()
+    unwritable = _unwritable_directory(tmp_path) if output == "unwritable" else None
+    if unwritable is not None:
+        output = f'model = "{unwritable}/cu.json"'
+    text = FULL_SNAP.replace('model = "cu.json"\nlammps = "cu_pot"', output)
+    err = fit_error(tmp_path, capsys, text)
+    expected = message.format(tmp=re.escape(str(tmp_path)), unwritable=re.escape(str(unwritable)))
+    assert re.search(expected, err), err
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("cu.json"))
+
+
+def test_fit_warnings_are_printed_as_messages(tmp_path, capsys):
+    """A rank-deficient fit from the command line (two perfect crystals: forces vanish)
+    prints the warning as "mlpot fit: warning: ..." and still writes the model."""
+    frames = []
+    for a in (3.55, 3.65):
+        atoms = bulk("Cu", "fcc", a=a, cubic=True)
+        atoms.calc = EMT()
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces(), stress=atoms.get_stress())
+        frames.append(atoms)
+    write(tmp_path / "train.extxyz", frames)
+    text = "[data]\ntrain = ['train.extxyz']\n[descriptor]\ntwojmax = 4\nrcutfac = 4.5\nradelem = { Cu = 0.5 }\n"
+    assert main(["fit", str(write_config(tmp_path, text)), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "mlpot fit: warning: rank-deficient linear fit: the weighted least-squares system has numerical rank" in err
+    assert (tmp_path / "model.json").exists()

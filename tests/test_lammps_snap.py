@@ -135,6 +135,42 @@ def test_bad_lammps_files_raise_model_file_errors(tmp_path, coeff_text, param_te
         mlpot.lammps.read_snap(*_files(tmp_path, coeff_text, param_text))
 
 
+GOOD_COEFF = "1 6\nNi 0.5 1.0\n" + "0.1\n" * 6
+GOOD_PARAM = "rcutfac 4.0\ntwojmax 2\n"
+TWO_ELEMENTS = "2 6\nNi 0.5 1.0\n" + "0.1\n" * 6 + "Al 0.6 0.9\n" + "0.2\n" * 6
+
+
+@pytest.mark.parametrize(
+    "coeff_text, param_text, message",
+    [
+        # snapparam: a repeated keyword (LAMMPS takes the last), a flag other than 0/1
+        (GOOD_COEFF, GOOD_PARAM + "rfac0 0.9\nrfac0 0.99\n", r"m\.snapparam:4: rfac0 is given twice \(first on line 3\)"),
+        (GOOD_COEFF, "twojmax 2\nrcutfac 4.0\ntwojmax 4\n", r"m\.snapparam:3: twojmax is given twice \(first on line 1\)"),
+        (GOOD_COEFF, GOOD_PARAM + "switchflag 2\n", r"m\.snapparam:3: switchflag must be 0 or 1, got 2"),
+        (GOOD_COEFF, GOOD_PARAM + "bzeroflag -1\n", r"m\.snapparam:3: bzeroflag must be 0 or 1, got -1"),
+        (GOOD_COEFF, GOOD_PARAM + "quadraticflag 3\n", r"m\.snapparam:3: quadraticflag must be 0 or 1"),
+        # snapcoeff: an element block beyond the declared count, trailing content
+        (TWO_ELEMENTS.replace("2 6", "1 6", 1), GOOD_PARAM, r"m\.snapcoeff:9: an element block \(Al\) after the 1 declared on line 1"),
+        (GOOD_COEFF + "end\n", GOOD_PARAM, r"m\.snapcoeff:9: unexpected 'end' after the 1 element block\(s\) declared on line 1"),
+        # snapcoeff: an element with more or fewer coefficients than ncoeffall
+        (GOOD_COEFF + "0.3\n", GOOD_PARAM, r"m\.snapcoeff:9: element Ni has more coefficients than the 6 per element declared on line 1"),
+        (TWO_ELEMENTS.replace("0.1\nAl", "0.1\n0.1\nAl", 1), GOOD_PARAM, r"m\.snapcoeff:9: element Ni has more coefficients than the 6"),
+        (TWO_ELEMENTS.replace("0.1\nAl", "Al", 1), GOOD_PARAM, r"m\.snapcoeff:8: element Ni has 5 coefficients, not the 6 per element declared on line 1"),
+    ],
+)
+def test_lammps_files_with_extra_or_repeated_content_are_refused(tmp_path, coeff_text, param_text, message):
+    """What LAMMPS would silently take last-wins, read as 1, or ignore is an error naming
+    the file, the line and the problem."""
+    with pytest.raises(mlpot.ModelFileError, match=message):
+        mlpot.lammps.read_snap(*_files(tmp_path, coeff_text, param_text))
+
+
+def test_two_element_file_and_legacy_diagonalstyle_still_read(tmp_path):
+    model = mlpot.lammps.read_snap(*_files(tmp_path, TWO_ELEMENTS, GOOD_PARAM + "diagonalstyle 3\n"))
+    assert model.elements == ("Ni", "Al")
+    np.testing.assert_array_equal(model.coefficients["Al"], [0.2] * 6)
+
+
 def test_writing_a_model_with_a_baseline_warns(tmp_path):
     from snap_helpers import PairBaseline
 

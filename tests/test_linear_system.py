@@ -3,13 +3,17 @@ weights. Every fit from the assembled system must equal the least-squares soluti
 FitSNAP's weighted system assembled independently (tests/test_snap.py::_fitsnap_system),
 and the fit from frames."""
 
+import warnings
+
 import numpy as np
 import pytest
+import scipy.linalg
+from ase.build import bulk
 from test_snap import _fitsnap_system
 
 import mlpot
-from mlpot.models.lstsq import QRAccumulator
-from snap_helpers import PairBaseline, descriptor, frames_from, known_model, noisy_frames
+from mlpot.models.lstsq import SVD_RCOND, QRAccumulator, RankDeficientWarning, make_accumulator
+from snap_helpers import PairBaseline, descriptor, frames_from, known_model, labelled, noisy_frames
 
 
 def _flat(model):
@@ -144,3 +148,131 @@ def test_align_energy_zero_recovers_per_element_shifts():
     np.testing.assert_allclose(aligned.predict(atoms)["forces"], shifted.predict(atoms)["forces"], atol=0)
     with pytest.raises(RuntimeError, match="no coefficients"):
         mlpot.SNAP(bs).align_energy_zero(frames)
+
+
+# ------------------------------------------------------------- rank-deficient fits
+
+DEFAULTS = dict(eweight=100.0, fweight=1.0, vweight=1e-4)  # SNAP.fit's default weights
+
+
+def _one_energy_row(bs):
+    """One frame with only its energy: one row (FitSNAP's, built from mlpot.Bispectrum
+    values, not the design rows) for 2 x n_coefficients unknowns."""
+    (atoms,) = frames_from(known_model(bs, False, seed=80), 1, seed=81)
+    atoms = labelled(atoms, atoms.get_potential_energy())
+    types = np.array([bs.elements.index(s) for s in atoms.get_chemical_symbols()])
+    assert set(types) == {0, 1}  # both elements: no column is all zero
+    design = np.zeros((len(bs.elements), 1 + bs.n_features))
+    np.add.at(design, (types, 0), 1.0)
+    np.add.at(design[:, 1:], types, bs.compute(atoms))
+    n = len(atoms)
+    a = design.reshape(1, -1) / n * DEFAULTS["eweight"]
+    return [atoms], a, np.array([atoms.get_potential_energy() / n * DEFAULTS["eweight"]])
+
+
+def _perfect_crystals(bs):
+    """Perfect crystals (L1_2 Ni3Al, or fcc Ni for a Ni-only descriptor) at three volumes,
+    labelled by a known model: forces vanish by symmetry and the stress is hydrostatic, so
+    each frame gives 2 independent rows for len(elements) x n_coefficients unknowns."""
+    truth = known_model(bs, False, seed=82)
+    frames = []
+    for a in (3.50, 3.56, 3.62):
+        atoms = bulk("Ni", "fcc", a=a, cubic=True)
+        if "Al" in bs.elements:
+            atoms.symbols[0] = "Al"
+        p = truth.predict(atoms)
+        assert np.abs(p["forces"]).max() < 1e-12
+        frames.append(labelled(atoms, p["energy"], p["forces"], p["stress"]))
+    a, b = _fitsnap_system(mlpot.SNAP(bs), frames, {}, DEFAULTS)
+    return frames, a, b
+
+
+def _check_rank_warning(record, rank, n_columns):
+    (warning,) = [w for w in record if issubclass(w.category, RankDeficientWarning)]
+    assert f"numerical rank {rank} for {n_columns} coefficients" in str(warning.message)
+    assert "ridge" in str(warning.message) and "more varied structures" in str(warning.message)
+    assert warning.filename == __file__  # points at the user's call, not into mlpot
+
+
+@pytest.mark.parametrize("data", [_one_energy_row, _perfect_crystals])
+@pytest.mark.parametrize("solver", ["svd", "normal"])
+def test_rank_deficient_fits_warn_and_give_the_minimum_norm_solution(data, solver):
+    """Data that do not determine the coefficients: both solvers say so (rank versus
+    number of coefficients) and return numpy's minimum-norm least-squares solution, from
+    frames and from an assembled system (whose rank is recorded). The normal equations
+    used to return coefficients 1e4 times larger."""
+    bs = descriptor(2)
+    frames, a, b = data(bs)
+    expected, _, rank, _ = np.linalg.lstsq(a, b, rcond=None)
+    n_columns = a.shape[1]
+    assert rank < n_columns
+    # the normal equations square the condition number of the determined part (~1e6 for
+    # the crystals): a bound of eps * 1e12 on their error; 1e-6 reached
+    atol = (1e-4 if solver == "normal" else 1e-8) * np.abs(expected).max()
+    model = mlpot.SNAP(bs)
+    system = model.assemble(frames, progress=False)
+    for source in (frames, system):
+        with pytest.warns(RankDeficientWarning) as record:
+            got = _flat(model.fit(source, solver=solver, progress=False))
+        _check_rank_warning(record, rank, n_columns)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+        np.testing.assert_allclose(a @ got, a @ expected, rtol=0, atol=1e-10 * np.abs(b).max())
+    assert system.rank == rank
+
+
+@pytest.mark.parametrize("solver", ["svd", "normal"])
+def test_a_ridge_makes_the_rank_full_and_silent(solver):
+    """With one element the energy rows fix beta0, which the ridge leaves alone."""
+    bs = descriptor(2, elements=("Ni",))
+    frames, a, b = _perfect_crystals(bs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        system = mlpot.SNAP(bs).assemble(frames, progress=False)
+        mlpot.SNAP(bs).fit(system, ridge=1e-6, solver=solver, progress=False)
+    assert system.rank == a.shape[1]
+
+
+@pytest.mark.parametrize("quadratic", [False, True])
+@pytest.mark.parametrize("solver", ["svd", "normal"])
+def test_full_rank_fits_do_not_warn_and_keep_their_solution(quadratic, solver):
+    """Full-rank fits, including the ill-conditioned quadratic one whose normal equations
+    (condition number ~1e11) get the eigenvalue check, give no warning, rank = number of
+    coefficients, and the bits of the plain solve: an SVD of R, or Cholesky on the
+    Jacobi-scaled normal equations."""
+    bs = descriptor(4)
+    frames = frames_from(known_model(bs, quadratic, seed=6), 10, seed=7)
+    model = mlpot.SNAP(bs, quadratic=quadratic)
+    system = model.assemble(frames, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(system, solver=solver, progress=False)
+    n_columns = len(bs.elements) * model.n_coefficients
+    assert system.rank == n_columns
+
+    accumulator = make_accumulator(solver, n_columns)
+    for _, kind, w, factor in system.weighted_factors(lambda group, kind: 1.0):
+        w *= {"energy": 100.0, "forces": 1.0, "stress": 1e-4}[kind]
+        accumulator.add(w * factor[:, :-1], w * factor[:, -1])
+    if solver == "svd":
+        accumulator._reduce()
+        r = accumulator._r
+        plain, *_ = scipy.linalg.lstsq(r[:, :-1], r[:, -1], cond=SVD_RCOND, check_finite=False)
+    else:
+        ata, atb = accumulator._ata, accumulator._atb
+        scale = 1.0 / np.sqrt(np.diag(ata))
+        factor = scipy.linalg.cho_factor(ata * np.outer(scale, scale), check_finite=False)
+        plain = scipy.linalg.cho_solve(factor, atb * scale, check_finite=False) * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = accumulator.solve(0.0, np.ones(n_columns, bool))
+    assert got.tobytes() == plain.tobytes() and accumulator.rank == n_columns
+
+
+def test_a_ridge_leaves_the_constants_of_one_composition_undetermined():
+    """Perfect Ni3Al crystals of one composition: the unpenalized per-element constants
+    enter only as 1 x beta0(Al) + 3 x beta0(Ni), whatever the ridge; the warning says so."""
+    bs = descriptor(2)
+    frames, a, b = _perfect_crystals(bs)
+    with pytest.warns(RankDeficientWarning, match="ridge does not reach unpenalized coefficients") as record:
+        mlpot.SNAP(bs).fit(frames, ridge=1e-6, progress=False)
+    _check_rank_warning(record, a.shape[1] - 1, a.shape[1])

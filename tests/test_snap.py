@@ -320,7 +320,7 @@ def test_a_frame_changed_after_labelling_has_no_reference_and_live_calculators_a
     bs = descriptor(2)
     frames = frames_from(known_model(bs, False, seed=54), 4, seed=55)
     frames[2].positions[0, 0] += 0.1  # its stored labels are now stale
-    with pytest.raises(ValueError, match="frame 2 has no reference"):
+    with pytest.raises(ValueError, match="frame 2: the atoms changed since they were labelled: their positions"):
         mlpot.SNAP(bs).fit(frames, progress=False)
     # a live calculator computes the references; the same numbers stored give the same fit
     live = [f.copy() for f in frames]

@@ -3,7 +3,10 @@
 A fit configuration (TOML; paths are relative to the configuration file). ``[model] type``
 chooses the model: "snap" (the default: SNAP or quadratic SNAP on the bispectrum) or "gap"
 (a sparse Gaussian process on SOAP, optionally plus two-body terms). Unknown sections and
-keys, and keys of the other model type, are errors, never ignored. A SNAP fit::
+keys, and keys of the other model type, are errors, never ignored; so are values of another
+TOML type than shown here (flags are true/false, not "false"; numbers are 4.5 or 4, not
+"4.5"), and an output location that cannot be written, found before the data are read.
+A SNAP fit::
 
     [data]
     train = ["data/*.json"]          # files, directories or globs, any format mlpot.io reads
@@ -79,7 +82,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import reprlib
 import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 try:  # Python >= 3.11
@@ -89,19 +98,100 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 import numpy as np
 
-_SECTIONS = {"data", "descriptor", "two_body", "model", "groups", "baseline", "output"}
-_DATA_KEYS = {"train", "validation", "validation_fraction", "seed"}
-_OUTPUT_KEYS = {"model", "lammps"}
+@dataclass(frozen=True)
+class _Type:
+    """A kind of TOML value a configuration key accepts: how messages name it, and its test."""
+
+    name: str
+    accepts: Callable[[object], bool]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _one_of(*choices: str) -> _Type:
+    return _Type(f"one of {', '.join(map(repr, choices))}", lambda v: isinstance(v, str) and v in choices)
+
+
+_BOOL = _Type("a boolean (true or false)", lambda v: isinstance(v, bool))
+_INT = _Type("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
+_NUMBER = _Type("a number", _is_number)
+_STRING = _Type("a string", lambda v: isinstance(v, str))
+_PATHS = _Type(
+    "a path or a non-empty array of paths (strings)",
+    lambda v: isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(p, str) for p in v)),
+)
+_NUMBERS = _Type("an array of numbers", lambda v: isinstance(v, list) and all(map(_is_number, v)))
+_SYMBOLS = _Type(
+    "an array of element symbols (strings)", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)
+)
+_BY_ELEMENT = _Type(
+    "a table of numbers by element, e.g. { Si = 0.5 }",
+    lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),
+)
+
+#: Every key of a configuration and the type of its value, by section (see the module
+#: docstring); `type` keys are checked with the model type they choose.
+_DATA_KEYS = {"train": _PATHS, "validation": _PATHS, "validation_fraction": _NUMBER, "seed": _INT}
+_OUTPUT_KEYS = {"model": _STRING, "lammps": _STRING}
+_BASELINE_KEYS = {"type": _STRING, "inner": _NUMBER, "outer": _NUMBER}
+#: the constructor keywords of the descriptors (mlpot.Bispectrum, mlpot.SOAP without
+#: normalize, which GAP sets, and mlpot.Distance2b for [[two_body]])
+_DESCRIPTOR_KEYS = {
+    "bispectrum": {
+        "twojmax": _INT,
+        "rcutfac": _NUMBER,
+        "rfac0": _NUMBER,
+        "rmin0": _NUMBER,
+        "radelem": _BY_ELEMENT,
+        "wj": _BY_ELEMENT,
+        **dict.fromkeys(("switchflag", "bzeroflag", "chemflag", "bnormflag", "wselfallflag"), _BOOL),
+    },
+    "soap": {
+        "cutoff": _NUMBER,
+        "n_max": _INT,
+        "l_max": _INT,
+        "atom_sigma": _NUMBER,
+        "cutoff_transition_width": _NUMBER,
+        "species": _SYMBOLS,
+        "center_atom_weight": _NUMBER,
+    },
+    "distance_2b": {
+        "cutoff": _NUMBER,
+        "cutoff_transition_width": _NUMBER,
+        "theta": _NUMBER,
+        "delta": _NUMBER,
+        "n_sparse": _INT,
+        "species": _SYMBOLS,
+        "sparse_points": _NUMBERS,
+    },
+}
 _MODEL_TYPES = ("snap", "gap")
 #: the descriptor of each model type ([descriptor] type)
 _DESCRIPTOR_TYPE = {"snap": "bispectrum", "gap": "soap"}
 #: [model] keys of each type besides `type`: SNAP constructor, SNAP.fit, GAP constructor
-_SNAP_MODEL_KEYS = {"quadratic"}
-_SNAP_FIT_KEYS = {"energy_weight", "force_weight", "stress_weight", "ridge", "solver"}
-_GAP_MODEL_KEYS = {"zeta", "n_sparse", "delta", "sparse_method", "default_sigma", "e0", "jitter", "seed"}
+_SNAP_MODEL_KEYS = {"quadratic": _BOOL}
+_SNAP_FIT_KEYS = {
+    **dict.fromkeys(("energy_weight", "force_weight", "stress_weight", "ridge"), _NUMBER),
+    "solver": _one_of("svd", "normal"),
+}
+_GAP_MODEL_KEYS = {
+    "zeta": _NUMBER,
+    "n_sparse": _INT,
+    "delta": _NUMBER,
+    "sparse_method": _STRING,
+    "default_sigma": _NUMBERS,
+    "e0": _BY_ELEMENT,
+    "jitter": _NUMBER,
+    "seed": _INT,
+}
 _MODEL_KEYS = {"snap": _SNAP_MODEL_KEYS | _SNAP_FIT_KEYS, "gap": _GAP_MODEL_KEYS}
 #: [groups.NAME] keys: FitSNAP's weights for SNAP, gap_fit's config_type_sigma for GAP
-_GROUP_KEYS = {"snap": {"eweight", "fweight", "vweight"}, "gap": {"sigma"}}
+_GROUP_KEYS = {"snap": dict.fromkeys(("eweight", "fweight", "vweight"), _NUMBER), "gap": {"sigma": _NUMBERS}}
+#: the sections and their shapes: a table, an array of tables, or tables by name
+_TABLES = ("data", "descriptor", "model", "baseline", "output")
+_SECTIONS = {*_TABLES, "two_body", "groups"}
 
 
 class ConfigError(ValueError):
@@ -132,42 +222,58 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
 
     args = parser.parse_args(argv)
-    try:
-        if args.command == "fit":
-            run_fit(args.config, progress=not args.quiet)
-        elif args.command == "eval":
-            run_eval(args.model, args.data, plot=args.plot)
-        else:
-            from mlpot.demo import run_demo
+    prog = f"mlpot {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(prog)
+        try:
+            if args.command == "fit":
+                run_fit(args.config, progress=not args.quiet)
+            elif args.command == "eval":
+                run_eval(args.model, args.data, plot=args.plot)
+            else:
+                from mlpot.demo import run_demo
 
-            run_demo(seed=args.seed)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"mlpot {args.command}: error: {error}", file=sys.stderr)
-        return 1
+                run_demo(seed=args.seed)
+        except (ValueError, TypeError, OSError) as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            return 1
     return 0
 
 
+def _warning_printer(prog: str):
+    """warnings.showwarning for the command line: "mlpot fit: warning: ..." on stderr (the
+    warnings point at the user's Python call, which a command has none of)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def load_config(path: Path) -> dict:
-    """Read and check a fit configuration; unknown sections or keys, and keys that belong to
-    the other model type, are errors (ConfigError naming them), not ignored."""
-    try:
-        with open(path, "rb") as f:
-            config = tomllib.load(f)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    unknown = set(config) - _SECTIONS
-    if unknown:
-        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; expected {sorted(_SECTIONS)}")
+    """Read and check a fit configuration (`check_config`); ConfigError naming the file
+    if it is not UTF-8 TOML."""
+    return check_config(_read_toml(path), path)
+
+
+def check_config(config: dict, path: Path | str = "configuration") -> dict:
+    """Check a fit configuration as read from TOML: unknown sections or keys, keys that
+    belong to the other model type, sections of the wrong shape and values of the wrong
+    type are errors (ConfigError naming ``path``, the section and key, the type expected
+    and the value got), not ignored. Returns the configuration."""
+    _check_shapes(path, config)
     for section in ("data", "descriptor"):
         if section not in config:
             raise ConfigError(f"{path}: the [{section}] section is required")
     if "train" not in config["data"]:
         raise ConfigError(f"{path}: [data] needs `train`, a list of files, directories or globs")
-    _check_keys(path, "[data]", config["data"], _DATA_KEYS)
-    _check_keys(path, "[output]", config.get("output", {}), _OUTPUT_KEYS)
+    _check_table(path, "[data]", config["data"], _DATA_KEYS)
+    _check_data(path, config["data"])
+    _check_table(path, "[output]", config.get("output", {}), _OUTPUT_KEYS)
+    _check_table(path, "[baseline]", config.get("baseline", {}), _BASELINE_KEYS)
 
     kind = model_type(config, path)
-    _check_keys(path, "[model]", config.get("model", {}), _MODEL_KEYS[kind] | {"type"}, kind)
+    _check_table(path, "[model]", config.get("model", {}), _MODEL_KEYS[kind] | {"type": _STRING}, kind)
     descriptor = dict(config["descriptor"])
     wanted = _DESCRIPTOR_TYPE[kind]
     given = descriptor.pop("type", wanted)
@@ -175,27 +281,68 @@ def load_config(path: Path) -> dict:
         raise ConfigError(
             f"{path}: [descriptor] type {given!r} does not fit [model] type {kind!r}, which uses {wanted!r}"
         )
-    _check_keys(path, "[descriptor]", descriptor, _keywords(wanted), kind)
+    _check_table(path, "[descriptor]", descriptor, _DESCRIPTOR_KEYS[wanted], kind)
 
     two_body = config.get("two_body", [])
     if two_body and kind != "gap":
         raise ConfigError(f"{path}: [[two_body]] terms belong to GAP ([model] type = \"gap\")")
-    if not isinstance(two_body, list):
-        raise ConfigError(f"{path}: two_body must be an array of tables: write [[two_body]]")
     for k, term in enumerate(two_body):
-        _check_keys(path, f"[[two_body]] {k}", term, _keywords("distance_2b"))
+        _check_table(path, f"[[two_body]] {k}", term, _DESCRIPTOR_KEYS["distance_2b"])
 
-    groups = config.get("groups", {})
-    for name, group in groups.items():
-        if not isinstance(group, dict):
-            raise ConfigError(f"{path}: groups.{name} must be a table: write [groups.{name}]")
-        _check_keys(path, f"[groups.{name}]", group, _GROUP_KEYS[kind], kind)
+    for name, group in config.get("groups", {}).items():
+        _check_table(path, f"[groups.{name}]", group, _GROUP_KEYS[kind], kind)
     if kind == "gap" and "lammps" in config.get("output", {}):
         raise ConfigError(
             f"{path}: [output] lammps: LAMMPS files are written for SNAP only; a GAP model is saved "
             "as an mlpot model file ([output] model)"
         )
     return config
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        where = f"{error.reason} at byte {error.start}"
+        raise ConfigError(f"{path}: not a TOML file: not UTF-8 text ({where})") from None
+
+
+def _check_shapes(path, config: dict) -> None:
+    """Every section is known and of its shape: [data], [descriptor], [model], [baseline]
+    and [output] tables, [[two_body]] an array of tables, [groups.NAME] tables."""
+    unknown = set(config) - _SECTIONS
+    if unknown:
+        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; expected {sorted(_SECTIONS)}")
+    for name in _TABLES:
+        if name in config and not isinstance(config[name], dict):
+            got = _section_got(name, config[name])
+            raise ConfigError(f"{path}: [{name}] must be one table, written [{name}]; got {got}")
+    two_body = config.get("two_body", [])
+    if not (isinstance(two_body, list) and all(isinstance(term, dict) for term in two_body)):
+        got = _describe(two_body)
+        raise ConfigError(f"{path}: two_body must be an array of tables: write [[two_body]]; got {got}")
+    groups = config.get("groups", {})
+    if not isinstance(groups, dict):
+        got = _section_got("groups", groups)
+        raise ConfigError(f"{path}: groups must be one table per group, written [groups.NAME]; got {got}")
+    for name, group in groups.items():
+        if not isinstance(group, dict):
+            got = _describe(group)
+            raise ConfigError(f"{path}: groups.{name} must be a table: write [groups.{name}]; got {got}")
+
+
+def _check_data(path, data: dict) -> None:
+    if "validation" in data and "validation_fraction" in data:
+        raise ConfigError(
+            f"{path}: [data] gives both validation and validation_fraction: use one (the validation "
+            "files, or a fraction of the training frames)"
+        )
+    fraction = data.get("validation_fraction", 0.0)
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"{path}: [data]: validation_fraction must be in [0, 1), got {fraction!r}")
 
 
 def model_type(config: dict, path: Path | str = "configuration") -> str:
@@ -206,26 +353,50 @@ def model_type(config: dict, path: Path | str = "configuration") -> str:
     return kind
 
 
-def _keywords(descriptor: str) -> set[str]:
-    """The keywords a descriptor section may hold: its class's constructor parameters (so
-    that the configuration follows the Python API). GAP always normalises SOAP vectors."""
-    import inspect
-
-    import mlpot
-
-    cls = {"bispectrum": mlpot.Bispectrum, "soap": mlpot.SOAP, "distance_2b": mlpot.Distance2b}[descriptor]
-    return set(inspect.signature(cls).parameters) - {"normalize"}
-
-
-def _check_keys(path, where: str, table, allowed: set[str], kind: str | None = None) -> None:
+def _check_table(path, where: str, table, schema: dict[str, _Type], kind: str | None = None) -> None:
+    """``table`` is a table of known keys (ConfigError naming the unknown ones, and the
+    model type they do not belong to) whose values have the schema's types."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: {where} must be a table")
-    unknown = set(table) - allowed
+        raise ConfigError(f"{path}: {where} must be a table; got {_describe(table)}")
+    unknown = set(table) - set(schema)
     if unknown:
         context = f" for [model] type {kind!r}" if kind else ""
         raise ConfigError(
-            f"{path}: unknown {where} keys {sorted(unknown)}{context}; expected {sorted(allowed)}"
+            f"{path}: unknown {where} keys {sorted(unknown)}{context}; expected {sorted(schema)}"
         )
+    for key, value in table.items():
+        if not schema[key].accepts(value):
+            raise ConfigError(f"{path}: {where}: {key} must be {schema[key].name}, got {_describe(value)}")
+
+
+def _is_array_of_tables(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _section_got(name: str, value) -> str:
+    """What a section of the wrong shape was written as."""
+    return f"[[{name}]], an array of tables" if _is_array_of_tables(value) else _describe(value)
+
+
+def _describe(value) -> str:
+    """A TOML value as messages show it: shortened, with its TOML type."""
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int):
+        kind = "an integer"
+    elif isinstance(value, float):
+        kind = "a float"
+    elif isinstance(value, str):
+        kind = "a string"
+    elif isinstance(value, dict):
+        kind = "a table"
+    elif _is_array_of_tables(value):
+        kind = "an array of tables"
+    elif isinstance(value, list):
+        kind = "an array"
+    else:
+        kind = "a date or time"
+    return f"{reprlib.repr(value)} ({kind})"
 
 
 def build_model(config: dict):
@@ -242,9 +413,10 @@ def build_model(config: dict):
         descriptor = (mlpot.SOAP if kind == "gap" else mlpot.Bispectrum)(**descriptor)
     if kind == "snap":
         with _section("[model]"):
-            quadratic = bool(model_config.get("quadratic", False))
+            quadratic = model_config.get("quadratic", False)
             model = mlpot.SNAP(descriptor, quadratic=quadratic, baseline=baseline)
         fit_keywords = {k: v for k, v in model_config.items() if k in _SNAP_FIT_KEYS}
+        _check_fit_weights(fit_keywords, groups)
         if groups:
             fit_keywords["group_weights"] = groups
         return model, fit_keywords
@@ -256,6 +428,18 @@ def build_model(config: dict):
     with _section("[model]"):
         model = mlpot.GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
     return model, {}
+
+
+def _check_fit_weights(fit_keywords: dict, groups: dict | None) -> None:
+    """The weights and ridge of a SNAP fit as SNAP.fit checks them, before the data are read."""
+    from mlpot.models import training
+
+    with _section("[model]"):
+        for key in ("energy_weight", "force_weight", "stress_weight", "ridge"):
+            if key in fit_keywords:
+                training._number(fit_keywords[key], key)
+    with _section("[groups]"):
+        training.resolve_group_weights(1.0, 1.0, 1.0, groups)
 
 
 @contextlib.contextmanager
@@ -275,8 +459,17 @@ def run_fit(config_path: Path, progress: bool = True):
     from mlpot import io
 
     config = load_config(config_path)
-    model, fit_keywords = build_model(config)  # bad values fail before the data are read
     base = config_path.resolve().parent
+    # bad values and an unwritable output fail before the data are read and the model fitted
+    try:
+        model, fit_keywords = build_model(config)
+        model_path, lammps_prefix = output_paths(config, base)
+        check_writable(model_path, "[output] model")
+        if lammps_prefix is not None:
+            for suffix in (".snapcoeff", ".snapparam"):
+                check_writable(Path(f"{lammps_prefix}{suffix}"), "[output] lammps")
+    except ConfigError as error:
+        raise ConfigError(f"{config_path}: {error}") from None
     data = config["data"]
     train = io.read(_paths(data["train"], base))
     if "validation" in data:
@@ -289,17 +482,45 @@ def run_fit(config_path: Path, progress: bool = True):
 
     model.fit(train, progress=progress, **fit_keywords)
 
-    output = config.get("output", {})
-    model_path = base / output.get("model", "model.json")
     model.save(model_path)
     print(f"model saved to {model_path}")
-    if "lammps" in output:
-        mlpot.lammps.write_snap(model, base / output["lammps"])
-        print(f"LAMMPS files written: {base / output['lammps']}.snapcoeff / .snapparam")
+    if lammps_prefix is not None:
+        mlpot.lammps.write_snap(model, lammps_prefix)
+        print(f"LAMMPS files written: {lammps_prefix}.snapcoeff / .snapparam")
     print("\ntraining errors\n" + str(mlpot.errors(model, train)))
     if validation:
         print("\nvalidation errors\n" + str(mlpot.errors(model, validation)))
     return model
+
+
+def output_paths(config: dict, base: Path) -> tuple[Path, Path | None]:
+    """The model file and the LAMMPS files' prefix (None if not asked for) of a checked
+    configuration, relative paths taken from ``base``."""
+    output = config.get("output", {})
+    model_path = base / output.get("model", "model.json")
+    return model_path, (base / output["lammps"] if "lammps" in output else None)
+
+
+def check_writable(path: Path, where: str) -> None:
+    """ConfigError naming ``where`` and the problem unless a file can be written at
+    ``path``: its directory exists (no file in the way) and takes new files (a temporary
+    file is created and removed, as the model's atomic save does), and the path is not a
+    directory or a read-only file."""
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a directory; give a file name")
+    directory = path.parent
+    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: cannot write {path}: {existing} is a file, not a directory")
+    if existing != directory:
+        raise ConfigError(f"{where}: cannot write {path}: the directory {directory} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot write files in {directory}: {error.strerror}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{where}: {path} exists and is read-only")
 
 
 def run_eval(model_path: Path, data: list[str], plot: Path | None = None):
@@ -326,10 +547,8 @@ def make_baseline(section: dict | None):
         raise ConfigError(f"[baseline] type must be \"zbl\", got {kind!r}")
     from mlpot.baselines import ZBL
 
-    try:
+    with _section("[baseline]"):
         return ZBL(**section)
-    except TypeError as error:
-        raise ConfigError(f"[baseline]: {error}") from None
 
 
 def split_frames(frames: list, fraction: float, seed: int) -> tuple[list, list]:

@@ -35,7 +35,8 @@ _DEFAULTS = {
     "switchinnerflag": 0,
 }
 _FLOATS = {"rcutfac", "rfac0", "rmin0"}
-_INTS = {"twojmax", "switchflag", "bzeroflag", "quadraticflag", "chemflag", "bnormflag", "wselfallflag", "switchinnerflag"}
+_FLAGS = {"switchflag", "bzeroflag", "quadraticflag", "chemflag", "bnormflag", "wselfallflag", "switchinnerflag"}
+_INTS = {"twojmax"} | _FLAGS
 # accepted and ignored: old files' diagonalstyle (current LAMMPS rejects it) and LAMMPS's
 # performance knobs
 _IGNORED = {"diagonalstyle", "chunksize", "parallelthresh"}
@@ -97,7 +98,11 @@ def _words(path):
 
 
 def _read_params(path) -> dict:
+    """The parameters of a .snapparam file over pair_style snap's defaults. Each keyword at
+    most once, flags 0 or 1: LAMMPS would take the last of repeated keywords and any
+    non-zero flag as 1, which hides mistakes."""
     params = dict(_DEFAULTS)
+    first_line: dict[str, int] = {}
     for number, words in _words(path):
         key = words[0]
         if key in _IGNORED:
@@ -106,21 +111,28 @@ def _read_params(path) -> dict:
             raise ModelFileError(f"{path}:{number}: {key} (switchinnerflag) is not supported by mlpot")
         if key not in _FLOATS and key not in _INTS:
             raise ModelFileError(f"{path}:{number}: unknown SNAP parameter {key!r}")
+        if key in first_line:
+            raise ModelFileError(f"{path}:{number}: {key} is given twice (first on line {first_line[key]})")
+        first_line[key] = number
         if len(words) != 2:
             raise ModelFileError(f"{path}:{number}: expected '{key} value', got {' '.join(words)!r}")
         try:
             params[key] = float(words[1]) if key in _FLOATS else int(words[1])
         except ValueError:
             raise ModelFileError(f"{path}:{number}: bad value {words[1]!r} for {key}") from None
+        if key in _FLAGS and params[key] not in (0, 1):
+            raise ModelFileError(f"{path}:{number}: {key} must be 0 or 1, got {words[1]}")
     for key in ("rcutfac", "twojmax"):
         if key not in params:
             raise ModelFileError(f"{path}: the required parameter {key} is missing")
     if params["switchinnerflag"]:
-        raise ModelFileError(f"{path}: switchinnerflag 1 is not supported by mlpot")
+        raise ModelFileError(f"{path}:{first_line['switchinnerflag']}: switchinnerflag 1 is not supported by mlpot")
     return params
 
 
 def _read_coefficients(path):
+    """Elements, radii, weights and coefficients of a .snapcoeff file: exactly the declared
+    number of element blocks, each of exactly ncoeffall coefficients, and nothing after."""
     lines = _words(path)
 
     def next_line(what):
@@ -129,16 +141,19 @@ def _read_coefficients(path):
         except StopIteration:
             raise ModelFileError(f"{path} ends early: expected {what}") from None
 
-    number, words = next_line("'n_elements ncoeffall'")
+    header, words = next_line("'n_elements ncoeffall'")
     try:
         n_elements, n_coefficients = (int(w) for w in words)
     except ValueError:
-        raise ModelFileError(f"{path}:{number}: expected 'n_elements ncoeffall', got {' '.join(words)!r}") from None
+        raise ModelFileError(f"{path}:{header}: expected 'n_elements ncoeffall', got {' '.join(words)!r}") from None
     if n_elements < 1 or n_coefficients < 2:
-        raise ModelFileError(f"{path}:{number}: bad element or coefficient count")
+        raise ModelFileError(f"{path}:{header}: bad element or coefficient count")
+    counts = f"the {n_coefficients} per element declared on line {header}"
     elements, radelem, wj, coefficients = [], {}, {}, {}
     for _ in range(n_elements):
         number, words = next_line("an element line 'symbol radius weight'")
+        if len(words) == 1 and _is_number(words[0]) and elements:
+            raise ModelFileError(f"{path}:{number}: element {elements[-1]} has more coefficients than {counts}")
         if len(words) != 3:
             raise ModelFileError(f"{path}:{number}: expected 'symbol radius weight', got {' '.join(words)!r}")
         symbol = words[0]
@@ -151,6 +166,10 @@ def _read_coefficients(path):
         values = []
         for _ in range(n_coefficients):
             number, words = next_line(f"{n_coefficients} coefficients of {symbol}")
+            if len(words) == 3 and not _is_number(words[0]):  # the next element line
+                raise ModelFileError(
+                    f"{path}:{number}: element {symbol} has {len(values)} coefficients, not {counts}"
+                )
             if len(words) != 1:
                 raise ModelFileError(f"{path}:{number}: expected one coefficient, got {' '.join(words)!r}")
             try:
@@ -159,7 +178,33 @@ def _read_coefficients(path):
                 raise ModelFileError(f"{path}:{number}: bad coefficient {words[0]!r}") from None
         elements.append(symbol)
         coefficients[symbol] = np.array(values)
+    _check_end(path, lines, elements, header, counts)
     return elements, radelem, wj, coefficients, n_coefficients
+
+
+def _check_end(path, lines, elements, header: int, counts: str) -> None:
+    """ModelFileError naming the first line after the declared element blocks, if any."""
+    number, words = next(lines, (None, None))
+    if number is None:
+        return
+    if len(words) == 1 and _is_number(words[0]):
+        problem = f"element {elements[-1]} has more coefficients than {counts}"
+    elif len(words) == 3:
+        problem = (
+            f"an element block ({words[0]}) after the {len(elements)} declared on line {header}; "
+            "fix the element count there"
+        )
+    else:
+        problem = f"unexpected {' '.join(words)!r} after the {len(elements)} element block(s) declared on line {header}"
+    raise ModelFileError(f"{path}:{number}: {problem}")
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def read_snap(coeff, param):

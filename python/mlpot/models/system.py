@@ -50,6 +50,10 @@ class LinearSystem:
         Atomic numbers seen in the frames.
     kinds
         The row kinds blocks may have (default `training.ROW_KINDS`).
+    rank
+        Numerical rank of the weighted (ridge-augmented) system of the last `solve` (None
+        before one): below ``n_columns`` the data do not determine every coefficient (see
+        `lstsq`).
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class LinearSystem:
         self._rows: dict[tuple, int] = {}
         self._grams: dict[tuple, np.ndarray] = {}
         self._groups: dict = {}
+        self.rank: int | None = None
 
     @property
     def groups(self) -> tuple:
@@ -147,7 +152,8 @@ class LinearSystem:
     ) -> np.ndarray:
         """argmin sum_b w_b^2 |A_b x - y_b|^2 + ridge |x[penalized]|^2, with w_b the weight
         of block b's kind in its group's `Weights` (``default`` for groups not named).
-        Blocks of weight 0 are left out. Same solvers and cut-offs as `lstsq`."""
+        Blocks of weight 0 are left out. Same solvers, cut-offs and rank-deficiency warning
+        as `lstsq`; the numerical rank is kept as ``self.rank``."""
         accumulator = lstsq.make_accumulator(solver, self.n_columns)
         weights = lambda group, kind: weight_of(groups.get(group, default), kind)  # noqa: E731
         for group, kind, w, factor in self.weighted_factors(weights):
@@ -156,7 +162,9 @@ class LinearSystem:
                 accumulator.add_products(w * w * gram[:-1, :-1], w * w * gram[:-1, -1], self._rows[group, kind])
             else:
                 accumulator.add(w * factor[:, :-1], w * factor[:, -1])
-        return accumulator.solve(ridge, penalized)
+        solution = accumulator.solve(ridge, penalized)
+        self.rank = accumulator.rank
+        return solution
 
     def _gram(self, group, kind: str) -> np.ndarray:
         """R^T R of a block, cached: repeated normal-equation solves then cost O(n^2) per

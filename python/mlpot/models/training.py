@@ -97,15 +97,22 @@ def resolve_group_weights(
     return default, groups
 
 
-def _properties(atoms, names: tuple[str, ...]) -> dict:
+def _properties(atoms, names: tuple[str, ...], where: str) -> dict:
     """{name: value or None} from the frame's calculator. A SinglePointCalculator (what the
     readers attach) is checked once for changes to the positions, numbers, cell or pbc since
-    it was labelled, and its stored results read: ASE's get_property compares all the atoms'
-    arrays again for every property, which took a fifth of the fit time of FitSNAP's Ta set."""
+    it was labelled (ValueError naming them: its results belong to other atoms), and its
+    stored results read: ASE's get_property compares all the atoms' arrays again for every
+    property, which took a fifth of the fit time of FitSNAP's Ta set."""
     calc = atoms.calc
     if isinstance(calc, SinglePointCalculator):
-        stored = {} if system_changes(calc.atoms, atoms) else calc.results
-        return {name: stored.get(name) for name in names}
+        changed = system_changes(calc.atoms, atoms)
+        if changed and calc.results:
+            raise ValueError(
+                f"{where}: the atoms changed since they were labelled: their {' and '.join(changed)} "
+                "differ from those the reference energy/forces/stress were computed for. Label "
+                "the frame again, or move a copy (atoms.copy()) and leave the labelled frame as it was"
+            )
+        return {name: calc.results.get(name) for name in names}
     out = {}
     for name in names:
         try:
@@ -122,7 +129,7 @@ def reference(atoms, where: str) -> Reference:
     if atoms.calc is None:
         raise ValueError(f"{where} has no calculator holding reference energy/forces/stress")
     names = ("energy", "forces", "stress") if atoms.pbc.all() else ("energy", "forces")
-    found = _properties(atoms, names)
+    found = _properties(atoms, names, where)
     energy, forces, stress = found["energy"], found["forces"], found.get("stress")
     if energy is None and forces is None and stress is None:
         raise ValueError(f"{where} has no reference energy, forces or stress")
