@@ -85,3 +85,12 @@ def test_a_calculator_without_results_still_says_so():
     move_positions(atoms)
     with pytest.raises(ValueError, match="frame 0 has no reference energy, forces or stress"):
         snap().fit([atoms], progress=False)
+
+
+
+def test_errors_on_a_moved_frame_says_the_atoms_changed():
+    frames = labelled_frames()
+    model = snap().fit(frames, progress=False)
+    frames[1].positions[0] += 0.1
+    with pytest.raises(ValueError, match="frame 1 .*changed since they were labelled"):
+        mlpot.errors(model, frames, progress=False)

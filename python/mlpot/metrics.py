@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from mlpot.models.training import check_labels_current
+
 __all__ = ["ErrorReport", "GroupErrors", "errors"]
 
 
@@ -255,6 +257,7 @@ def _reference(atoms: Atoms, k: int) -> dict[str, Any]:
     """Reference values on the frame's calculator, without triggering a calculation for the
     optional ones."""
     calc = atoms.calc
+    check_labels_current(atoms, f"frame {k} ({_name(atoms)})")
     energy = calc.get_property("energy", atoms, allow_calculation=False)
     if energy is None:
         energy = atoms.get_potential_energy()  # a live calculator computes it

@@ -97,6 +97,21 @@ def resolve_group_weights(
     return default, groups
 
 
+def check_labels_current(atoms, where: str) -> None:
+    """ValueError if ``atoms`` carries a SinglePointCalculator whose results were computed
+    for other positions, numbers, cell or pbc (the atoms were moved after labelling)."""
+    calc = atoms.calc
+    if not isinstance(calc, SinglePointCalculator) or not calc.results:
+        return
+    changed = system_changes(calc.atoms, atoms)
+    if changed:
+        raise ValueError(
+            f"{where}: the atoms changed since they were labelled: their {' and '.join(changed)} "
+            "differ from those the reference energy/forces/stress were computed for. Label "
+            "the frame again, or move a copy (atoms.copy()) and leave the labelled frame as it was"
+        )
+
+
 def _properties(atoms, names: tuple[str, ...], where: str) -> dict:
     """{name: value or None} from the frame's calculator. A SinglePointCalculator (what the
     readers attach) is checked once for changes to the positions, numbers, cell or pbc since
@@ -105,13 +120,7 @@ def _properties(atoms, names: tuple[str, ...], where: str) -> dict:
     property, which took a fifth of the fit time of FitSNAP's Ta set."""
     calc = atoms.calc
     if isinstance(calc, SinglePointCalculator):
-        changed = system_changes(calc.atoms, atoms)
-        if changed and calc.results:
-            raise ValueError(
-                f"{where}: the atoms changed since they were labelled: their {' and '.join(changed)} "
-                "differ from those the reference energy/forces/stress were computed for. Label "
-                "the frame again, or move a copy (atoms.copy()) and leave the labelled frame as it was"
-            )
+        check_labels_current(atoms, where)
         return {name: calc.results.get(name) for name in names}
     out = {}
     for name in names:
