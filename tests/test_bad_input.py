@@ -105,5 +105,5 @@ def test_atoms_absurdly_far_outside_the_cell():
 
 
 def test_bad_thread_count():
-    with pytest.raises(OverflowError):
+    with pytest.raises(ValueError, match="number of threads"):
         mlpot.set_num_threads(-1)

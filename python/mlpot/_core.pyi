@@ -21,11 +21,12 @@ def neighbor_list(
     """Pair arrays keyed by the letters of ``quantities``. Raises ValueError on bad input."""
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in the core from now on; 0 returns to the default (all cores, or
-    RAYON_NUM_THREADS)."""
+    """Use ``n`` threads per core call from now on; 0 returns to the default
+    (MLPOT_NUM_THREADS, else RAYON_NUM_THREADS, else one per core). ValueError if ``n`` is
+    negative, above max(1024, cores), or the threads cannot start. See mlpot.set_num_threads."""
 
 def get_num_threads() -> int:
-    """Number of threads the core uses."""
+    """Threads each core call uses; never raises."""
 
 class Structure:
     """A validated structure (positions and cell in Angstrom, atomic numbers); raises

@@ -23,7 +23,7 @@ mod python {
 
     use ndarray::{Array2, Array3};
     use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
-    use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
+    use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyRuntimeWarning, PyValueError};
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
@@ -46,10 +46,16 @@ mod python {
         }
     }
 
-    /// Runs core work without the GIL, on mlpot's thread pool, and turns a panic (a bug)
-    /// into a RuntimeError instead of letting it unwind into Python.
+    /// Runs core work without the GIL, on a pool of mlpot's (see `parallel`), and turns a
+    /// panic (a bug) into a RuntimeError instead of letting it unwind into Python. The first
+    /// call warns (RuntimeWarning) about an unusable thread-count variable.
     fn run<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
-        let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| parallel::install(work))));
+        if let Some(warning) = parallel::take_environment_warning() {
+            let category = py.get_type::<PyRuntimeWarning>();
+            PyErr::warn(py, category.as_any(), &std::ffi::CString::new(warning)?, 1)?;
+        }
+        let outcome = py
+            .detach(|| catch_unwind(AssertUnwindSafe(|| parallel::install(work).and_then(|r| r))));
         match outcome {
             Ok(result) => result.map_err(to_py_err),
             Err(panic) => {
@@ -716,8 +722,9 @@ mod python {
         }
     }
 
+    /// See `mlpot.set_num_threads`; a negative or absurd `n` is a ValueError.
     #[pyfunction]
-    fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
+    fn set_num_threads(py: Python<'_>, n: i64) -> PyResult<()> {
         py.detach(|| parallel::set_num_threads(n))
             .map_err(to_py_err)
     }
