@@ -11,6 +11,7 @@ from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradien
 from mlpot.metrics import errors
 from mlpot.modelfile import ModelFileError, load
 from mlpot.models import GAP, SNAP, Distance2b
+from mlpot.models.lstsq import RankDeficientWarning
 from mlpot import lammps
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 
@@ -24,6 +25,7 @@ __all__ = [
     "SNAP",
     "GAP",
     "Distance2b",
+    "RankDeficientWarning",
     "__version__",
     "errors",
     "get_num_threads",
