@@ -1,6 +1,8 @@
 """Model files: exact round trips and clear errors for every kind of bad file."""
 
 import json
+import os
+import stat
 import sys
 import types
 
@@ -86,7 +88,7 @@ def test_bad_files_raise_model_file_errors_that_name_the_problem(tmp_path):
         (_edited(tmp_path, doc, extra=1), "unknown field"),
         (_edited(tmp_path, doc, quadratic=False), "shape"),
         (_edited(tmp_path, doc, coefficients={"Ni": doc["coefficients"]["Ni"]}), "missing"),
-        (_edited(tmp_path, doc, coefficients={"Ni": ["x"], "Al": []}), "list of numbers"),
+        (_edited(tmp_path, doc, coefficients={"Ni": ["x"], "Al": []}), r"coefficients\.Ni\[0\]: must be a number"),
         (_edited(tmp_path, doc, bispectrum={**doc["bispectrum"], "twojmax": 3}), "twojmax"),
         (_edited(tmp_path, doc, bispectrum={**doc["bispectrum"], "rcutfac": "4.1"}), "rcutfac"),
     ]
@@ -113,4 +115,189 @@ def test_save_needs_a_fitted_model_and_leaves_old_files_on_failure(tmp_path):
     with pytest.raises(RuntimeError, match="no coefficients"):
         mlpot.SNAP(descriptor(2)).save(path)
     assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+# ------------------------------------------------------------- full validation at load
+
+
+def _gap_model():
+    """A small GAP with every kind of field: two SOAP species, a distance_2b term, given e0,
+    delta and group sigma, and a ZBL baseline."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from snap_helpers import labelled
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for k in range(3):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+        atoms.set_chemical_symbols(["Cu", "Al", "Cu", "Al"][k:] + ["Cu", "Al", "Cu", "Al"][:k])
+        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+        atoms.calc = EMT()
+        frames.append(labelled(atoms, atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(), "bulk"))
+    model = mlpot.GAP(
+        [mlpot.SOAP(cutoff=3.5, n_max=2, l_max=2, species=["Cu", "Al"]),
+         mlpot.Distance2b(cutoff=3.5, n_sparse=4, species=("Cu", "Al"), delta=0.5)],
+        n_sparse=4, delta=0.3, e0={"Cu": -0.1, "Al": -0.2}, group_sigma={"bulk": (0.01, 0.1, 0.1)},
+        baseline=mlpot.ZBL(1.0, 1.5),
+    )
+    return model.fit(frames, progress=False)
+
+
+@pytest.fixture(scope="module")
+def saved_documents(tmp_path_factory):
+    """{kind: (text, document)} of a valid SNAP (quadratic, ZBL baseline) and GAP file."""
+    directory = tmp_path_factory.mktemp("valid")
+    snap = known_model(descriptor(2), True, seed=45, baseline=mlpot.ZBL(1.0, 1.5))
+    out = {}
+    for kind, model in (("SNAP", snap), ("GAP", _gap_model())):
+        path = directory / f"{kind}.json"
+        model.save(path)
+        mlpot.load(path)  # valid before any mutation
+        out[kind] = (path.read_text(), json.loads(path.read_text()))
+    return out
+
+
+def _path_text(path) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _nodes(value, path=()):
+    """(path, value) of every field, descending into the first and last entry of lists."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, v in value.items():
+            yield from _nodes(v, path + (key,))
+    elif isinstance(value, list) and value:
+        for k in sorted({0, len(value) - 1}):
+            yield from _nodes(value[k], path + (k,))
+
+
+#: values out of range for a field (by its name or, for list entries, the list's name)
+OUT_OF_RANGE = {
+    "twojmax": [26, -2, 3, 10**30], "rcutfac": [0, -1.0, 10**400], "rfac0": [0, 1.5], "rmin0": [-1.0, 1e3],
+    "radelem": [0.0, -1.0], "cutoff": [0.0, -1.0], "n_max": [0, 65, 10**30], "l_max": [-1, 31],
+    "atom_sigma": [0.0, 1e-9], "cutoff_transition_width": [-1.0, 1e3], "theta": [0.0], "delta": [0.0, -1.0],
+    "n_sparse": [0, 10**6], "zeta": [0.0, -1.0, 3.5], "jitter": [-1.0], "seed": [-1], "default_sigma": [0.0],
+    "bulk": [0.0], "sparse_method": ["pivot"], "inner": [-1.0, 100.0], "outer": [0.5], "species": ["Xx"],
+    "elements": ["Xx"], "sparse_species": ["Xx"], "version": [True, 2, 1.0],
+}
+
+#: fields that may be removed (free-form maps)
+OPTIONAL = {("settings", "group_sigma", "bulk")}
+
+
+def _mutations(document):
+    """(path, description, mutated document) for one change at a time."""
+
+    def at(doc, path):
+        for key in path[:-1]:
+            doc = doc[key]
+        return doc
+
+    for path, value in _nodes(document):
+        if not path:
+            continue
+        changes = [("a string" if not isinstance(value, str) else "a number", "x" if not isinstance(value, str) else 5),
+                   ("nested in a list", [value]), ("nested in an object", {"x": value})]
+        if isinstance(value, bool):
+            changes.append(("an integer", 1))
+        elif isinstance(value, (int, float)):
+            changes.append(("a bool", True))
+        name = next((k for k in reversed(path) if isinstance(k, str)), None)
+        if not isinstance(value, (dict, list)):
+            changes += [(f"out of range ({v!r:.20})", v) for v in OUT_OF_RANGE.get(name, [])]
+        for what, new in changes:
+            mutated = json.loads(json.dumps(document))
+            at(mutated, path)[path[-1]] = new
+            yield path, what, mutated
+        if path not in OPTIONAL:
+            mutated = json.loads(json.dumps(document))
+            del at(mutated, path)[path[-1]]
+            yield path, "removed", mutated
+
+
+def _names(message: str, path) -> bool:
+    """The message names the field: its path (list indices at the end may be dropped), or
+    its parent's path and its own name."""
+    while path and isinstance(path[-1], int) and _path_text(path) not in message:
+        path = path[:-1]
+    if _path_text(path) in message:
+        return True
+    return _path_text(path[:-1]) in message and str(path[-1]) in message
+
+
+@pytest.mark.parametrize("kind", ["SNAP", "GAP"])
+def test_every_single_field_mutation_is_a_model_file_error_naming_the_field(tmp_path, saved_documents, kind):
+    _, document = saved_documents[kind]
+    target = tmp_path / "mutated.json"
+    seen = 0
+    for path, what, mutated in _mutations(document):
+        text = json.dumps(mutated)
+        target.write_text(text)
+        where = f"{_path_text(path)} {what}"
+        try:
+            mlpot.load(target)
+        except mlpot.ModelFileError as error:
+            message = str(error)
+            assert str(target) in message, f"{where}: the message does not name the file: {message}"
+            assert _names(message, path), f"{where}: the message does not name the field: {message}"
+        except Exception as error:  # noqa: BLE001 - any other type is the defect under test
+            pytest.fail(f"{where}: {type(error).__name__} instead of ModelFileError: {error}")
+        else:
+            pytest.fail(f"{where}: the mutated file loaded")
+        assert target.read_text() == text, f"{where}: the failed load changed the file"
+        seen += 1
+    assert seen > 100
+
+
+def _write(tmp_path, name, document_or_text):
+    path = tmp_path / name
+    path.write_text(document_or_text if isinstance(document_or_text, str) else json.dumps(document_or_text))
+    return path
+
+
+def test_the_reported_malformed_files_are_model_file_errors(tmp_path, saved_documents):
+    snap_text, snap = saved_documents["SNAP"]
+    _, gap = saved_documents["GAP"]
+    deep = snap_text.replace('"bispectrum": {', '"bispectrum": ' + "[" * 100_000 + "]" * 100_000 + ', "x": {', 1)
+    zero_diagonal = json.loads(json.dumps(gap))
+    zero_diagonal["posterior_factor"][0] = 0.0  # R[0, 0]
+    other_zeta = json.loads(json.dumps(gap))
+    other_zeta["terms"][0]["zeta"] = gap["settings"]["zeta"] + 1
+    other_e0 = json.loads(json.dumps(gap))
+    other_e0["e0"]["Cu"] = 0.5
+    cases = [
+        (deep, "nested too deeply"),
+        ({**snap, "bispectrum": {**snap["bispectrum"], "twojmax": 10**30}}, r"bispectrum\.twojmax: must be >= 0 and <= 24"),
+        ({**gap, "e0": {}}, r"e0\.Al: is missing"),
+        (zero_diagonal, r"posterior_factor: diagonal entry 0 is 0"),
+        (other_zeta, r"terms\[0\]\.zeta: is 5\.0, but settings\.zeta is 4\.0"),
+        ({**snap, "version": True}, "version True"),
+        (other_e0, r"e0\.Cu: is 0\.5, but settings\.e0\.Cu is -0\.1"),
+        ({**gap, "e0": {**gap["e0"], "Ni": 0.0}}, r"e0\.Ni: is not an element of the model"),
+    ]
+    for k, (bad, message) in enumerate(cases):
+        path = _write(tmp_path, f"bad{k}.json", bad)
+        before = path.read_bytes()
+        with pytest.raises(mlpot.ModelFileError, match=message):
+            mlpot.load(path)
+        assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
+    model = known_model(descriptor(2), False, seed=46)
+    old = os.umask(umask)
+    try:
+        model.save(tmp_path / "m.json")
+        model.save(tmp_path / "m.json")  # replacing a file too
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == mode
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -144,7 +144,10 @@ def baseline_from_dict(d):
 def _distance(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"ZBL {name} must be a number of Angstrom, got {value!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:
+        raise ValueError(f"ZBL {name} must be a finite number of Angstrom, got an integer beyond floats") from None
     if math.isnan(x):
         raise ValueError(f"ZBL {name} must be a number of Angstrom, got NaN")
     return x

@@ -2,6 +2,10 @@
 
 Units: positions and cutoffs in Angstrom; derivatives of a descriptor in (its units) per
 Angstrom.
+
+Two atoms closer than 1e-10 Angstrom (coincident, directly or through a periodic image) are a
+ValueError naming them and the lattice shift: every descriptor is singular there. Work that
+would not fit in the available memory is a MemoryError saying what and how many GB.
 """
 
 from __future__ import annotations
@@ -17,6 +21,16 @@ from mlpot import _core
 from mlpot.neighborlist import _atoms_arrays
 
 __all__ = ["Bispectrum", "BispectrumGradients", "SOAP", "SOAPGradients"]
+
+# Bounds of the size-controlling hyperparameters, the same as the Rust core's (which checks
+# them again): checked here first so that a huge Python integer is a ValueError naming the
+# parameter, not an OverflowError of the conversion.
+#: twojmax: the Z tables grow as twojmax^5; LAMMPS fits use twojmax <= 16 (bispectrum::MAX_TWOJMAX).
+MAX_TWOJMAX = 24
+#: n_max: fits use <= 12 and the GTO basis is numerically singular near 30 (soap::MAX_N_MAX).
+MAX_N_MAX = 64
+#: l_max: the spherical-harmonics tables grow as l_max^2; fits use <= 12 (soap::MAX_L_MAX).
+MAX_L_MAX = 30
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class Bispectrum:
     Parameters
     ----------
     twojmax
-        Band limit 2 J_max, a non-negative even integer.
+        Band limit 2 J_max, an even integer from 0 to 24 (`MAX_TWOJMAX`).
     rcutfac
         Scale of the cutoffs: atoms i, j are neighbors within rcutfac * (R_i + R_j).
     rfac0
@@ -63,7 +77,8 @@ class Bispectrum:
     wj
         Per-element neighbor weight, same keys; 1.0 for every element when omitted.
     switchflag
-        Smoothly switch the neighbor contributions to zero at the cutoff.
+        Smoothly switch the neighbor contributions to zero at the cutoff. Every flag is a
+        bool (numpy's bool and the integers 0 and 1 are accepted; strings are refused).
     bzeroflag
         Subtract the bispectrum of an isolated atom, so that B -> 0 without neighbors.
     chemflag
@@ -91,10 +106,9 @@ class Bispectrum:
         bnormflag: bool = False,
         wselfallflag: bool = False,
     ):
-        if isinstance(twojmax, bool) or not isinstance(twojmax, (int, np.integer)):
-            raise TypeError(f"twojmax must be an integer, got {twojmax!r}")
-        if twojmax < 0 or twojmax % 2:
-            raise ValueError(f"twojmax must be a non-negative even integer, got {twojmax}")
+        twojmax = _integer("twojmax", twojmax, 0, MAX_TWOJMAX)
+        if twojmax % 2:
+            raise ValueError(f"twojmax must be an even integer >= 0 and <= {MAX_TWOJMAX}, got {twojmax}")
         rcutfac = _finite("rcutfac", rcutfac)
         if rcutfac <= 0:
             raise ValueError(f"rcutfac must be positive, got {rcutfac}")
@@ -137,11 +151,11 @@ class Bispectrum:
         self._radelem = dict(zip(self.elements, radii))
         self._wj = dict(zip(self.elements, weights))
         self._flags = dict(
-            switchflag=bool(switchflag),
-            bzeroflag=bool(bzeroflag),
-            chemflag=bool(chemflag),
-            bnormflag=bool(bnormflag),
-            wselfallflag=bool(wselfallflag),
+            switchflag=_flag("switchflag", switchflag),
+            bzeroflag=_flag("bzeroflag", bzeroflag),
+            chemflag=_flag("chemflag", chemflag),
+            bnormflag=_flag("bnormflag", bnormflag),
+            wselfallflag=_flag("wselfallflag", wselfallflag),
         )
         self.switchflag, self.bzeroflag, self.chemflag, self.bnormflag, self.wselfallflag = (
             self._flags.values()
@@ -199,6 +213,7 @@ class Bispectrum:
         Returns B, (n_atoms, n_features) float64, in the order of LAMMPS ``compute
         sna/atom``; with ``gradients=True``, ``(B, BispectrumGradients)``.
         """
+        gradients = _flag("gradients", gradients)
         structure = self._structure(atoms)
         if not gradients:
             return self._core.compute(structure)
@@ -219,6 +234,7 @@ class Bispectrum:
         With ``return_descriptors=True``, ``(B, forces, virial)``; B comes at no extra cost,
         so E = (beta * B).sum().
         """
+        return_descriptors = _flag("return_descriptors", return_descriptors)
         structure = self._structure(atoms)
         try:
             beta = np.asarray(beta, dtype=np.float64)
@@ -315,11 +331,12 @@ class SOAP:
     cutoff
         Radius of the environment, Angstrom (> 0).
     n_max
-        Number of radial basis functions (>= 1).
+        Number of radial basis functions, 1 to 64 (`MAX_N_MAX`; the GTO basis is
+        ill-conditioned beyond about 12).
     l_max
-        Largest angular channel (>= 0).
+        Largest angular channel, 0 to 30 (`MAX_L_MAX`).
     atom_sigma
-        Width of the Gaussian on each atom, Angstrom (> 0).
+        Width of the Gaussian on each atom, Angstrom (> 0, and at least cutoff / 16384).
     cutoff_transition_width
         Width of the smooth switch-off below the cutoff, Angstrom, in [0, cutoff).
     species
@@ -348,11 +365,8 @@ class SOAP:
         cutoff = _finite("cutoff", cutoff)
         if cutoff <= 0:
             raise ValueError(f"cutoff must be positive, got {cutoff}")
-        for name, value, smallest in (("n_max", n_max, 1), ("l_max", l_max, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
-            if value < smallest:
-                raise ValueError(f"{name} must be >= {smallest}, got {value}")
+        n_max = _integer("n_max", n_max, 1, MAX_N_MAX)
+        l_max = _integer("l_max", l_max, 0, MAX_L_MAX)
         atom_sigma = _finite("atom_sigma", atom_sigma)
         if atom_sigma <= 0:
             raise ValueError(f"atom_sigma must be positive, got {atom_sigma}")
@@ -370,12 +384,12 @@ class SOAP:
         if len(set(numbers)) != len(numbers):
             raise ValueError(f"species names an element twice: {list(species)}")
         self.cutoff = cutoff
-        self.n_max = int(n_max)
-        self.l_max = int(l_max)
+        self.n_max = n_max
+        self.l_max = l_max
         self.atom_sigma = atom_sigma
         self.cutoff_transition_width = width
         self.center_atom_weight = center_atom_weight
-        self.normalize = bool(normalize)
+        self.normalize = _flag("normalize", normalize)
         self._core = _core.SOAP(
             cutoff, self.n_max, self.l_max, atom_sigma, width, numbers, center_atom_weight,
             self.normalize,
@@ -406,6 +420,7 @@ class SOAP:
         Returns P, (n_atoms, n_features) float64; with ``gradients=True``, ``(P,
         SOAPGradients)``.
         """
+        gradients = _flag("gradients", gradients)
         positions, cell, pbc, numbers = _atoms_arrays(atoms)
         numbers = np.ascontiguousarray(numbers, dtype=np.int64)
         unknown = np.unique(numbers[~np.isin(numbers, self._numbers)])
@@ -428,13 +443,51 @@ class SOAP:
         )
         return out["descriptors"], grads
 
+
+def _flag(name: str, value) -> bool:
+    """A boolean parameter: True or False (also numpy's bool, or the integers 0 and 1, as
+    LAMMPS files write flags). Anything else is refused: ``bool("no")`` is True, so a string
+    or a float would silently switch a flag on."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        if value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{name} must be True or False (or 0 or 1), got {_show(value)}")
+    raise TypeError(f"{name} must be True or False, got {_show(value)} ({type(value).__name__})")
+
+
+def _integer(name: str, value, smallest: int, largest: int | None = None) -> int:
+    """An integer parameter (not a bool, not a float) in [smallest, largest]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {_show(value)}")
+    if value < smallest or (largest is not None and value > largest):
+        allowed = f">= {smallest}" if largest is None else f">= {smallest} and <= {largest}"
+        raise ValueError(f"{name} must be {allowed}, got {_show(value)}")
+    return int(value)
+
+
+def _show(value) -> str:
+    """A short repr for messages: a huge integer as its size (its digits may be refused by
+    str(), and are no use to read)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _finite(name: str, value) -> float:
+    """A finite real parameter; a bool or a string is not a number (float("4") would parse)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, got {_show(value)}")
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
+        raise TypeError(f"{name} must be a number, got {_show(value)}") from None
+    except OverflowError:  # an integer beyond the float range
+        raise ValueError(f"{name} must be finite, got {_show(value)}") from None
     if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {_show(value)}")
     return x
 
 

@@ -32,14 +32,19 @@ import numpy as np
 import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot import _core
-from mlpot.descriptors import SOAP, _atoms_arrays, _finite
+from mlpot import _core, _memory
+from mlpot.descriptors import SOAP, _atoms_arrays, _finite, _flag, _integer
 from mlpot.models import lstsq, training
 from mlpot.models.system import GAPSystem
 
 __all__ = ["GAP", "Distance2b", "GAPSystem"]
 
 _SPARSE_METHODS = ("cur", "fps", "random")
+
+#: Largest n_sparse of a term (per central species for SOAP). Published GAPs use a few
+#: thousand per species (up to ~10^4); at 10^5 K_MM alone is 80 GB and its factorization
+#: 10^15 flops, so larger values are a typo, refused before anything is computed.
+MAX_SPARSE = 100_000
 
 #: Row kinds and the atoms.info key of a per-frame absolute sigma of that kind.
 _ABSOLUTE_SIGMAS = {"energy": "energy_sigma", "forces": "force_sigma", "virial": "virial_sigma"}
@@ -50,14 +55,6 @@ def _positive(value, name: str) -> float:
     if x <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return x
-
-
-def _count(value, name: str, smallest: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < smallest:
-        raise ValueError(f"{name} must be >= {smallest}, got {value}")
-    return int(value)
 
 
 def _sigmas(value, name: str) -> tuple[float, float, float]:
@@ -126,7 +123,7 @@ class Distance2b:
             )
         self.theta = _positive(theta, "theta")
         self.delta = None if delta is None else _positive(delta, "delta")
-        self.n_sparse = _count(n_sparse, "n_sparse")
+        self.n_sparse = _integer("n_sparse", n_sparse, 1, MAX_SPARSE)
         if species is None:
             self.species = None
         else:
@@ -300,6 +297,10 @@ def _leverage(c: np.ndarray, k: int, half_rank: bool = False) -> tuple[np.ndarra
     used: at most the numerical rank (singular values above 1e-6 of the largest), or half of
     it with ``half_rank`` (gap_fit's CUR). Through the Gram-matrix eigenvectors when c is
     tall, which costs O(rows features^2)."""
+    small = min(c.shape)  # the Gram matrix, its eigenvectors and LAPACK's workspace; or the SVD
+    _memory.ensure_fits(
+        8 * (3 * small * small + 2 * c.size), f"the leverage scores of {c.shape[0]} candidate sparse points"
+    )
     if c.shape[0] >= c.shape[1]:
         s2, v = np.linalg.eigh(c.T @ c)
         keep = s2 > s2.max() * 1e-12
@@ -349,7 +350,8 @@ class GAP:
     zeta
         Exponent of the SOAP dot-product kernel (gap_fit ``zeta``).
     n_sparse
-        Sparse points per central species of each SOAP term (gap_fit ``n_sparse``).
+        Sparse points per central species of each SOAP term (gap_fit ``n_sparse``), at most
+        100000 (`MAX_SPARSE`).
     delta
         Signal standard deviation of a SOAP local energy, eV (gap_fit ``delta``). None: the
         root mean square of the per-atom training energies after e0 and the baseline are
@@ -413,7 +415,7 @@ class GAP:
             else:
                 raise TypeError(f"descriptors must be mlpot.SOAP or mlpot.Distance2b, got {type(d).__name__}")
         self.zeta = _positive(zeta, "zeta")
-        self.n_sparse = _count(n_sparse, "n_sparse")
+        self.n_sparse = _integer("n_sparse", n_sparse, 1, MAX_SPARSE)
         self.delta = None if delta is None else _positive(delta, "delta")
         if sparse_method not in _SPARSE_METHODS:
             raise ValueError(f"sparse_method must be one of {_SPARSE_METHODS}, got {sparse_method!r}")
@@ -425,7 +427,7 @@ class GAP:
         if baseline is not None and not callable(getattr(baseline, "predict", None)):
             raise TypeError("baseline must have a predict(atoms) method returning a dict")
         self.baseline = baseline
-        self.seed = _count(seed, "seed", 0)
+        self.seed = _integer("seed", seed, 0)
         self.sparse_points = sparse_points
         self._terms: list[_Term] | None = None
         self._alpha: np.ndarray | None = None
@@ -531,9 +533,11 @@ class GAP:
         setting must equal the assembling model's (ValueError otherwise). ``progress``
         does not apply (the fit takes a fraction of a second to seconds).
         """
+        progress = _flag("progress", progress)
         if isinstance(frames, GAPSystem):
             return self._fit_system(frames)
         data = self._prepare(frames, progress)
+        _ensure_solve_fits(data.terms)
         self._warn_unused_groups({a.info.get("group") for a in data.frames})
         n_columns = sum(t.n_sparse for t in data.terms)
         # batch = n_columns + 1 rows: a buffer of 2 (n + 1)^2 floats (256 MB at n_sparse
@@ -568,8 +572,13 @@ class GAP:
         are added, a QR buffer of (n_sparse + 257) x (n_sparse + 1) per block with more
         than 256 rows (n_sparse: the sparse points of all terms).
         """
+        progress = _flag("progress", progress)
         data = self._prepare(frames, progress)
         n_columns = sum(t.n_sparse for t in data.terms)
+        _memory.ensure_fits(
+            8 * ((n_columns + 1) ** 2 + (n_columns + 257) * (n_columns + 1)),
+            f"the GAP observation factors ({n_columns} sparse points)",
+        )
         # a small QR batch: one buffer per (group, kind) is open while frames are added
         system = GAPSystem(n_columns, self._signature(), data.terms, data.e0, batch=256)
         observations = self._observation_blocks(data, progress, "GAP assemble")
@@ -625,6 +634,7 @@ class GAP:
                 "delta, sparse_method, seed, sparse_points, e0 or baseline; only default_sigma, "
                 "group_sigma and jitter may differ"
             )
+        _ensure_solve_fits(system.terms)
         self._warn_unused_groups(set(system.groups))
         n_columns = system.n_columns
         accumulator = lstsq.QRAccumulator(n_columns, batch=n_columns + 1)
@@ -736,6 +746,12 @@ class GAP:
             order = np.argsort(species, kind="stable")
             return _Term("soap", soap, delta, points[order], species[order], self.zeta)
         # values only (no gradients) of every training atom, grouped by central species
+        n_atoms = sum(len(a) for a in frames)
+        _memory.ensure_fits(
+            8 * 2 * n_atoms * soap.n_features,
+            f"the SOAP vectors of the {n_atoms} training atoms ({soap.n_features} features each) "
+            "for the sparse point selection",
+        )
         values = [soap.compute(a) for a in _progress(frames, progress, "GAP sparse points")]
         numbers = np.concatenate([a.numbers for a in frames])
         values = np.concatenate(values)
@@ -829,11 +845,17 @@ class GAP:
         row, and the Nystrom residuals k_ii - q_ii are summed over atoms as if independent
         (exact DTC would need all atom pairs, O(N^2)).
         """
+        variance = _flag("variance", variance)
         if self._alpha is None:
             raise RuntimeError("the model is not fitted: call fit(frames) first")
         known = sorted(atomic_numbers[e] for e in self._e0_fitted)
         structure = _structure(atoms, known)
         n = len(atoms)
+        if variance:  # the kernel rows of every atom, their sum, and the triangular solve
+            _memory.ensure_fits(
+                8 * 3 * (n + 1) * len(self._alpha),
+                f"the GAP variance of {n} atoms ({len(self._alpha)} sparse points)",
+            )
         energies = np.array([self._e0_fitted[chemical_symbols[z]] for z in atoms.numbers], dtype=np.float64)
         forces = np.zeros((n, 3))
         virial = np.zeros(6)
@@ -879,7 +901,7 @@ class GAP:
         "energy_std" (eV) and "energies_std" (per atom, eV), see `predict`."""
         from mlpot.calculator import MLPotCalculator
 
-        return MLPotCalculator(self, variance=variance, **kwargs)
+        return MLPotCalculator(self, variance=_flag("variance", variance), **kwargs)
 
     # ------------------------------------------------------------- serialization
 
@@ -947,11 +969,22 @@ class GAP:
         return model
 
 
+def _ensure_solve_fits(terms) -> None:
+    """MemoryError before a GAP solve that would not fit: the QR buffer of 2 (n + 1)^2
+    floats (batch n + 1), the prior factors kept (n_t^2 per term), one K_MM being
+    factorized and the posterior factor (n^2), n the sparse points of all terms."""
+    sizes = [t.n_sparse for t in terms]
+    n = sum(sizes)
+    nbytes = 8 * (2 * (n + 1) ** 2 + sum(m * m for m in sizes) + max(sizes) ** 2 + n * n)
+    _memory.ensure_fits(nbytes, f"the GAP solve ({n} sparse points)")
+
+
 def _prior_factor(term: "_Term", jitter: float) -> np.ndarray:
     """A lower-triangular L with L L^T = K_MM + jitter I of a term: Cholesky in K_MM's own
     memory (n_sparse^2 floats can be 128 MB), or, if K_MM + jitter is numerically singular
     (near-duplicate sparse points), the triangular factor of the QR of the eigenvalue square
     root (eigenvalues clipped at jitter) with a warning."""
+    _memory.ensure_fits(8 * 2 * term.n_sparse**2, f"K_MM of a GAP term ({term.n_sparse} sparse points)")
     a = term.prior()
     a[np.diag_indices_from(a)] += jitter
     try:

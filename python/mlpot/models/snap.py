@@ -18,12 +18,22 @@ import numpy as np
 from ase.data import atomic_numbers
 from threadpoolctl import threadpool_limits
 
-from mlpot import _core
-from mlpot.descriptors import Bispectrum
+from mlpot import _core, _memory
+from mlpot.descriptors import Bispectrum, _flag
 from mlpot.models import lstsq, training
 from mlpot.models.system import LinearSystem
 
 __all__ = ["LinearSystem", "SNAP"]
+
+
+def _solver_bytes(solver: str, n: int) -> int:
+    """Peak bytes of a least-squares solve over n coefficients (mlpot.models.lstsq): the QR
+    factor with its default batch of max(2 (n + 1), 4096) rows and the SVD of R ("svd"), or
+    the normal equations and their factorization ("normal")."""
+    width = n + 1
+    if solver == "svd":
+        return 8 * (width * (width + max(2 * width, 4096)) + 2 * n * n)
+    return 8 * 2 * n * n
 
 
 def _progress(frames, enabled: bool):
@@ -54,12 +64,11 @@ class SNAP:
     def __init__(self, bispectrum: Bispectrum, quadratic: bool = False, baseline=None):
         if not isinstance(bispectrum, Bispectrum):
             raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(bispectrum).__name__}")
-        if not isinstance(quadratic, (bool, np.bool_)):
-            raise TypeError(f"quadratic must be True or False, got {quadratic!r}")
+        quadratic = _flag("quadratic", quadratic)
         if baseline is not None and not callable(getattr(baseline, "predict", None)):
             raise TypeError("baseline must have a predict(atoms) method returning a dict")
         self._bispectrum = bispectrum
-        self._quadratic = bool(quadratic)
+        self._quadratic = quadratic
         self.baseline = baseline
         self._coefficients: dict[str, np.ndarray] | None = None
         self._core: _core.SnapModel | None = None
@@ -179,11 +188,16 @@ class SNAP:
 
         Returns the model, fitted.
         """
+        progress = _flag("progress", progress)
         default, groups = training.resolve_group_weights(
             energy_weight, force_weight, stress_weight, group_weights
         )
         ridge = training._number(ridge, "ridge")
         n_el, per = len(self.elements), self.n_coefficients
+        _memory.ensure_fits(
+            _solver_bytes(solver, n_el * per),
+            f"the SNAP least-squares solve ({n_el * per} coefficients, solver {solver!r})",
+        )
         penalized = np.ones((n_el, per), dtype=bool)
         penalized[:, 0] = False
         if isinstance(frames, LinearSystem):
@@ -216,6 +230,9 @@ class SNAP:
         with any weights, ridge and solver in a fraction of the time of a fit from frames
         (no descriptors are recomputed), with the same result. Memory
         O(n_groups x n_coefficients^2)."""
+        progress = _flag("progress", progress)
+        n = len(self.elements) * self.n_coefficients
+        _memory.ensure_fits(_solver_bytes("svd", n), f"the SNAP least-squares factors ({n} coefficients)")
         system = LinearSystem(len(self.elements) * self.n_coefficients, self._signature())
         for group, atoms, ref, rows in self._design(frames, progress):
             system.add_frame(group, training.frame_blocks(rows, ref, atoms, self.baseline), atoms.numbers)

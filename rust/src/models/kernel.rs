@@ -30,10 +30,11 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::descriptors::soap::Soap;
+use crate::descriptors::{bytes_of, calloc_checked, descriptor_neighbors, ensure_fits};
 use crate::error::{Error, Result};
 use crate::linalg::{dot, row_dots, rows_combination};
 use crate::models::linear::Prediction;
-use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
+use crate::neighbors::{Cutoff, NeighborList};
 use crate::structure::Structure;
 
 const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
@@ -75,6 +76,24 @@ fn check_alpha(alpha: &[f64], n: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// "the GAP {what} of n atoms (m sparse points)", for memory errors.
+fn describe(what: &str, n_atoms: usize, n_sparse: usize) -> String {
+    format!("the GAP {what} of {n_atoms} atoms ({n_sparse} sparse points)")
+}
+
+/// n_atoms x n_sparse x `per_pair`, or `Error::OutOfMemory` if that overflows.
+fn rows_len(n_atoms: usize, n_sparse: usize, per_pair: usize, what: &str) -> Result<usize> {
+    n_atoms
+        .checked_mul(n_sparse)
+        .and_then(|x| x.checked_mul(per_pair))
+        .ok_or_else(|| {
+            Error::OutOfMemory(format!(
+                "{} needs more than 2^64 values",
+                describe(what, n_atoms, n_sparse)
+            ))
+        })
 }
 
 fn check_positive(name: &str, v: f64) -> Result<()> {
@@ -232,8 +251,9 @@ impl SoapKernel {
         let types = self.species_index(structure)?;
         let m = self.n_sparse();
         let n = structure.len();
+        let what = "SOAP kernel rows";
+        let mut forces = calloc_checked(rows_len(n, m, 3, what)?, || describe(what, n, m))?;
         let mut energy = vec![0.0; m];
-        let mut forces = vec![0.0; 3 * n * m];
         let mut virial = vec![0.0; 6 * m];
         // per atom: its kernel values, gradient-row atoms, and -d k / d r_j rows and virial
         // rows over its species' columns: G_i X^T and W_i X^T scaled by the kernel slope
@@ -323,8 +343,11 @@ impl SoapKernel {
         let mut energies = vec![0.0; n];
         let mut forces = vec![[0.0; 3]; n];
         let mut virial = [0.0; 6];
+        let what = "SOAP kernel values";
         let mut kernel = if with_kernel {
-            Some(vec![0.0; n * m])
+            Some(calloc_checked(rows_len(n, m, 1, what)?, || {
+                describe(what, n, m)
+            })?)
         } else {
             None
         };
@@ -442,12 +465,17 @@ impl PairKernel {
         }
     }
 
+    /// The neighbor list; coincident atoms are an error (the pair direction is undefined).
     fn list(&self, structure: &Structure) -> Result<NeighborList> {
-        neighbor_list(
-            structure,
-            &Cutoff::Uniform(self.cutoff),
-            ListOptions::default(),
-        )
+        descriptor_neighbors(structure, &Cutoff::Uniform(self.cutoff))
+    }
+
+    /// Fails with `Error::OutOfMemory` unless the per-atom rows (10 n_sparse values per
+    /// atom) and `extra` floats per atom and sparse point fit.
+    fn ensure_rows_fit(&self, n_atoms: usize, extra: usize, what: &str) -> Result<()> {
+        let m = self.n_sparse();
+        let floats = n_atoms as u128 * m as u128 * (10 + extra as u128);
+        ensure_fits(bytes_of::<f64>(floats), || describe(what, n_atoms, m))
     }
 
     fn counts(&self, numbers: &[u32], i: usize, j: usize) -> bool {
@@ -520,9 +548,11 @@ impl PairKernel {
     pub fn rows(&self, structure: &Structure) -> Result<KernelRows> {
         let m = self.n_sparse();
         let n = structure.len();
+        let what = "distance_2b kernel rows";
+        self.ensure_rows_fit(n, 3, what)?;
+        let mut forces = calloc_checked(rows_len(n, m, 3, what)?, || describe(what, n, m))?;
         let per_atom = self.atom_rows(structure)?;
         let mut energy = vec![0.0; m];
-        let mut forces = vec![0.0; 3 * n * m];
         let mut virial = vec![0.0; 6 * m];
         for (i, (e, f, w)) in per_atom.into_iter().enumerate() {
             energy.iter_mut().zip(&e).for_each(|(o, x)| *o += x);
@@ -547,6 +577,9 @@ impl PairKernel {
         check_alpha(alpha, self.n_sparse())?;
         let m = self.n_sparse();
         let by_alpha = |v: &[f64]| -> f64 { dot(v, alpha) };
+        let what = "distance_2b prediction";
+        self.ensure_rows_fit(structure.len(), usize::from(with_kernel), what)?;
+        rows_len(structure.len(), m, 10, what)?;
         let per_atom = self.atom_rows(structure)?;
         let mut prediction = Prediction {
             energies: Vec::with_capacity(per_atom.len()),

@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use crate::descriptors::bispectrum::Bispectrum;
+use crate::descriptors::{bytes_of, calloc_checked, ensure_fits, zeros_checked};
 use crate::error::{Error, Result};
 use crate::structure::Structure;
 
@@ -23,6 +24,18 @@ use crate::structure::Structure;
 pub fn columns_per_element(n_features: usize, quadratic: bool) -> usize {
     let k = n_features;
     1 + k + if quadratic { k * (k + 1) / 2 } else { 0 }
+}
+
+/// Coefficients of all elements, or `Error::OutOfMemory` when they cannot even be counted
+/// (a quadratic SNAP on a huge chemflag descriptor).
+fn total_columns(bs: &Bispectrum, quadratic: bool) -> Result<usize> {
+    let per = columns_per_element(bs.n_features(), quadratic);
+    bs.params().species.len().checked_mul(per).ok_or_else(|| {
+        Error::OutOfMemory(format!(
+            "{} elements x {per} coefficients per element is more than 2^64 coefficients",
+            bs.params().species.len()
+        ))
+    })
 }
 
 /// The position of every atom's element in the descriptor's element list.
@@ -81,11 +94,23 @@ pub struct DesignRows {
 /// per pair is returned, so a fit holds one structure's derivatives at a time.
 pub fn design_rows(bs: &Bispectrum, structure: &Structure, quadratic: bool) -> Result<DesignRows> {
     let elements = element_indices(bs, structure)?;
-    let g = bs.compute_with_gradients(structure)?;
     let k = bs.n_features();
     let per = columns_per_element(k, quadratic);
-    let n_columns = bs.params().species.len() * per;
+    let n_columns = total_columns(bs, quadratic)?;
     let n_atoms = structure.len();
+    // the force rows, the largest output, are checked before the gradients are computed
+    let describe = || {
+        format!(
+            "the SNAP design rows of {n_atoms} atoms ({n_columns} columns{})",
+            if quadratic { ", quadratic" } else { "" }
+        )
+    };
+    let force_values = (3 * n_atoms as u128) * n_columns as u128;
+    ensure_fits(
+        bytes_of::<f64>(force_values + 7 * n_columns as u128),
+        describe,
+    )?;
+    let g = bs.compute_with_gradients(structure)?;
     let b_of = |i: usize| &g.descriptors[i * k..(i + 1) * k];
 
     let mut energy = vec![0.0; n_columns];
@@ -116,8 +141,7 @@ pub fn design_rows(bs: &Bispectrum, structure: &Structure, quadratic: bool) -> R
         next[j] += 1;
     }
 
-    let mut forces = crate::memory::large_vec(3 * n_atoms * n_columns);
-    forces.resize(3 * n_atoms * n_columns, 0.0);
+    let mut forces = zeros_checked(3 * n_atoms * n_columns, describe)?;
     forces
         .par_chunks_mut(3 * n_columns.max(1))
         .enumerate()
@@ -190,7 +214,7 @@ impl SnapModel {
     pub fn new(bispectrum: Bispectrum, quadratic: bool, coefficients: Vec<f64>) -> Result<Self> {
         let per = columns_per_element(bispectrum.n_features(), quadratic);
         let n_elements = bispectrum.params().species.len();
-        if coefficients.len() != n_elements * per {
+        if coefficients.len() != total_columns(&bispectrum, quadratic)? {
             return Err(Error::invalid(format!(
                 "expected {n_elements} x {per} coefficients (elements x coefficients per \
                  element), got {}",
@@ -229,7 +253,9 @@ impl SnapModel {
         let elements = element_indices(&self.bispectrum, structure)?;
         let k = self.bispectrum.n_features();
         let n_atoms = structure.len();
-        let mut beta = vec![0.0; n_atoms * k];
+        let mut beta = calloc_checked(n_atoms * k, || {
+            format!("the SNAP prediction of {n_atoms} atoms ({k} bispectrum components)")
+        })?;
         let energies: Vec<f64> = if self.quadratic {
             let b = self.bispectrum.compute(structure)?;
             beta.par_chunks_mut(k.max(1))

@@ -9,10 +9,6 @@ use super::u::{
 use super::{b, db, y, z, Bispectrum};
 use crate::neighbors::NeighborList;
 
-/// Pairs closer than this (squared, Angstrom^2) are skipped, as LAMMPS does: the map to the
-/// 3-sphere is singular at r = 0.
-const MIN_R2: f64 = 1e-20;
-
 /// One neighbor as the stages see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Neighbor {
@@ -48,6 +44,17 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Bytes of one workspace (`new`), without the per-neighbor buffers.
+    pub fn bytes(bs: &Bispectrum) -> u128 {
+        let (n, idx) = (bs.n_elements as u128, &bs.indices);
+        let (half, full, z) = (
+            idx.half_len as u128,
+            idx.full_len as u128,
+            idx.z_len as u128,
+        );
+        crate::descriptors::bytes_of::<f64>(8 * half + 2 * n * full + 2 * n * n * z + 2 * n * half)
+    }
+
     pub fn new(bs: &Bispectrum) -> Self {
         let (n, idx) = (bs.n_elements, &bs.indices);
         Workspace {
@@ -163,11 +170,10 @@ impl Bispectrum {
         let idx = &self.indices;
         let (n, fl) = (self.n_elements, idx.full_len);
         ws.neighbors.clear();
+        // no pair is closer than COINCIDENT_DISTANCE (the list refuses coincident atoms), so
+        // none is skipped here: LAMMPS skips r < 1e-10, which hides an r = 0 dimer's singularity
         for pair in list.pairs_of(i) {
             let r = list.distances[pair];
-            if r * r < MIN_R2 {
-                continue;
-            }
             let tj = types[list.neighbors[pair]];
             ws.neighbors.push(Neighbor {
                 pair,

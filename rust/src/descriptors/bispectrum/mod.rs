@@ -21,13 +21,16 @@ mod u;
 mod y;
 mod z;
 
-use crate::descriptors::split_by_offsets;
+use crate::descriptors::{
+    bytes_of, calloc_checked, check_species, descriptor_neighbors, ensure_work_fits, max_neighbors,
+    split_by_offsets, zeros_checked,
+};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
+use crate::neighbors::{Cutoff, NeighborList};
 use crate::structure::Structure;
-use atom::{Job, Workspace};
+use atom::{Job, Neighbor, Workspace};
 use indices::Indices;
 
 /// Largest twojmax accepted: the Z tables grow as twojmax^5 and the Clebsch-Gordan
@@ -137,10 +140,8 @@ impl BispectrumParams {
                 self.wj.len()
             ));
         }
+        check_species(&self.species)?;
         for (k, &z) in self.species.iter().enumerate() {
-            if self.species[..k].contains(&z) {
-                return bad(format!("element with atomic number {z} is given twice"));
-            }
             if !(self.radelem[k].is_finite() && self.radelem[k] > 0.0) {
                 return bad(format!(
                     "radelem of element {z} must be positive and finite, got {}",
@@ -217,13 +218,30 @@ impl Bispectrum {
             .collect()
     }
 
+    /// The neighbor list; coincident atoms are an error.
     fn neighbors(&self, structure: &Structure, types: &[usize]) -> Result<NeighborList> {
         let cutoff = Cutoff::TypePairs {
             types: types.to_vec(),
             n_types: self.params.species.len(),
             table: self.cutoffs.clone(),
         };
-        neighbor_list(structure, &cutoff, ListOptions::default())
+        descriptor_neighbors(structure, &cutoff)
+    }
+
+    /// Bytes of one thread's scratch for the atoms of `list`: a workspace, with
+    /// `per_neighbor` bytes for each neighbor of the busiest atom.
+    fn scratch_bytes(&self, list: &NeighborList, per_neighbor: u128) -> u128 {
+        let neighbors = max_neighbors(list) as u128;
+        Workspace::bytes(self)
+            + neighbors * (per_neighbor + std::mem::size_of::<Neighbor>() as u128)
+    }
+
+    /// "{what} of n atoms (twojmax .., .. features per atom)", for memory errors.
+    fn describe(&self, what: &str, n_atoms: usize) -> String {
+        format!(
+            "{what} of {n_atoms} atoms (twojmax {}, {} features per atom)",
+            self.params.twojmax, self.n_features
+        )
     }
 
     /// Per-atom B, (n_atoms, n_features) row-major.
@@ -231,8 +249,12 @@ impl Bispectrum {
         let types = self.types(structure)?;
         let list = self.neighbors(structure, &types)?;
         let nf = self.n_features;
-        let mut out = crate::memory::large_vec(structure.len() * nf);
-        out.resize(structure.len() * nf, 0.0);
+        let n = structure.len();
+        let size = bytes_of::<f64>(n as u128 * nf as u128);
+        ensure_work_fits(size, self.scratch_bytes(&list, 0), || {
+            self.describe("the bispectrum", n)
+        })?;
+        let mut out = zeros_checked(n * nf, || self.describe("the bispectrum", n))?;
         out.par_chunks_mut(nf.max(1)).enumerate().for_each_init(
             || Workspace::new(self),
             |ws, (i, row)| self.run_atom(ws, &list, &types, i, row, Job::Descriptors),
@@ -246,6 +268,13 @@ impl Bispectrum {
         let list = self.neighbors(structure, &types)?;
         let n_atoms = structure.len();
         let nf = self.n_features;
+        let what = "the bispectrum gradients";
+        // dB/dr of the rows of atom i are at most its neighbors and itself
+        let rows_bound = (list.n_pairs() + n_atoms) as u128;
+        let floats = (3 * rows_bound + 7 * n_atoms as u128) * nf as u128;
+        let size = bytes_of::<f64>(floats) + bytes_of::<usize>(3 * rows_bound);
+        let scratch = self.scratch_bytes(&list, bytes_of::<[f64; 3]>(nf as u128));
+        ensure_work_fits(size, scratch, || self.describe(what, n_atoms))?;
 
         // rows of atom i: the distinct neighbors and i itself, sorted
         let row_atoms: Vec<Vec<usize>> = (0..n_atoms)
@@ -271,10 +300,10 @@ impl Bispectrum {
             atoms.extend_from_slice(js);
         }
 
-        let mut descriptors = vec![0.0; n_atoms * nf];
-        let mut values = crate::memory::large_vec(n_rows * 3 * nf);
-        values.resize(n_rows * 3 * nf, 0.0);
-        let mut virial = vec![0.0; n_atoms * 6 * nf];
+        let describe = || self.describe(what, n_atoms);
+        let mut descriptors = calloc_checked(n_atoms * nf, describe)?;
+        let mut values = zeros_checked(n_rows * 3 * nf, describe)?;
+        let mut virial = calloc_checked(n_atoms * 6 * nf, describe)?;
         let value_rows = split_by_offsets(&mut values, &row_offsets, 3 * nf);
         descriptors
             .par_chunks_mut(nf)
@@ -332,7 +361,12 @@ impl Bispectrum {
         }
         let types = self.types(structure)?;
         let list = self.neighbors(structure, &types)?;
-        let mut descriptors = vec![0.0; n_atoms * nf];
+        let what = "the bispectrum forces";
+        let size = bytes_of::<f64>(n_atoms as u128 * (nf as u128 + 9) + 3 * list.n_pairs() as u128);
+        let u_bytes = bytes_of::<f64>(2 * self.indices.half_len as u128);
+        let scratch = self.scratch_bytes(&list, u_bytes + bytes_of::<[f64; 3]>(1));
+        ensure_work_fits(size, scratch, || self.describe(what, n_atoms))?;
+        let mut descriptors = calloc_checked(n_atoms * nf, || self.describe(what, n_atoms))?;
         let mut dedr = vec![[0.0; 3]; list.n_pairs()];
         let pair_rows = split_by_offsets(&mut dedr, &list.offsets, 1);
         let atom_virials: Vec<[f64; 6]> = descriptors

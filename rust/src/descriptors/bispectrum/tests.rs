@@ -338,6 +338,8 @@ fn rejects_bad_parameters() {
         (Box::new(|p| p.radelem = vec![-1.0]), "radelem"),
         (Box::new(|p| p.wj = vec![f64::INFINITY]), "wj"),
         (Box::new(|p| p.species = vec![]), "element"),
+        (Box::new(|p| p.twojmax = MAX_TWOJMAX + 2), "twojmax"),
+        (Box::new(|p| p.species = vec![0]), "atomic number 0"),
     ];
     for (change, word) in cases {
         let mut p = base.clone();

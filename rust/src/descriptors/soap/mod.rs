@@ -16,12 +16,15 @@ mod radial;
 mod spherical_harmonics;
 mod spline;
 
-use crate::descriptors::split_by_offsets;
+use crate::descriptors::{
+    bytes_of, calloc_checked, check_species, descriptor_neighbors, ensure_work_fits, max_neighbors,
+    split_by_offsets, zeros_checked,
+};
 use rayon::prelude::*;
 
 use crate::descriptors::bispectrum::Gradients;
 use crate::error::{Error, Result};
-use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
+use crate::neighbors::{Cutoff, NeighborList};
 use crate::structure::Structure;
 use expansion::Workspace;
 use power_spectrum::PowerSpectrum;
@@ -30,6 +33,17 @@ use spline::RadialSpline;
 /// Largest l_max accepted: the tables grow as l_max^2 and the spherical harmonics
 /// recurrences stay accurate well beyond it.
 pub const MAX_L_MAX: usize = 30;
+
+/// Largest n_max accepted. Fits use n_max <= 12; the GTO basis becomes numerically linearly
+/// dependent near n_max = 30 for any cutoff (its overlap matrix is singular in f64, an error
+/// when the basis is built), so 64 refuses nothing that could work while keeping the
+/// n_max^2-sized tables bounded before anything is allocated.
+pub const MAX_N_MAX: usize = 64;
+
+/// The radial table resolves the narrowest feature, the atom Gaussian, with a few intervals:
+/// atom_sigma below cutoff / MAX_CUTOFF_OVER_SIGMA would need more than the finest grid the
+/// spline tries (`spline::MAX_INTERVALS`), and an allocation that grows as cutoff / atom_sigma.
+pub const MAX_CUTOFF_OVER_SIGMA: f64 = (spline::MAX_INTERVALS / 4) as f64;
 
 /// The hyperparameters, with QUIP's names. featomic's are: cutoff.radius = cutoff,
 /// max_radial = n_max - 1, max_angular = l_max, density width = atom_sigma, ShiftedCosine
@@ -62,18 +76,29 @@ impl SoapParams {
                 self.cutoff
             ));
         }
-        if self.n_max < 1 {
-            return bad(format!("n_max must be >= 1, got {}", self.n_max));
+        if !(1..=MAX_N_MAX).contains(&self.n_max) {
+            return bad(format!(
+                "n_max must be >= 1 and <= {MAX_N_MAX}, got {}",
+                self.n_max
+            ));
         }
         if self.l_max > MAX_L_MAX {
             return bad(format!(
-                "l_max must be at most {MAX_L_MAX}, got {}",
+                "l_max must be >= 0 and <= {MAX_L_MAX}, got {}",
                 self.l_max
             ));
         }
         if !(self.atom_sigma.is_finite() && self.atom_sigma > 0.0) {
             return bad(format!(
                 "atom_sigma must be a positive finite number of Angstrom, got {}",
+                self.atom_sigma
+            ));
+        }
+        let smallest_sigma = self.cutoff / MAX_CUTOFF_OVER_SIGMA;
+        if self.atom_sigma < smallest_sigma {
+            return bad(format!(
+                "atom_sigma must be at least cutoff / {MAX_CUTOFF_OVER_SIGMA} = {smallest_sigma:e} \
+                 Angstrom (the radial table resolves the atom Gaussians), got {}",
                 self.atom_sigma
             ));
         }
@@ -93,13 +118,18 @@ impl SoapParams {
         if self.species.is_empty() {
             return bad("species must name at least one element".into());
         }
-        for (k, z) in self.species.iter().enumerate() {
-            if self.species[..k].contains(z) {
-                return bad(format!("species names atomic number {z} twice"));
-            }
-        }
-        Ok(())
+        check_species(&self.species)
     }
+}
+
+/// What one thread holds per atom besides the density coefficients, for memory estimates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scratch {
+    Values,
+    /// dc/dr of the atom's rows.
+    DensityGradients,
+    /// dc/dr and dP/dr of the atom's rows.
+    PowerSpectrumGradients,
 }
 
 /// A configured descriptor: parameters and the radial table, built once.
@@ -176,11 +206,36 @@ impl Soap {
             .collect()
     }
 
+    /// The neighbor list; coincident atoms are an error.
     fn neighbors(&self, structure: &Structure) -> Result<NeighborList> {
-        neighbor_list(
-            structure,
-            &Cutoff::Uniform(self.params.cutoff),
-            ListOptions::default(),
+        descriptor_neighbors(structure, &Cutoff::Uniform(self.params.cutoff))
+    }
+
+    /// Bytes of one thread's scratch for the atoms of `list`, sized by its busiest atom.
+    fn workspace_bytes(&self, list: &NeighborList, scratch: Scratch) -> u128 {
+        let p = &self.params;
+        let (n_max, lm) = (p.n_max as u128, (p.l_max as u128 + 1).pow(2));
+        let block = lm * n_max;
+        let rows = max_neighbors(list) as u128 + 1;
+        let mut floats = p.species.len() as u128 * block + 8 * (p.l_max as u128 + 1) * n_max;
+        if scratch != Scratch::Values {
+            floats += (3 * rows + 6 * p.species.len() as u128) * block;
+        }
+        if scratch == Scratch::PowerSpectrumGradients {
+            floats += (3 * rows + 7) * self.n_features() as u128;
+        }
+        bytes_of::<f64>(floats)
+    }
+
+    /// "{what} of n atoms (n_max .., l_max .., .. species, .. features per atom)".
+    pub(crate) fn describe(&self, what: &str, n_atoms: usize) -> String {
+        let p = &self.params;
+        format!(
+            "{what} of {n_atoms} atoms (n_max {}, l_max {}, {} species: {} features per atom)",
+            p.n_max,
+            p.l_max,
+            p.species.len(),
+            self.n_features()
         )
     }
 
@@ -189,8 +244,13 @@ impl Soap {
         let types = self.types(structure)?;
         let list = self.neighbors(structure)?;
         let nf = self.n_features();
-        let mut out = crate::memory::large_vec(structure.len() * nf);
-        out.resize(structure.len() * nf, 0.0);
+        let n = structure.len();
+        let what = "the SOAP power spectrum";
+        let size = bytes_of::<f64>(n as u128 * nf as u128);
+        ensure_work_fits(size, self.workspace_bytes(&list, Scratch::Values), || {
+            self.describe(what, list.n_atoms())
+        })?;
+        let mut out = zeros_checked(n * nf, || self.describe(what, n))?;
         out.par_chunks_mut(nf).enumerate().for_each_init(
             || Workspace::new(self),
             |ws, (i, row)| {
@@ -213,6 +273,16 @@ impl Soap {
         let list = self.neighbors(structure)?;
         let n_atoms = structure.len();
         let nf = self.n_features();
+        let what = "the SOAP gradients";
+        // atom i has at most its neighbors and itself as gradient rows
+        let rows_bound = (list.n_pairs() + n_atoms) as u128;
+        let floats = (3 * rows_bound + 7 * n_atoms as u128) * nf as u128;
+        let size = bytes_of::<f64>(floats) + bytes_of::<usize>(3 * rows_bound);
+        ensure_work_fits(
+            size,
+            self.workspace_bytes(&list, Scratch::PowerSpectrumGradients),
+            || self.describe(what, list.n_atoms()),
+        )?;
 
         // rows of atom i: its distinct neighbors and itself, sorted (as Workspace::expand)
         let row_counts: Vec<usize> = (0..n_atoms)
@@ -234,11 +304,12 @@ impl Soap {
 
         // zeroed allocations come from fresh OS pages without a memset: the pages are first
         // touched by the parallel loop below, and so cleared by the kernel in parallel
-        let mut descriptors = vec![0.0; n_atoms * nf];
-        let mut values = vec![0.0; n_rows * 3 * nf];
-        let mut virial = vec![0.0; n_atoms * 6 * nf];
-        let mut centers = vec![0; n_rows];
-        let mut atoms = vec![0; n_rows];
+        let describe = || self.describe(what, n_atoms);
+        let mut descriptors = calloc_checked(n_atoms * nf, describe)?;
+        let mut values = calloc_checked(n_rows * 3 * nf, describe)?;
+        let mut virial = calloc_checked(n_atoms * 6 * nf, describe)?;
+        let mut centers = calloc_checked(n_rows, describe)?;
+        let mut atoms = calloc_checked(n_rows, describe)?;
         let value_rows = split_by_offsets(&mut values, &row_offsets, 3 * nf);
         let center_rows = split_by_offsets(&mut centers, &row_offsets, 1);
         let atom_rows = split_by_offsets(&mut atoms, &row_offsets, 1);
@@ -336,6 +407,11 @@ impl Soap {
     ) -> Result<()> {
         let types = self.types(structure)?;
         let list = self.neighbors(structure)?;
+        ensure_work_fits(
+            0,
+            self.workspace_bytes(&list, Scratch::PowerSpectrumGradients),
+            || self.describe("the SOAP gradients", list.n_atoms()),
+        )?;
         let nf = self.n_features();
         let n = structure.len();
         let chunk = chunk.max(1);
@@ -397,6 +473,11 @@ impl Soap {
     ) -> Result<()> {
         let types = self.types(structure)?;
         let list = self.neighbors(structure)?;
+        ensure_work_fits(
+            0,
+            self.workspace_bytes(&list, Scratch::DensityGradients),
+            || self.describe("the SOAP forces", list.n_atoms()),
+        )?;
         let nf = self.n_features();
         let n_species = self.params.species.len();
         let n = structure.len();

@@ -25,7 +25,7 @@ pub const DERIVATIVE_TOLERANCE: f64 = 1e-10;
 pub const ACCEPTED_VALUE_ERROR: f64 = 1e-10;
 pub const ACCEPTED_DERIVATIVE_ERROR: f64 = 1e-9;
 /// Finest grid tried before giving up.
-const MAX_INTERVALS: usize = 1 << 16;
+pub const MAX_INTERVALS: usize = 1 << 16;
 
 #[derive(Debug, Clone)]
 pub struct RadialSpline {
@@ -46,6 +46,15 @@ impl RadialSpline {
         let mut n_intervals = ((4.0 * cutoff / narrowest).ceil() as usize).max(4);
         let mut best: Option<(f64, f64, f64, RadialSpline)> = None;
         loop {
+            // the nodes, once per node and once concatenated
+            let floats = 2 * (n_intervals as u128 + 1) * 3 * width as u128;
+            crate::descriptors::ensure_fits(crate::descriptors::bytes_of::<f64>(floats), || {
+                format!(
+                    "the SOAP radial table ({n_intervals} intervals of {width} values: n_max {}, l_max {})",
+                    integral.basis.n_max,
+                    width / integral.basis.n_max - 1
+                )
+            })?;
             let h = cutoff / n_intervals as f64;
             // node i holds I, I', I'' at i h; the exact values are independent per node, so
             // they are computed in parallel (a few thousand 1F1 series per node)

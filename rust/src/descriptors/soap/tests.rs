@@ -430,6 +430,18 @@ fn bad_parameters_are_errors() {
             n_max: 40,
             ..ok.clone()
         },
+        SoapParams {
+            n_max: MAX_N_MAX + 1,
+            ..ok.clone()
+        },
+        SoapParams {
+            atom_sigma: ok.cutoff / MAX_CUTOFF_OVER_SIGMA / 2.0,
+            ..ok.clone()
+        },
+        SoapParams {
+            species: vec![14, 119],
+            ..ok.clone()
+        },
     ];
     for p in cases {
         assert!(Soap::new(p.clone()).is_err(), "{p:?} was accepted");
