@@ -47,6 +47,7 @@ __all__ = [
     "Real",
     "Reals",
     "Spec",
+    "Table",
     "param",
 ]
 
@@ -329,7 +330,8 @@ class PerElement(Kind):
 
     def check(self, value, name):
         if not isinstance(value, Mapping) or len(value) < self.min_length:
-            raise ParameterValueError(name, "", value, f"{name} must be a non-empty dict by element, e.g. {{'Ni': 0.5}}")
+            what = "a non-empty dict" if self.min_length else "a dict"
+            raise ParameterValueError(name, f"must be {what} by element, e.g. {{'Ni': 0.5}}", value)
         out = {}
         for key, x in value.items():
             symbol = _SYMBOLS[atomic_number(key, name)]
@@ -398,6 +400,33 @@ class Reals(Kind):
 
 
 @dataclasses.dataclass(frozen=True)
+class Table(Kind):
+    """A table of values of kind ``value`` by name (e.g. by configuration group), as a dict."""
+
+    value: Kind
+    toml: ClassVar[str] = "a table"
+
+    def check(self, value, name):
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ParameterTypeError(name, "must be a dict by name", value)
+        for key in value:
+            if not isinstance(key, str):
+                raise ParameterTypeError(name, "must have string keys", key)
+        return {key: self.value.check(v, f"{name}[{key!r}]") for key, v in value.items()}
+
+    def accepts(self, value):
+        return isinstance(value, dict) and all(map(self.value.accepts, value.values()))
+
+    def dump(self, value):
+        return {key: self.value.dump(v) for key, v in value.items()}
+
+    def schema(self):
+        return {"type": "object", "additionalProperties": self.value.schema()}
+
+
+@dataclasses.dataclass(frozen=True)
 class Optional(Kind):
     """None, or a value of ``kind``. In TOML (which has no null) None is the key left out."""
 
@@ -448,6 +477,15 @@ class Spec:
     @classmethod
     def parameters(cls) -> tuple[dataclasses.Field, ...]:
         return dataclasses.fields(cls)
+
+    @classmethod
+    def check_parameter(cls, name: str, value):
+        """One parameter's value, checked and converted as the constructor does (for
+        settings that may be changed after construction)."""
+        f = next((f for f in cls.parameters() if f.name == name), None)
+        if f is None:
+            raise KeyError(f"{cls.__name__} has no parameter {name!r}")
+        return f.metadata["kind"].check(value, name)
 
     @classmethod
     def config_kinds(cls) -> dict[str, Kind]:
