@@ -99,6 +99,11 @@ def show(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _bound(x) -> str:
+    """A bound as messages write it: 0 rather than 0.0."""
+    return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
 def _is_number(value) -> bool:
     """A JSON/TOML number: int or float, not bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -179,14 +184,15 @@ class Real(Kind):
     toml: ClassVar[str] = "a number"
 
     def requirement(self) -> str:
+        low, high = _bound(self.low), _bound(self.high)
         if self.low == 0 and self.low_open and self.high is None:
             return "must be positive"
         if self.high is None:
-            return f"must be {'>' if self.low_open else '>='} {self.low}"
+            return f"must be {'>' if self.low_open else '>='} {low}"
         if self.low is None:
-            return f"must be {'<' if self.high_open else '<='} {self.high}"
+            return f"must be {'<' if self.high_open else '<='} {high}"
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        return f"must be in {left}{self.low}, {self.high}{right}"
+        return f"must be in {left}{low}, {high}{right}"
 
     def check(self, value, name):
         if isinstance(value, (str, bytes, bool, np.bool_)):
