@@ -258,8 +258,11 @@ class Choice(Kind):
     toml: ClassVar[str] = "a string"
 
     def check(self, value, name):
-        if not isinstance(value, str) or value not in self.choices:
-            raise ParameterValueError(name, f"must be one of {', '.join(map(repr, self.choices))}", value)
+        requirement = f"must be one of {', '.join(map(repr, self.choices))}"
+        if not isinstance(value, str):
+            raise ParameterTypeError(name, requirement, value)
+        if value not in self.choices:
+            raise ParameterValueError(name, requirement, value)
         return value
 
     def accepts(self, value):
