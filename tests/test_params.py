@@ -464,6 +464,23 @@ def test_the_descriptors_expose_their_specs():
     assert mlpot.ZBL.from_dict(zbl.to_dict()) == zbl
 
 
+def test_descriptors_round_trip_through_the_registry():
+    from mlpot.descriptors import DESCRIPTORS, descriptor_from_dict, descriptor_to_dict
+
+    assert {"bispectrum", "soap", "distance_2b"} <= set(DESCRIPTORS)
+    for d in [mlpot.Bispectrum(4, 4.1, radelem={"Si": 0.5, "O": 0.3}, chemflag=True), _soap(),
+              mlpot.Distance2b(cutoff=4.0, species=["Si", "O"], delta=0.3)]:
+        data = json.loads(json.dumps(descriptor_to_dict(d)))
+        again = descriptor_from_dict(data, "terms[0].descriptor")
+        assert type(again) is type(d) and again.params == d.params and again.to_dict() == d.to_dict()
+    with pytest.raises(ValueError, match=r"terms\[0\]\.descriptor\.kind: unknown descriptor kind 'acsf'"):
+        descriptor_from_dict({"kind": "acsf", "params": {}}, "terms[0].descriptor")
+    with pytest.raises(TypeError, match=r"terms\[0\]\.descriptor\.params\.n_max: must be an integer, got 2.0"):
+        descriptor_from_dict({"kind": "soap", "params": {"species": ["Si"], "n_max": 2.0}}, "terms[0].descriptor")
+    with pytest.raises(ValueError, match=r"descriptor\.params\.cutoff_transition_width: must be in \[0, cutoff\)"):
+        descriptor_from_dict({"kind": "soap", "params": {"species": ["Si"], "cutoff": 0.4}}, "descriptor")
+
+
 # ---------------------------------------------------------------------------- names
 
 

@@ -22,7 +22,18 @@ from mlpot.params import (
     Elements, Flag, Integer, Optional, ParameterValueError, PerElement, Real, Spec, param, show,
 )
 
-__all__ = ["Bispectrum", "BispectrumGradients", "BispectrumParams", "SOAP", "SOAPGradients", "SOAPParams"]
+__all__ = [
+    "DESCRIPTORS",
+    "Bispectrum",
+    "BispectrumGradients",
+    "BispectrumParams",
+    "SOAP",
+    "SOAPGradients",
+    "SOAPParams",
+    "descriptor_from_dict",
+    "descriptor_to_dict",
+    "register_descriptor",
+]
 
 # Bounds of the size-controlling hyperparameters, the same as the Rust core's (which checks
 # them again): checked here first so that a huge Python integer is a ValueError naming the
@@ -123,7 +134,56 @@ class BispectrumGradients:
     virial: np.ndarray
 
 
-class Bispectrum:
+class _Described:
+    """The model-file side of a descriptor: ``params`` (its checked spec), ``to_dict()`` and
+    ``from_dict()``. A class sets ``kind`` and ``Params`` and takes the spec's fields as
+    constructor keywords."""
+
+    kind: str
+    Params: type
+
+    def to_dict(self) -> dict:
+        """The parameters as JSON-able data (every field: a later change of a default does
+        not change a saved descriptor); ``type(d).from_dict(d.to_dict())`` is ``d``."""
+        return self.params.to_dict()
+
+    @classmethod
+    def from_dict(cls, data, path: str = ""):
+        """The descriptor of `to_dict`'s data; strict about JSON types, the errors name the
+        field by its path (``path.field``)."""
+        return cls(**cls.Params.from_dict(data, path).values())
+
+
+#: The descriptor classes by kind, for model files and configurations (`register_descriptor`).
+DESCRIPTORS: dict[str, type] = {}
+
+
+def register_descriptor(cls):
+    """Class decorator: make ``cls`` (a `_Described`) known by its ``kind``."""
+    if cls.kind in DESCRIPTORS and DESCRIPTORS[cls.kind] is not cls:
+        raise ValueError(f"a descriptor of kind {cls.kind!r} is already registered")
+    DESCRIPTORS[cls.kind] = cls
+    return cls
+
+
+def descriptor_to_dict(descriptor) -> dict:
+    """``{"kind": ..., "params": {...}}``: any registered descriptor, for a model file."""
+    return {"kind": descriptor.kind, "params": descriptor.to_dict()}
+
+
+def descriptor_from_dict(data, path: str = "descriptor"):
+    """The descriptor of `descriptor_to_dict`'s data, chosen by its kind. ValueError or
+    TypeError naming the field by its path."""
+    if not isinstance(data, Mapping) or set(data) != {"kind", "params"}:
+        raise ValueError(f"{path}: must be a JSON object with the fields kind and params")
+    cls = DESCRIPTORS.get(data["kind"]) if isinstance(data["kind"], str) else None
+    if cls is None:
+        raise ValueError(f"{path}.kind: unknown descriptor kind {show(data['kind'])} (known: {sorted(DESCRIPTORS)})")
+    return cls.from_dict(data["params"], f"{path}.params")
+
+
+@register_descriptor
+class Bispectrum(_Described):
     """The SNAP bispectrum descriptor, with the keywords, values and component order of
     LAMMPS ``compute sna/atom`` (Thompson et al., J. Comput. Phys. 285, 316 (2015); explicit
     multi-element form: Cusentino et al., J. Phys. Chem. A 124, 5456 (2020)).
@@ -159,6 +219,9 @@ class Bispectrum:
         Add the central atom's self contribution to the density of every element, not only
         its own (chemflag).
     """
+
+    kind = "bispectrum"
+    Params = BispectrumParams
 
     def __init__(
         self,
@@ -320,7 +383,8 @@ class SOAPGradients(BispectrumGradients):
     """
 
 
-class SOAP:
+@register_descriptor
+class SOAP(_Described):
     """The SOAP power spectrum (Bartok, Kondor and Csanyi, Phys. Rev. B 87, 184115 (2013)) of
     every atom, for any number of species, with analytic gradients and per-atom virials.
 
@@ -384,6 +448,9 @@ class SOAP:
         kernel is a power of the dot product of normalised vectors). Gradients and virials
         are then those of the normalised vector.
     """
+
+    kind = "soap"
+    Params = SOAPParams
 
     def __init__(
         self,

@@ -71,6 +71,20 @@ class Issue:
         return f"{self.name} {self.requirement}{got}"
 
 
+def _at_path(error: Exception, path: str) -> Exception:
+    """``error`` about a field, as a model file names it: "path.field: must be ..., got ..."."""
+    issue = getattr(error, "parameter", None)
+    if issue is None:
+        return error
+    dotted = f"{path}.{issue.name}" if path else issue.name
+    if str(error) == issue.message():
+        got = "" if issue.value is dataclasses.MISSING else f", got {show(issue.value)}"
+        message = f"{dotted}: {issue.requirement}{got}"
+    else:
+        message = f"{path}: {error}" if path else str(error)
+    return _error(type(error), dotted, issue.requirement, issue.value, message)
+
+
 def _error(cls, name, requirement, value, message):
     issue = Issue(name, requirement, value)
     error = cls(message if message is not None else issue.message())
@@ -528,14 +542,14 @@ class Spec:
                 if f.default is dataclasses.MISSING:
                     raise ParameterValueError(dotted, "", message=f"{dotted}: is missing")
                 continue
-            values[name] = f.metadata["kind"].load(data[name], dotted)
+            try:
+                values[name] = f.metadata["kind"].load(data[name], name)
+            except (TypeError, ValueError) as e:
+                raise _at_path(e, path) from None
         try:
             return cls(**values)
         except (TypeError, ValueError) as e:
-            if not path or not hasattr(e, "parameter"):
-                raise
-            issue = e.parameter
-            raise _error(type(e), f"{path}.{issue.name}", issue.requirement, issue.value, f"{path}: {e}") from None
+            raise _at_path(e, path) from None
 
     @classmethod
     def json_schema(cls, config: bool = False) -> dict:

@@ -33,7 +33,7 @@ import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
 from mlpot import _core, _memory
-from mlpot.descriptors import SOAP, _atoms_arrays, _finite, _flag
+from mlpot.descriptors import SOAP, _atoms_arrays, _Described, _finite, _flag, register_descriptor
 from mlpot.models import lstsq, training
 from mlpot.models.system import GAPSystem
 from mlpot.models.specs import MAX_SPARSE, SPARSE_METHODS, Distance2bParams, GAPParams
@@ -69,7 +69,8 @@ def _structure(atoms, numbers_known: Sequence[int]) -> _core.Structure:
     )
 
 
-class Distance2b:
+@register_descriptor
+class Distance2b(_Described):
     """gap_fit's ``distance_2b`` term: as in QUIP, each ordered pair (i, j) within ``cutoff``
     is a descriptor with the local energy f_c(r) f(r) given to atom i (so an unordered pair
     has the energy 2 f_c f), f a Gaussian process of covariance delta^2 exp(-(r - r')^2 /
@@ -92,6 +93,9 @@ class Distance2b:
     sparse_points
         Fixed sparse distances (Angstrom), e.g. those of a gap_fit model.
     """
+
+    kind = "distance_2b"
+    Params = Distance2bParams
 
     def __init__(
         self,
