@@ -106,8 +106,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 import numpy as np
 
 from mlpot.baselines import ZBLParams
-from mlpot.descriptors import BispectrumParams, SOAPParams
-from mlpot.models.specs import Distance2bParams, GAPParams, SNAPFitParams, SNAPParams
+from mlpot.descriptors import DESCRIPTORS
+from mlpot.models.specs import GAPParams, SNAPFitParams, SNAPParams
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ _PATHS = _Type(
 _DATA_KEYS = {"train": _PATHS, "validation": _PATHS, "validation_fraction": _NUMBER, "seed": _INT}
 _OUTPUT_KEYS = {"model": _STRING, "lammps": _STRING}
 _BASELINE_KEYS = {"type": _STRING, **ZBLParams.config_kinds()}
-#: the descriptor specs: [descriptor] of each model type, and [[two_body]]
-_DESCRIPTOR_SPECS = {spec.kind: spec for spec in (BispectrumParams, SOAPParams, Distance2bParams)}
+#: the descriptor specs by kind: [descriptor] of each model type, and [[two_body]]
+_DESCRIPTOR_SPECS = {kind: cls.Params for kind, cls in DESCRIPTORS.items()}
 #: the constructor keywords of the descriptors (mlpot.Bispectrum, mlpot.SOAP without
 #: normalize, which GAP sets, and mlpot.Distance2b for [[two_body]]), from their specs
 _DESCRIPTOR_KEYS = {kind: spec.config_kinds() for kind, spec in _DESCRIPTOR_SPECS.items()}
@@ -314,7 +314,7 @@ def config_schema() -> dict:
             "groups": {"type": "object", "additionalProperties": table(_GROUP_KEYS[kind])},
         }
         if kind == "gap":
-            properties["two_body"] = {"type": "array", "items": Distance2bParams.json_schema(config=True)}
+            properties["two_body"] = {"type": "array", "items": _DESCRIPTOR_SPECS["distance_2b"].json_schema(config=True)}
         required = ["data", "descriptor", *(["model"] if kind != "snap" else [])]
         return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
@@ -436,7 +436,7 @@ def build_model(config: dict):
     groups = config.get("groups")
     baseline = make_baseline(config.get("baseline"))
     with _section("[descriptor]"):
-        descriptor = (mlpot.SOAP if kind == "gap" else mlpot.Bispectrum)(**descriptor)
+        descriptor = DESCRIPTORS[_DESCRIPTOR_TYPE[kind]](**descriptor)
     if kind == "snap":
         with _section("[model]"):
             quadratic = model_config.get("quadratic", False)
@@ -449,7 +449,7 @@ def build_model(config: dict):
     terms = [descriptor]
     for k, term in enumerate(config.get("two_body", [])):
         with _section(f"[[two_body]] {k}"):
-            terms.append(mlpot.Distance2b(**term))
+            terms.append(DESCRIPTORS["distance_2b"](**term))
     group_sigma = {name: group["sigma"] for name, group in (groups or {}).items() if "sigma" in group}
     with _section("[model]"):
         model = mlpot.GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
