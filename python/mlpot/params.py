@@ -381,31 +381,22 @@ class PerElement(Kind):
 @dataclasses.dataclass(frozen=True)
 class Reals(Kind):
     """A list of numbers, each of kind ``item``: ``length`` of them exactly, or at least
-    ``min_length``; a tuple of floats, or a float64 array with ``array``."""
+    ``min_length``; as a tuple of floats."""
 
     item: Real = Real()
     length: int | None = None
     min_length: int = 0
-    array: bool = False
     toml: ClassVar[str] = "an array of numbers"
 
     def check(self, value, name):
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Iterable, np.ndarray)):
-            count = "" if self.length is None else f" of {self.length}"
-            raise ParameterTypeError(name, f"must be a list{count} numbers", value)
-        if self.array:
-            try:
-                x = np.array(value, dtype=np.float64).ravel()
-            except (TypeError, ValueError):
-                raise ParameterTypeError(name, "must be a list of numbers", value) from None
-            items = x.tolist()
-        else:
-            items = list(value)
+            count = "" if self.length is None else f"{self.length} "
+            raise ParameterTypeError(name, f"must be a list of {count}numbers", value)
+        items = list(np.ravel(value)) if isinstance(value, np.ndarray) else list(value)
         if (self.length is not None and len(items) != self.length) or len(items) < self.min_length:
             count = self.length if self.length is not None else f"at least {self.min_length}"
             raise ParameterValueError(name, f"must be a list of {count} numbers", value)
-        checked = [self.item.check(v, f"{name}[{k}]") for k, v in enumerate(items)]
-        return np.array(checked, dtype=np.float64) if self.array else tuple(checked)
+        return tuple(self.item.check(v, f"{name}[{k}]") for k, v in enumerate(items))
 
     def accepts(self, value):
         return isinstance(value, list) and all(map(_is_number, value))
