@@ -33,18 +33,14 @@ import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
 from mlpot import _core, _memory
-from mlpot.descriptors import SOAP, _atoms_arrays, _finite, _flag, _integer
+from mlpot.descriptors import SOAP, _atoms_arrays, _Described, _finite, _flag, register_descriptor
 from mlpot.models import lstsq, training
 from mlpot.models.system import GAPSystem
+from mlpot.models.specs import MAX_SPARSE, SPARSE_METHODS, Distance2bParams, GAPParams
 
 __all__ = ["GAP", "Distance2b", "GAPSystem"]
 
-_SPARSE_METHODS = ("cur", "fps", "random")
-
-#: Largest n_sparse of a term (per central species for SOAP). Published GAPs use a few
-#: thousand per species (up to ~10^4); at 10^5 K_MM alone is 80 GB and its factorization
-#: 10^15 flops, so larger values are a typo, refused before anything is computed.
-MAX_SPARSE = 100_000
+_SPARSE_METHODS = SPARSE_METHODS
 
 #: Row kinds and the atoms.info key of a per-frame absolute sigma of that kind.
 _ABSOLUTE_SIGMAS = {"energy": "energy_sigma", "forces": "force_sigma", "virial": "virial_sigma"}
@@ -55,14 +51,6 @@ def _positive(value, name: str) -> float:
     if x <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return x
-
-
-def _sigmas(value, name: str) -> tuple[float, float, float]:
-    try:
-        e, f, v = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be (sigma_energy, sigma_force, sigma_virial), got {value!r}") from None
-    return tuple(_positive(x, f"{name}[{k}]") for k, x in enumerate((e, f, v)))
 
 
 def _structure(atoms, numbers_known: Sequence[int]) -> _core.Structure:
@@ -81,7 +69,8 @@ def _structure(atoms, numbers_known: Sequence[int]) -> _core.Structure:
     )
 
 
-class Distance2b:
+@register_descriptor
+class Distance2b(_Described):
     """gap_fit's ``distance_2b`` term: as in QUIP, each ordered pair (i, j) within ``cutoff``
     is a descriptor with the local energy f_c(r) f(r) given to atom i (so an unordered pair
     has the energy 2 f_c f), f a Gaussian process of covariance delta^2 exp(-(r - r')^2 /
@@ -105,6 +94,9 @@ class Distance2b:
         Fixed sparse distances (Angstrom), e.g. those of a gap_fit model.
     """
 
+    kind = "distance_2b"
+    Params = Distance2bParams
+
     def __init__(
         self,
         cutoff: float = 5.0,
@@ -115,28 +107,14 @@ class Distance2b:
         species=None,
         sparse_points=None,
     ):
-        self.cutoff = _positive(cutoff, "cutoff")
-        self.cutoff_transition_width = _finite("cutoff_transition_width", cutoff_transition_width)
-        if not 0 <= self.cutoff_transition_width <= self.cutoff:
-            raise ValueError(
-                f"cutoff_transition_width must be in [0, cutoff], got {cutoff_transition_width!r}"
-            )
-        self.theta = _positive(theta, "theta")
-        self.delta = None if delta is None else _positive(delta, "delta")
-        self.n_sparse = _integer("n_sparse", n_sparse, 1, MAX_SPARSE)
-        if species is None:
-            self.species = None
-        else:
-            if isinstance(species, str) or len(species) != 2:
-                raise ValueError(f"species must be None or two elements, got {species!r}")
-            self.species = tuple(_symbol(s) for s in species)
-        if sparse_points is None:
-            self.sparse_points = None
-        else:
-            x = np.array(sparse_points, dtype=np.float64).ravel()
-            if not len(x) or not np.isfinite(x).all() or (x < 0).any():
-                raise ValueError("sparse_points must be non-empty, finite and >= 0 (Angstrom)")
-            self.sparse_points = x
+        self.params = Distance2bParams(
+            cutoff=cutoff, cutoff_transition_width=cutoff_transition_width, theta=theta, delta=delta,
+            n_sparse=n_sparse, species=species, sparse_points=sparse_points,
+        )
+        p = self.params
+        self.cutoff, self.cutoff_transition_width, self.theta = p.cutoff, p.cutoff_transition_width, p.theta
+        self.delta, self.n_sparse, self.species = p.delta, p.n_sparse, p.species
+        self.sparse_points = None if p.sparse_points is None else np.array(p.sparse_points, dtype=np.float64)
 
     def __repr__(self) -> str:
         return (
@@ -145,14 +123,8 @@ class Distance2b:
         )
 
     def to_dict(self) -> dict:
-        return {
-            "cutoff": self.cutoff,
-            "cutoff_transition_width": self.cutoff_transition_width,
-            "theta": self.theta,
-            "delta": self.delta,
-            "n_sparse": self.n_sparse,
-            "species": None if self.species is None else list(self.species),
-        }
+        """The parameters but the sparse points (a fitted term stores its own)."""
+        return {k: v for k, v in self.params.to_dict().items() if k != "sparse_points"}
 
 
 def _symbol(s) -> str:
@@ -414,20 +386,16 @@ class GAP:
                 self.descriptors.append(d)
             else:
                 raise TypeError(f"descriptors must be mlpot.SOAP or mlpot.Distance2b, got {type(d).__name__}")
-        self.zeta = _positive(zeta, "zeta")
-        self.n_sparse = _integer("n_sparse", n_sparse, 1, MAX_SPARSE)
-        self.delta = None if delta is None else _positive(delta, "delta")
-        if sparse_method not in _SPARSE_METHODS:
-            raise ValueError(f"sparse_method must be one of {_SPARSE_METHODS}, got {sparse_method!r}")
-        self.sparse_method = sparse_method
-        self.default_sigma = default_sigma
-        self.group_sigma = group_sigma
-        self.e0 = None if e0 is None else self._check_e0(e0)
-        self.jitter = jitter
+        p = GAPParams(
+            zeta=zeta, n_sparse=n_sparse, delta=delta, sparse_method=sparse_method,
+            default_sigma=default_sigma, group_sigma=group_sigma, e0=e0, jitter=jitter, seed=seed,
+        )
+        self.zeta, self.n_sparse, self.delta, self.sparse_method = p.zeta, p.n_sparse, p.delta, p.sparse_method
+        self.default_sigma, self.group_sigma, self.e0, self.jitter = p.default_sigma, p.group_sigma, p.e0, p.jitter
         if baseline is not None and not callable(getattr(baseline, "predict", None)):
             raise TypeError("baseline must have a predict(atoms) method returning a dict")
         self.baseline = baseline
-        self.seed = _integer("seed", seed, 0)
+        self.seed = p.seed
         self.sparse_points = sparse_points
         self._terms: list[_Term] | None = None
         self._alpha: np.ndarray | None = None
@@ -459,7 +427,7 @@ class GAP:
 
     @default_sigma.setter
     def default_sigma(self, value) -> None:
-        self._default_sigma = _sigmas(value, "default_sigma")
+        self._default_sigma = GAPParams.check_parameter("default_sigma", value)
 
     @property
     def group_sigma(self) -> dict:
@@ -468,9 +436,7 @@ class GAP:
 
     @group_sigma.setter
     def group_sigma(self, value) -> None:
-        if value is not None and not isinstance(value, Mapping):
-            raise TypeError("group_sigma must be a dict {group: (e, f, v)}")
-        self._group_sigma = {g: _sigmas(s, f"group_sigma[{g!r}]") for g, s in (value or {}).items()}
+        self._group_sigma = GAPParams.check_parameter("group_sigma", value)
 
     @property
     def jitter(self) -> float:
@@ -479,10 +445,7 @@ class GAP:
 
     @jitter.setter
     def jitter(self, value) -> None:
-        jitter = _finite("jitter", value)
-        if jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {value}")
-        self._jitter = jitter
+        self._jitter = GAPParams.check_parameter("jitter", value)
 
     @property
     def alpha(self) -> np.ndarray | None:
@@ -504,11 +467,6 @@ class GAP:
             out.append(t.to_dict(self._alpha[start : start + t.n_sparse]))
             start += t.n_sparse
         return out
-
-    def _check_e0(self, e0) -> dict[str, float]:
-        if not isinstance(e0, Mapping):
-            raise TypeError("e0 must be a dict {element: energy in eV}")
-        return {_symbol(k): _finite(f"e0[{k!r}]", v) for k, v in e0.items()}
 
     def __repr__(self) -> str:
         state = "fitted" if self._alpha is not None else "not fitted"

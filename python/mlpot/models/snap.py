@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from mlpot import _core, _memory
 from mlpot.descriptors import Bispectrum, _flag
 from mlpot.models import lstsq, training
+from mlpot.models.specs import SNAPParams
 from mlpot.models.system import LinearSystem
 
 __all__ = ["LinearSystem", "SNAP"]
@@ -64,7 +65,7 @@ class SNAP:
     def __init__(self, bispectrum: Bispectrum, quadratic: bool = False, baseline=None):
         if not isinstance(bispectrum, Bispectrum):
             raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(bispectrum).__name__}")
-        quadratic = _flag("quadratic", quadratic)
+        quadratic = SNAPParams(quadratic=quadratic).quadratic
         if baseline is not None and not callable(getattr(baseline, "predict", None)):
             raise TypeError("baseline must have a predict(atoms) method returning a dict")
         self._bispectrum = bispectrum
