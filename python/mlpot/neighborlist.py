@@ -1,10 +1,17 @@
 """Neighbor lists with the semantics of ``ase.neighborlist.neighbor_list``, computed by the
 Rust core (cell lists, O(N), multithreaded, deterministic order).
 
-Limits: a search needing more than 10^6 periodic images of the cell per atom (a cutoff of
-about 50 lattice-plane spacings in every periodic direction), or a list of more than 10^9
-pairs, raises ValueError instead of exhausting time or memory. Atoms may lie anywhere
-outside the cell, up to 10^9 cell lengths away.
+Any triclinic cell: the periodic cell vectors are reduced to a compact basis of the same
+lattice before the search, so strongly sheared cells (b + 1000 a) cost no more than the
+cell they are a shear of, and shifts are reported on the cell as given.
+
+Limits: a periodic cell whose volume is below 1e-10 of the product of its vector lengths is
+singular and raises ValueError. A search needing more than 10^6 periodic images of the
+(reduced) cell per atom (a cutoff of about 50 lattice-plane spacings in every periodic
+direction) raises ValueError instead of running for hours. A list that would not fit in the
+memory available (about 55-85 bytes per pair, counted as the pairs are found) raises
+MemoryError before memory runs out. Atoms may lie anywhere outside the cell, up to 10^9 cell
+lengths away.
 """
 
 from __future__ import annotations

@@ -177,9 +177,18 @@ mod python {
         let options = ListOptions {
             self_interaction,
             shifts: quantities.contains('S'),
+            extra_bytes_per_pair: output_bytes_per_pair(quantities),
         };
         let list = run(py, || build_neighbor_list(&structure, &cutoff, options))?;
         neighbor_arrays(py, list, quantities)
+    }
+
+    /// Bytes per pair `neighbor_arrays` allocates on top of the list: the int64 copies of i
+    /// and S (j, d and D are moved into numpy without a copy).
+    fn output_bytes_per_pair(quantities: &str) -> usize {
+        let i = if quantities.contains('i') { 8 } else { 0 };
+        let s = if quantities.contains('S') { 24 } else { 0 };
+        i + s
     }
 
     /// Hands the pair arrays to numpy, moving the buffers where the layout allows.
@@ -190,15 +199,22 @@ mod python {
     ) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         let n_pairs = list.n_pairs();
+        let what = |name: &str| format!("the {name} array of a neighbor list of {n_pairs} pairs");
+        crate::memory::ensure_fits(
+            (n_pairs * output_bytes_per_pair(quantities)) as u128,
+            &what("i and S"),
+        )
+        .map_err(to_py_err)?;
         if quantities.contains('i') {
-            let mut i = crate::memory::large_vec(n_pairs);
+            let mut i = crate::memory::try_large_vec(n_pairs, &what("i")).map_err(to_py_err)?;
             for (atom, w) in list.offsets.windows(2).enumerate() {
                 i.resize(w[1], atom as i64);
             }
             out.set_item("i", i.into_pyarray(py))?;
         }
         if quantities.contains('S') {
-            let mut s = crate::memory::large_vec::<i64>(3 * n_pairs);
+            let mut s =
+                crate::memory::try_large_vec::<i64>(3 * n_pairs, &what("S")).map_err(to_py_err)?;
             s.extend(list.shifts.iter().flat_map(|s| s.map(i64::from)));
             out.set_item(
                 "S",

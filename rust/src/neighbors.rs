@@ -6,31 +6,35 @@
 //! with a strict `distance < cutoff` on the distance computed from the original (unwrapped)
 //! positions as `r_j - r_i + S·cell`.
 //!
-//! Algorithm. Atoms are wrapped into the cell along periodic directions and sorted into bins
-//! of a grid aligned with the lattice vectors. A sphere of radius rc spans +-rc·|b_k| in the
-//! fractional coordinate k (b_k the reciprocal vector, 1/|b_k| the distance between lattice
-//! planes), so each atom scans only the bins its sphere's bounding slab touches. That is
-//! correct for any skew and, when rc exceeds the cell, visits the same bin at several
-//! periodic images. Each atom is independent: atoms are processed in parallel in fixed chunks
-//! and the chunks concatenated in order, so the output does not depend on the thread count.
-//! Time and memory are O(N + number of pairs).
+//! Algorithm. The periodic cell vectors are first reduced to a basis of the same lattice made
+//! of short, nearly orthogonal vectors (`reduction`; ordinary cells are already reduced and
+//! kept as given), so a strongly sheared cell is searched as the compact cell it is; shifts
+//! found on the reduced basis are mapped back to the given cell through the integer
+//! unimodular matrix relating the two. Atoms are wrapped into the reduced cell along periodic
+//! directions and sorted into bins of a grid aligned with its vectors. Each atom scans the
+//! bins that its sphere of radius rc can reach, bounded direction after direction by the
+//! sphere itself (see `Frame` and `Grid::search`); when rc exceeds the cell, the same bin is
+//! visited at several periodic images. Each atom is independent: atoms are processed in
+//! parallel in fixed chunks and the chunks concatenated in order, so the output does not
+//! depend on the thread count. Time and memory are O(N + number of pairs); the memory is
+//! checked against what is available while the pairs are found.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::structure::{cross, dot, norm, Structure};
 
+mod reduction;
+use reduction::Reduction;
+
 /// Largest number of periodic cell images a single atom may have to search. A cutoff many
 /// times larger than a small cell needs (2 rc/h + 1) images per periodic direction (h the
-/// distance between lattice planes); beyond this limit the call fails instead of running for
-/// hours. 10^6 images is a cutoff of about 50 cell heights in all three directions.
+/// distance between lattice planes, of the reduced cell); beyond this limit the call fails
+/// instead of running for hours. 10^6 images is a cutoff of about 50 cell heights in all
+/// three directions.
 pub const MAX_IMAGES_PER_ATOM: f64 = 1e6;
-
-/// Largest number of pairs a list may hold (about 48 GB of output); beyond it the call fails
-/// before exhausting memory.
-pub const MAX_PAIRS: usize = 1_000_000_000;
 
 /// Atoms per parallel work item. Fixed, so chunking never depends on the thread count.
 const CHUNK: usize = 128;
@@ -170,13 +174,31 @@ pub struct ListOptions {
     pub self_interaction: bool,
     /// Fill `NeighborList::shifts`; descriptors do not need them, so they are optional.
     pub shifts: bool,
+    /// Bytes per pair the caller will allocate from the list (copies, conversions): counted
+    /// in the memory check, so that a list the caller cannot afford fails during the search.
+    pub extra_bytes_per_pair: usize,
 }
 
 /// Builds the full neighbor list of `structure`.
+///
+/// Fails with `Error::OutOfMemory` when the list (and `options.extra_bytes_per_pair` per pair
+/// for the caller's copies) would not fit in the memory available: checked while the pairs
+/// are found, so the search stops as soon as the pairs found so far are too many.
 pub fn neighbor_list(
     structure: &Structure,
     cutoff: &Cutoff,
     options: ListOptions,
+) -> Result<NeighborList> {
+    neighbor_list_within(structure, cutoff, options, crate::memory::available_bytes())
+}
+
+/// `neighbor_list` with the memory available given (None: unknown, only refused
+/// allocations stop the build).
+fn neighbor_list_within(
+    structure: &Structure,
+    cutoff: &Cutoff,
+    options: ListOptions,
+    available: Option<u64>,
 ) -> Result<NeighborList> {
     let n_atoms = structure.len();
     let rc_max = cutoff.validate(n_atoms)?;
@@ -194,22 +216,21 @@ pub fn neighbor_list(
     }
     let lattice = SearchLattice::new(structure);
     let grid = Grid::new(structure, &lattice, rc_max)?;
+    let budget = MemoryBudget::new(available, &options);
 
     // pass 1: find the pairs, keeping only (j, S) per pair
     let n_chunks = n_atoms.div_ceil(CHUNK);
-    let total = AtomicUsize::new(0);
-    let overflow = AtomicBool::new(false);
     let chunks: Vec<Chunk> = (0..n_chunks)
         .into_par_iter()
         .map(|c| {
             let atoms = c * CHUNK..((c + 1) * CHUNK).min(n_atoms);
-            let mut chunk = Chunk::with_capacity(atoms.len());
+            let mut chunk = Chunk::new(atoms.len(), &budget);
             let mut wrap_buffer = Vec::new();
             for i in atoms {
-                if overflow.load(Ordering::Relaxed) {
+                if budget.exceeded() {
                     break;
                 }
-                let before = chunk.neighbors.len();
+                let before = chunk.pairs.len();
                 // one monomorphised search per cutoff form keeps the hot loop free of a match
                 match cutoff {
                     Cutoff::Uniform(rc) => grid.search(
@@ -229,39 +250,181 @@ pub fn neighbor_list(
                         &mut wrap_buffer,
                     ),
                 }
-                let found = chunk.neighbors.len() - before;
+                let found = chunk.pairs.len() - before;
                 chunk.counts.push(found);
-                if total.fetch_add(found, Ordering::Relaxed) + found > MAX_PAIRS {
-                    overflow.store(true, Ordering::Relaxed);
-                }
+                budget.add_pairs(found);
             }
             chunk
         })
         .collect();
-    if overflow.load(Ordering::Relaxed) {
-        return Err(Error::TooLarge(format!(
-            "the neighbor list would hold more than {MAX_PAIRS} pairs: \
-             the cutoff of {rc_max} Angstrom is too large for this structure"
-        )));
+    if budget.exceeded() {
+        let searched: usize = chunks.iter().map(|c| c.counts.len()).sum();
+        drop(chunks);
+        return Err(budget.error(rc_max, searched, n_atoms));
     }
-    Ok(materialize(structure, chunks, n_atoms, options.shifts))
+    materialize(structure, chunks, n_atoms, options.shifts, rc_max)
 }
 
-/// One chunk's pairs, atoms in order, as neighbor index and lattice translation.
-struct Chunk {
-    counts: Vec<usize>,
-    neighbors: Vec<u32>,
-    shifts: Vec<[i32; 3]>,
+/// Bytes per pair of pass 1's buffers (`Found`).
+const SEARCH_BYTES_PER_PAIR: u64 = std::mem::size_of::<Found>() as u64;
+
+/// Bytes per pair of the final list: neighbor index, vector, distance and optionally shift.
+fn list_bytes_per_pair(shifts: bool) -> u64 {
+    let shift = if shifts {
+        std::mem::size_of::<[i32; 3]>()
+    } else {
+        0
+    };
+    (std::mem::size_of::<usize>() + std::mem::size_of::<[f64; 3]>() + 8 + shift) as u64
 }
 
-impl Chunk {
-    fn with_capacity(n_atoms: usize) -> Self {
-        let pairs = 32 * n_atoms;
-        Chunk {
-            counts: Vec::with_capacity(n_atoms),
-            neighbors: Vec::with_capacity(pairs),
-            shifts: Vec::with_capacity(pairs),
+/// The memory a build will need, counted while pass 1 runs and checked against the memory
+/// available when it started. The peak is reached either at the end of pass 2 (pass 1's
+/// buffers and the final list both alive) or when the caller copies the list (the list and
+/// the copies alive, pass 1's buffers freed): pairs · list + max(pass 1 bytes, pairs · extra).
+struct MemoryBudget {
+    /// Bytes available at the start; None when unknown.
+    available: Option<u64>,
+    list_bytes_per_pair: u64,
+    extra_bytes_per_pair: u64,
+    /// Pairs found so far, and bytes reserved by pass 1's buffers so far.
+    pairs: AtomicU64,
+    reserved: AtomicU64,
+    exceeded: AtomicBool,
+    /// An allocation was refused although the estimate fit (the limit was not readable).
+    refused: AtomicBool,
+}
+
+impl MemoryBudget {
+    fn new(available: Option<u64>, options: &ListOptions) -> Self {
+        MemoryBudget {
+            available,
+            list_bytes_per_pair: list_bytes_per_pair(options.shifts),
+            extra_bytes_per_pair: options.extra_bytes_per_pair as u64,
+            pairs: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
+            exceeded: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
         }
+    }
+
+    fn peak(&self, pairs: u64, reserved: u64) -> u128 {
+        let pairs = pairs as u128;
+        pairs * self.list_bytes_per_pair as u128
+            + (reserved as u128).max(pairs * self.extra_bytes_per_pair as u128)
+    }
+
+    /// Whether the peak with `pairs` pairs and `reserved` bytes of pass 1 fits; marks the
+    /// budget exceeded when not.
+    fn check(&self, pairs: u64, reserved: u64) -> bool {
+        let fits = self
+            .available
+            .is_none_or(|room| self.peak(pairs, reserved) <= room as u128);
+        if !fits {
+            self.exceeded.store(true, Ordering::Relaxed);
+        }
+        fits
+    }
+
+    fn add_pairs(&self, found: usize) {
+        let pairs = self.pairs.fetch_add(found as u64, Ordering::Relaxed) + found as u64;
+        self.check(pairs, self.reserved.load(Ordering::Relaxed));
+    }
+
+    fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// The error once exceeded, after `searched` of `n_atoms` atoms were searched.
+    fn error(&self, rc_max: f64, searched: usize, n_atoms: usize) -> Error {
+        let pairs = self.pairs.load(Ordering::Relaxed);
+        let peak = self.peak(pairs, self.reserved.load(Ordering::Relaxed));
+        let per_pair = peak as f64 / pairs.max(1) as f64;
+        let expected = pairs as f64 * n_atoms as f64 / searched.max(1) as f64;
+        let room = match self.available {
+            Some(room) if !self.refused.load(Ordering::Relaxed) => {
+                format!("only {:.2} GB of memory is available", room as f64 / 1e9)
+            }
+            _ => "an allocation was refused".to_string(),
+        };
+        Error::OutOfMemory(format!(
+            "the neighbor list for a cutoff of {rc_max} Angstrom does not fit in memory: \
+             {pairs} pairs found in {searched} of {n_atoms} atoms (about {expected:.2e} pairs \
+             in all) already need {:.2} GB ({per_pair:.0} bytes per pair while the list is \
+             built and returned), and {room}; use a smaller cutoff or fewer atoms",
+            peak as f64 / 1e9
+        ))
+    }
+}
+
+/// A pair found by pass 1: the neighbor index and the lattice translation S.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    j: u32,
+    shift: [i32; 3],
+}
+
+/// One chunk's pairs, atoms in order. The buffer grows through the memory budget, so a list
+/// too large for memory stops the search instead of aborting in an allocation.
+struct Chunk<'a> {
+    counts: Vec<usize>,
+    pairs: Vec<Found>,
+    budget: &'a MemoryBudget,
+    /// A growth was refused: further pairs are dropped, and the build fails.
+    full: bool,
+}
+
+impl<'a> Chunk<'a> {
+    fn new(n_atoms: usize, budget: &'a MemoryBudget) -> Self {
+        let mut chunk = Chunk {
+            counts: Vec::with_capacity(n_atoms),
+            pairs: Vec::new(),
+            budget,
+            full: false,
+        };
+        chunk.grow_to(32 * n_atoms);
+        chunk
+    }
+
+    #[inline(always)]
+    fn push(&mut self, j: usize, shift: [i32; 3]) {
+        if self.pairs.len() == self.pairs.capacity() && !self.grow() {
+            return;
+        }
+        self.pairs.push(Found { j: j as u32, shift });
+    }
+
+    /// Doubles the buffer, if the budget allows it and the allocator agrees.
+    #[cold]
+    fn grow(&mut self) -> bool {
+        let capacity = self.pairs.capacity();
+        self.grow_to(2 * capacity.max(1024))
+    }
+
+    fn grow_to(&mut self, capacity: usize) -> bool {
+        if self.full {
+            return false;
+        }
+        let old = self.pairs.capacity() as u64 * SEARCH_BYTES_PER_PAIR;
+        let new = capacity as u64 * SEARCH_BYTES_PER_PAIR;
+        let budget = self.budget;
+        // while the buffer moves, the old and the new one both exist
+        let fits = budget.check(
+            budget.pairs.load(Ordering::Relaxed),
+            budget.reserved.load(Ordering::Relaxed) + new,
+        );
+        let additional = capacity - self.pairs.len();
+        if !fits || self.pairs.try_reserve_exact(additional).is_err() {
+            if fits {
+                budget.refused.store(true, Ordering::Relaxed);
+                budget.exceeded.store(true, Ordering::Relaxed);
+            }
+            self.full = true;
+            return false;
+        }
+        let grown = self.pairs.capacity() as u64 * SEARCH_BYTES_PER_PAIR;
+        budget.reserved.fetch_add(grown - old, Ordering::Relaxed);
+        true
     }
 }
 
@@ -272,7 +435,8 @@ fn materialize(
     chunks: Vec<Chunk>,
     n_atoms: usize,
     keep_shifts: bool,
-) -> NeighborList {
+    rc_max: f64,
+) -> Result<NeighborList> {
     let mut offsets = Vec::with_capacity(n_atoms + 1);
     offsets.push(0);
     for chunk in &chunks {
@@ -281,7 +445,7 @@ fn materialize(
         }
     }
     let n_pairs = *offsets.last().unwrap();
-    let lengths: Vec<usize> = chunks.iter().map(|c| c.neighbors.len()).collect();
+    let lengths: Vec<usize> = chunks.iter().map(|c| c.pairs.len()).collect();
     let shift_lengths: Vec<usize> = if keep_shifts {
         lengths.clone()
     } else {
@@ -289,10 +453,16 @@ fn materialize(
     };
     // Outputs are written once, in parallel, without zero-filling first: every slot of every
     // chunk's slice is written below, then the lengths are set.
-    let mut neighbors = crate::memory::large_vec::<usize>(n_pairs);
-    let mut shifts = crate::memory::large_vec::<[i32; 3]>(if keep_shifts { n_pairs } else { 0 });
-    let mut vectors = crate::memory::large_vec::<[f64; 3]>(n_pairs);
-    let mut distances = crate::memory::large_vec::<f64>(n_pairs);
+    let what = format!("the neighbor list of {n_pairs} pairs (cutoff {rc_max} Angstrom)");
+    crate::memory::ensure_fits(
+        n_pairs as u128 * list_bytes_per_pair(keep_shifts) as u128,
+        &what,
+    )?;
+    let mut neighbors = crate::memory::try_large_vec::<usize>(n_pairs, &what)?;
+    let mut shifts =
+        crate::memory::try_large_vec::<[i32; 3]>(if keep_shifts { n_pairs } else { 0 }, &what)?;
+    let mut vectors = crate::memory::try_large_vec::<[f64; 3]>(n_pairs, &what)?;
+    let mut distances = crate::memory::try_large_vec::<f64>(n_pairs, &what)?;
     let targets: Vec<_> = split_by(&mut neighbors.spare_capacity_mut()[..n_pairs], &lengths)
         .into_iter()
         .zip(split_by(
@@ -319,8 +489,8 @@ fn materialize(
             for (a, &count) in chunk.counts.iter().enumerate() {
                 let i = c * CHUNK + a;
                 for _ in 0..count {
-                    let j = chunk.neighbors[pair] as usize;
-                    let shift = chunk.shifts[pair];
+                    let Found { j, shift } = chunk.pairs[pair];
+                    let j = j as usize;
                     let v = pair_vector(positions[i], positions[j], shift, cell);
                     j_out[pair].write(j);
                     v_out[pair].write(v);
@@ -343,13 +513,13 @@ fn materialize(
             shifts.set_len(n_pairs);
         }
     }
-    NeighborList {
+    Ok(NeighborList {
         offsets,
         neighbors,
         shifts,
         vectors,
         distances,
-    }
+    })
 }
 
 /// ASE's pair vector r_j - r_i + S·cell, from the unwrapped positions.
@@ -371,29 +541,32 @@ fn split_by<'a, T>(mut rest: &'a mut [T], lengths: &[usize]) -> Vec<&'a mut [T]>
     parts
 }
 
-/// The lattice the bins are aligned with: the cell vectors along periodic directions, and
-/// along open directions an orthonormal complement of them. Open directions never carry a
-/// shift, so their vectors only need to make the basis invertible; replacing them makes a
-/// zero, flat or skewed cell along an open direction harmless.
+/// The lattice the bins are aligned with: along periodic directions the reduced cell vectors
+/// (see `reduction`), along open directions an orthonormal complement of them. Open
+/// directions never carry a shift, so their vectors only need to make the basis invertible;
+/// replacing them makes a zero, flat or skewed cell along an open direction harmless.
 struct SearchLattice {
     /// Rows are the basis vectors, Angstrom.
     vectors: [[f64; 3]; 3],
     /// Row k is the reciprocal vector b_k: fractional coordinate k of r is b_k · r.
     reciprocal: [[f64; 3]; 3],
     periodic: [bool; 3],
+    /// How the periodic vectors derive from the cell's, to map shifts back.
+    reduction: Reduction,
 }
 
 impl SearchLattice {
     fn new(structure: &Structure) -> Self {
-        let cell = structure.cell();
         let pbc = structure.pbc();
+        let reduction = reduction::reduce(structure.cell(), pbc);
+        let reduced = reduction.vectors;
         let periodic_dirs: Vec<usize> = (0..3).filter(|&k| pbc[k]).collect();
         let open_dirs: Vec<usize> = (0..3).filter(|&k| !pbc[k]).collect();
-        let mut vectors = *cell;
+        let mut vectors = reduced;
         let complement: Vec<[f64; 3]> = match periodic_dirs.as_slice() {
             [] => vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
             &[a] => {
-                let u = unit(cell[a]);
+                let u = unit(reduced[a]);
                 // the Cartesian axis least aligned with u gives a well-conditioned complement
                 let axis = (0..3)
                     .min_by(|&x, &y| u[x].abs().total_cmp(&u[y].abs()))
@@ -408,7 +581,7 @@ impl SearchLattice {
                 ]);
                 vec![v1, cross(u, v1)]
             }
-            &[a, b] => vec![unit(cross(cell[a], cell[b]))],
+            &[a, b] => vec![unit(cross(reduced[a], reduced[b]))],
             _ => vec![],
         };
         for (k, v) in open_dirs.into_iter().zip(complement) {
@@ -424,6 +597,7 @@ impl SearchLattice {
             vectors,
             reciprocal,
             periodic: pbc,
+            reduction,
         }
     }
 
@@ -433,6 +607,88 @@ impl SearchLattice {
             dot(self.reciprocal[1], r),
             dot(self.reciprocal[2], r),
         ]
+    }
+
+    /// Distance between lattice planes of each direction, 1 / |b_k|, Angstrom.
+    fn plane_spacings(&self) -> [f64; 3] {
+        std::array::from_fn(|k| 1.0 / norm(self.reciprocal[k]))
+    }
+
+    /// Bound on the rounding scale of lattice translations: sum over the reduced vectors of
+    /// sum_l |U_kl| |cell_l|, what computing them from the cell's vectors can lose.
+    fn rounding_scale(&self, cell: &[[f64; 3]; 3]) -> f64 {
+        let u = &self.reduction.unimodular;
+        (0..3)
+            .map(|k| {
+                (0..3)
+                    .map(|l| u[k][l].unsigned_abs() as f64 * norm(cell[l]))
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+}
+
+/// The search lattice in an orthonormal frame (e0, e1, e2) with e2 along v2 and e1 in the
+/// plane of v1 and v2, where it is triangular:
+///   v0 = (a00, a01, a02),  v1 = (0, a11, a12),  v2 = (0, 0, a22),
+/// so a fractional displacement d has Cartesian components
+///   x0 = d0 a00,  x1 = d0 a01 + d1 a11,  x2 = d0 a02 + d1 a12 + d2 a22.
+/// Each component involves one more coordinate than the last, which lets the scan bound
+/// d0, then d1 given d0, then d2 given both, by the sphere itself (as in Fincke & Pohst's
+/// enumeration of lattice points in a sphere), whatever the skew.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// |a00|: the spacing of the lattice planes of direction 0.
+    h0: f64,
+    a01: f64,
+    a02: f64,
+    a11: f64,
+    a12: f64,
+    inverse_a11: f64,
+    inverse_a22: f64,
+}
+
+impl Frame {
+    fn new(v: &[[f64; 3]; 3]) -> Self {
+        let e2 = unit(v[2]);
+        let along = dot(v[1], e2);
+        let e1 = unit(std::array::from_fn(|c| v[1][c] - along * e2[c]));
+        let e0 = cross(e1, e2);
+        let a11 = dot(v[1], e1);
+        let a22 = norm(v[2]);
+        Frame {
+            h0: dot(v[0], e0).abs(),
+            a01: dot(v[0], e1),
+            a02: dot(v[0], e2),
+            a11,
+            a12: along,
+            inverse_a11: 1.0 / a11,
+            inverse_a22: 1.0 / a22,
+        }
+    }
+}
+
+/// The interval {a x : x in [lo, hi]}. Plain comparisons: no NaN can occur here, and
+/// f64::min/max cost several instructions each in the hot loop.
+#[inline(always)]
+fn scaled((lo, hi): (f64, f64), a: f64) -> (f64, f64) {
+    let (p, q) = (lo * a, hi * a);
+    if p <= q {
+        (p, q)
+    } else {
+        (q, p)
+    }
+}
+
+/// Distance from 0 to the interval [lo, hi]: 0 when it contains 0.
+#[inline(always)]
+fn gap_to_zero((lo, hi): (f64, f64)) -> f64 {
+    // max(lo, -hi, 0) with comparisons that compile to maxsd
+    let m = if lo > -hi { lo } else { -hi };
+    if m > 0.0 {
+        m
+    } else {
+        0.0
     }
 }
 
@@ -449,71 +705,34 @@ struct Grid {
     reach: [f64; 3],
     /// Squared distance below which a candidate is checked (loose by the margin).
     filter2: f64,
-    /// 1 / lambda_min of the search lattice's Gram matrix, slightly enlarged for rounding.
-    inverse_min_metric: f64,
+    frame: Frame,
     /// Bound on the rounding difference between distances from wrapped and from unwrapped
     /// positions, Angstrom.
     margin: f64,
     lattice: [[f64; 3]; 3],
-    /// Per atom: fractional coordinates after wrapping, and the lattice translation o_i that
-    /// wrapped it (wrapped = r_i - o_i·cell).
+    reduction: Reduction,
+    /// Whether the search lattice differs from the cell (shifts need mapping).
+    reduced: bool,
+    /// Per atom: fractional coordinates (search lattice) after wrapping, and the lattice
+    /// translation o_i of the cell that wrapped it (wrapped = r_i - o_i·cell).
     fractional: Vec<[f64; 3]>,
     image: Vec<[i32; 3]>,
-    /// Bin b holds slots bin_start[b]..bin_start[b+1]; per slot the atom and its wrapped
-    /// Cartesian position, contiguous for the inner loop.
+    /// Bin b holds slots bin_start[b]..bin_start[b+1]; per slot the atom's wrapped Cartesian
+    /// position, contiguous for the inner loop, and the atom with its wrapping translation
+    /// (read only for candidates within the cutoff).
     bin_start: Vec<usize>,
-    slot_atom: Vec<u32>,
     slot_position: Vec<[f64; 3]>,
-    slot_image: Vec<[i32; 3]>,
+    slot_atom: Vec<(u32, [i32; 3])>,
 }
 
 impl Grid {
     fn new(structure: &Structure, lattice: &SearchLattice, rc_max: f64) -> Result<Self> {
         let n_atoms = structure.len();
         let periodic = lattice.periodic;
-        let height: [f64; 3] = std::array::from_fn(|k| 1.0 / norm(lattice.reciprocal[k]));
+        let height = lattice.plane_spacings();
+        check_images(lattice, rc_max)?;
 
-        // images needed per periodic direction: the slab +-rc around an atom in [0, 1)
-        let mut images = 1.0;
-        for k in 0..3 {
-            if periodic[k] {
-                images *= 2.0 * (rc_max / height[k]).ceil() + 1.0;
-            }
-        }
-        if images > MAX_IMAGES_PER_ATOM {
-            return Err(Error::TooLarge(format!(
-                "a cutoff of {rc_max} Angstrom needs about {images:.3e} periodic images of a cell \
-                 whose lattice planes are {height:.4?} Angstrom apart; the limit is \
-                 {MAX_IMAGES_PER_ATOM:.0e}: use a supercell or a smaller cutoff"
-            )));
-        }
-
-        let mut fractional = Vec::with_capacity(n_atoms);
-        let mut image = Vec::with_capacity(n_atoms);
-        for (i, &r) in structure.positions().iter().enumerate() {
-            let mut s = lattice.fractional(r);
-            let mut o = [0i32; 3];
-            for k in 0..3 {
-                if periodic[k] {
-                    let shift = s[k].floor();
-                    if shift.abs() > i32::MAX as f64 / 2.0 {
-                        return Err(Error::invalid(format!(
-                            "atom {i} lies {shift:.3e} cell lengths outside the cell along \
-                             periodic direction {k}; wrap the positions first"
-                        )));
-                    }
-                    s[k] -= shift;
-                    o[k] = shift as i32;
-                    // a tiny negative s rounds s - floor(s) up to exactly 1
-                    if s[k] >= 1.0 {
-                        s[k] -= 1.0;
-                        o[k] += 1;
-                    }
-                }
-            }
-            fractional.push(s);
-            image.push(o);
-        }
+        let (fractional, image, max_image) = wrap_atoms(structure, lattice)?;
 
         // grid extent: the unit cell along periodic directions, the atoms' span along open ones
         let mut origin = [0.0; 3];
@@ -537,22 +756,25 @@ impl Grid {
                 1.0
             }
         });
-        // the margin absorbs rounding in the wrapped coordinates, which grows with the size of
-        // the coordinates; decisions inside it are made exactly
-        let cell_scale: f64 = structure.cell().iter().map(|v| norm(*v)).sum();
+        // The margin absorbs rounding in the wrapped coordinates and the lattice translations,
+        // which grows with the size of the coordinates, of the images and of the integer
+        // coefficients of the reduced vectors; decisions inside it are made exactly.
         let position_scale = structure
             .positions()
             .iter()
             .map(|r| norm(*r))
             .fold(0.0, f64::max);
-        let max_image = image
-            .iter()
-            .flatten()
-            .map(|o| o.unsigned_abs() as f64)
+        let max_translation = (0..3)
+            .filter(|&k| periodic[k])
+            .map(|k| rc_max / height[k] + 2.0)
             .fold(0.0, f64::max);
-        let margin = 1e-9 * (1.0 + rc_max) + 1e-12 * (position_scale + max_image * cell_scale);
+        let margin = 1e-9 * (1.0 + rc_max)
+            + 1e-12
+                * (position_scale
+                    + (max_image + max_translation) * lattice.rounding_scale(structure.cell()));
         let reach: [f64; 3] = std::array::from_fn(|k| (rc_max + margin) / height[k]);
         let filter2 = (rc_max + margin) * (rc_max + margin);
+        check_shift_range(lattice, &reach, &image)?;
 
         let bin_of = |s: &[f64; 3]| -> usize {
             let mut c = [0i64; 3];
@@ -573,22 +795,15 @@ impl Grid {
             bin_start[b + 1] += bin_start[b];
         }
         let mut fill = bin_start.clone();
-        let mut slot_atom = vec![0u32; n_atoms];
         let mut slot_position = vec![[0.0; 3]; n_atoms];
-        let mut slot_image = vec![[0; 3]; n_atoms];
+        let mut slot_atom = vec![(0u32, [0; 3]); n_atoms];
         let cell = structure.cell();
         for (i, &b) in atom_bin.iter().enumerate() {
             let slot = fill[b];
             fill[b] += 1;
-            slot_atom[slot] = i as u32;
-            let r = structure.positions()[i];
             let o = image[i];
-            slot_image[slot] = o;
-            slot_position[slot] = std::array::from_fn(|c| {
-                r[c] - (o[0] as f64 * cell[0][c]
-                    + o[1] as f64 * cell[1][c]
-                    + o[2] as f64 * cell[2][c])
-            });
+            slot_atom[slot] = (i as u32, o);
+            slot_position[slot] = wrapped(structure.positions()[i], o, cell);
         }
 
         Ok(Grid {
@@ -599,19 +814,30 @@ impl Grid {
             bin_width: bins_per_unit.map(|b| 1.0 / b),
             reach,
             filter2,
-            inverse_min_metric: (1.0 + 1e-9) / min_eigenvalue(gram(&lattice.vectors)),
+            frame: Frame::new(&lattice.vectors),
             margin,
             lattice: lattice.vectors,
+            reduction: lattice.reduction.clone(),
+            reduced: !lattice.reduction.is_identity(),
             fractional,
             image,
             bin_start,
-            slot_atom,
             slot_position,
-            slot_image,
+            slot_atom,
         })
     }
 
-    /// Appends the neighbors of atom i to `out`. Bins along the last lattice direction are
+    /// Appends the neighbors of atom i to `out`.
+    ///
+    /// The scan is provably complete: a bin is skipped only when no point of its box in
+    /// fractional coordinates (d0, d1, d2 each in the bin's interval, relative to the atom)
+    /// lies within rc + margin, by the triangular form of `Frame`: |x|^2 >= x0^2 + x1^2 + x2^2
+    /// with each component bounded below by its minimum |.| over the box, which interval
+    /// arithmetic gives exactly. Rows along direction 1 are limited to those where
+    /// min |x1| < sqrt(R^2 - min x0^2), runs along direction 2 to those where
+    /// min |x2| < sqrt(R^2 - min x0^2 - min x1^2). No eigenvalue or other estimate of the
+    /// metric enters, so skew cannot make the bound too tight; rounding in these bounds is
+    /// relative 1e-16 of R, far inside the margin. Bins along the last lattice direction are
     /// contiguous in slot order, so each run of them at one periodic image is scanned as a
     /// single slot range.
     fn search(
@@ -621,49 +847,75 @@ impl Grid {
         self_interaction: bool,
         i: usize,
         out: &mut Chunk,
-        wrapped_rows: &mut Vec<(i64, i64, i64)>,
+        wrapped_rows: &mut Vec<(i64, i64, f64)>,
     ) {
         let s = self.fractional[i];
         let mut lo = [0i64; 3];
         let mut hi = [0i64; 3];
         for k in 0..3 {
-            lo[k] = floor_i64((s[k] - self.reach[k] - self.origin[k]) * self.bins_per_unit[k]);
-            hi[k] = floor_i64((s[k] + self.reach[k] - self.origin[k]) * self.bins_per_unit[k]);
+            lo[k] = self.bin_index(s, -self.reach[k], k);
+            hi[k] = self.bin_index(s, self.reach[k], k);
             if !self.periodic[k] {
                 lo[k] = lo[k].max(0);
                 hi[k] = hi[k].min(self.n_bins[k] - 1);
             }
         }
         let [n0, n1, n2] = self.n_bins;
+        let [w0, w1, _] = self.bin_width;
+        // fractional displacement from the atom to the lower edge of bin 0, per direction;
+        // bin c spans rel + c w .. rel + (c + 1) w, and displacement d is in bin
+        // floor((d - rel) / w)
+        let rel: [f64; 3] = std::array::from_fn(|k| self.origin[k] - s[k]);
         wrapped_rows.clear();
-        wrapped_rows.extend((lo[1]..=hi[1]).map(|c| (c, c.rem_euclid(n1), c.div_euclid(n1))));
+        wrapped_rows.extend(
+            (lo[1]..=hi[1]).map(|c| (c.rem_euclid(n1), c.div_euclid(n1), rel[1] + c as f64 * w1)),
+        );
 
         let positions = structure.positions();
         let cell = structure.cell();
         let r_i = positions[i];
         let o_i = self.image[i];
-        let w_i = self.wrapped(r_i, o_i, cell);
+        let w_i = wrapped(r_i, o_i, cell);
         let l = &self.lattice;
-        // A fractional displacement d has length^2 = d G d^T >= lambda_min(G) |d|^2 (G the
-        // lattice's Gram matrix), so rows of bins whose fractional gap to the atom is too large
-        // are skipped and each remaining row's range along direction 2 is narrowed: the scan
-        // then follows the sphere rather than its bounding box (exactly so for cubic cells).
-        let radius2 = self.filter2 * self.inverse_min_metric;
+        let f = &self.frame;
+        let radius2 = self.filter2;
+        // Cartesian bounds on x1 (x2) to bins along direction 1 (2)
+        let to_bin1 = f.inverse_a11 * self.bins_per_unit[1];
+        let to_bin2 = f.inverse_a22 * self.bins_per_unit[2];
+        let (bin1_0, bin2_0) = (
+            rel[1] * self.bins_per_unit[1],
+            rel[2] * self.bins_per_unit[2],
+        );
         for c0 in lo[0]..=hi[0] {
             let (b0, t0) = (c0.rem_euclid(n0), c0.div_euclid(n0));
-            let gap0 = self.gap(s, c0, 0);
-            if gap0 * gap0 >= radius2 {
+            let d0_lo = rel[0] + c0 as f64 * w0;
+            let d0 = (d0_lo, d0_lo + w0);
+            let x0 = gap_to_zero(d0) * f.h0;
+            let rest1 = radius2 - x0 * x0;
+            if rest1 <= 0.0 {
                 continue;
             }
-            for &(c1, b1, t1) in wrapped_rows.iter() {
-                let gap1 = self.gap(s, c1, 1);
-                let rest2 = radius2 - gap0 * gap0 - gap1 * gap1;
+            let r1 = rest1.sqrt();
+            // |p + d1 a11| < r1 for some p in the interval of d0 a01: d1 in an interval
+            let p = scaled(d0, f.a01);
+            let q0 = scaled(d0, f.a02);
+            let first1 = floor_i64((-r1 - p.1) * to_bin1 - bin1_0).max(lo[1]);
+            let last1 = floor_i64((r1 - p.0) * to_bin1 - bin1_0).min(hi[1]);
+            if first1 > last1 {
+                continue;
+            }
+            let rows = &wrapped_rows[(first1 - lo[1]) as usize..=(last1 - lo[1]) as usize];
+            for &(b1, t1, d1_lo) in rows {
+                let d1 = (d1_lo, d1_lo + w1);
+                let x1 = gap_to_zero((p.0 + d1.0 * f.a11, p.1 + d1.1 * f.a11));
+                let rest2 = rest1 - x1 * x1;
                 if rest2 <= 0.0 {
                     continue;
                 }
-                let half = rest2.sqrt().min(self.reach[2]);
-                let mut lo2 = floor_i64((s[2] - half - self.origin[2]) * self.bins_per_unit[2]);
-                let mut hi2 = floor_i64((s[2] + half - self.origin[2]) * self.bins_per_unit[2]);
+                let r2 = rest2.sqrt();
+                let q1 = scaled(d1, f.a12);
+                let mut lo2 = floor_i64((-r2 - q0.1 - q1.1) * to_bin2 - bin2_0);
+                let mut hi2 = floor_i64((r2 - q0.0 - q1.0) * to_bin2 - bin2_0);
                 if !self.periodic[2] {
                     lo2 = lo2.max(0);
                     hi2 = hi2.min(n2 - 1);
@@ -685,6 +937,14 @@ impl Grid {
                     let offset: [f64; 3] = std::array::from_fn(|c| {
                         f0 * l[0][c] + f1 * l[1][c] + f2 * l[2][c] - w_i[c]
                     });
+                    // the same translation as the cell's integer shift, plus the atom's image
+                    // (in range: checked by check_shift_range)
+                    let base: [i32; 3] = if self.reduced {
+                        let t = self.reduction.cell_shift([t0, t1, t2]);
+                        std::array::from_fn(|c| (t[c] + o_i[c] as i64) as i32)
+                    } else {
+                        [t0 as i32 + o_i[0], t1 as i32 + o_i[1], t2 as i32 + o_i[2]]
+                    };
                     for slot in slots {
                         let p = self.slot_position[slot];
                         let dx = p[0] + offset[0];
@@ -693,13 +953,9 @@ impl Grid {
                         if dx * dx + dy * dy + dz * dz >= self.filter2 {
                             continue;
                         }
-                        let j = self.slot_atom[slot] as usize;
-                        let o_j = self.slot_image[slot];
-                        let shift = [
-                            t0 as i32 + o_i[0] - o_j[0],
-                            t1 as i32 + o_i[1] - o_j[1],
-                            t2 as i32 + o_i[2] - o_j[2],
-                        ];
+                        let (j, o_j) = self.slot_atom[slot];
+                        let j = j as usize;
+                        let shift = [base[0] - o_j[0], base[1] - o_j[1], base[2] - o_j[2]];
                         if j == i && shift == [0; 3] && !self_interaction {
                             continue;
                         }
@@ -717,8 +973,7 @@ impl Grid {
                                 (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt() < rc
                             };
                         if inside {
-                            out.neighbors.push(j as u32);
-                            out.shifts.push(shift);
+                            out.push(j, shift);
                         }
                     }
                 }
@@ -726,19 +981,121 @@ impl Grid {
         }
     }
 
-    /// Distance in fractional coordinate k from s to bin c (unwrapped), 0 inside it.
+    /// The (unwrapped) bin of fractional coordinate k at s + d: floor, no clamping.
     #[inline(always)]
-    fn gap(&self, s: [f64; 3], c: i64, k: usize) -> f64 {
-        let lower = self.origin[k] + c as f64 * self.bin_width[k];
-        let upper = lower + self.bin_width[k];
-        (lower - s[k]).max(s[k] - upper).max(0.0)
+    fn bin_index(&self, s: [f64; 3], d: f64, k: usize) -> i64 {
+        floor_i64((s[k] + d - self.origin[k]) * self.bins_per_unit[k])
     }
+}
 
-    fn wrapped(&self, r: [f64; 3], o: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
-        std::array::from_fn(|c| {
-            r[c] - (o[0] as f64 * cell[0][c] + o[1] as f64 * cell[1][c] + o[2] as f64 * cell[2][c])
-        })
+/// Fails when the search would visit more than MAX_IMAGES_PER_ATOM periodic images: the slab
+/// +-rc around an atom spans 2 ceil(rc / h) + 1 images per periodic direction, h the spacing
+/// of the (reduced) lattice's planes.
+fn check_images(lattice: &SearchLattice, rc_max: f64) -> Result<()> {
+    let height = lattice.plane_spacings();
+    let images: f64 = (0..3)
+        .filter(|&k| lattice.periodic[k])
+        .map(|k| 2.0 * (rc_max / height[k]).ceil() + 1.0)
+        .product();
+    if images > MAX_IMAGES_PER_ATOM {
+        let spacings: Vec<String> = (0..3)
+            .filter(|&k| lattice.periodic[k])
+            .map(|k| format!("{:.3e}", height[k]))
+            .collect();
+        return Err(Error::TooLarge(format!(
+            "a cutoff of {rc_max} Angstrom needs about {images:.3e} periodic images of a cell \
+             whose lattice planes (of its reduced cell) are [{}] Angstrom apart; the limit is \
+             {MAX_IMAGES_PER_ATOM:.0e}: use a supercell or a smaller cutoff",
+            spacings.join(", ")
+        )));
     }
+    Ok(())
+}
+
+/// Wraps every atom into the search lattice's unit cell along periodic directions. Returns the
+/// fractional coordinates, the wrapping translation in the cell's basis, and the largest
+/// wrapping translation in the search lattice's basis (for the rounding margin).
+#[allow(clippy::type_complexity)]
+fn wrap_atoms(
+    structure: &Structure,
+    lattice: &SearchLattice,
+) -> Result<(Vec<[f64; 3]>, Vec<[i32; 3]>, f64)> {
+    let n_atoms = structure.len();
+    let mut fractional = Vec::with_capacity(n_atoms);
+    let mut image = Vec::with_capacity(n_atoms);
+    let mut max_image: f64 = 0.0;
+    let too_far = |i: usize, shift: f64| {
+        Error::invalid(format!(
+            "atom {i} lies {shift:.3e} cell lengths outside the cell along a periodic \
+             direction; wrap the positions first"
+        ))
+    };
+    for (i, &r) in structure.positions().iter().enumerate() {
+        let mut s = lattice.fractional(r);
+        let mut o = [0i64; 3];
+        for k in 0..3 {
+            if lattice.periodic[k] {
+                let shift = s[k].floor();
+                if shift.abs() > i32::MAX as f64 / 2.0 {
+                    return Err(too_far(i, shift));
+                }
+                s[k] -= shift;
+                o[k] = shift as i64;
+                // a tiny negative s rounds s - floor(s) up to exactly 1
+                if s[k] >= 1.0 {
+                    s[k] -= 1.0;
+                    o[k] += 1;
+                }
+                max_image = max_image.max(o[k].unsigned_abs() as f64);
+            }
+        }
+        let o = lattice.reduction.cell_shift(o);
+        if let Some(&far) = o.iter().find(|x| x.unsigned_abs() > i32::MAX as u64 / 2) {
+            return Err(too_far(i, far as f64));
+        }
+        fractional.push(s);
+        image.push(o.map(|x| x as i32));
+    }
+    Ok((fractional, image, max_image))
+}
+
+/// The shifts S = U^T t + o_i - o_j the search produces must fit in 32 bits; only a cell
+/// skewed beyond any crystal (integer coefficients of its reduced vectors near 2^31) fails.
+fn check_shift_range(lattice: &SearchLattice, reach: &[f64; 3], image: &[[i32; 3]]) -> Result<()> {
+    let t_max: [i64; 3] = std::array::from_fn(|k| {
+        if lattice.periodic[k] {
+            reach[k].ceil() as i64 + 2
+        } else {
+            0
+        }
+    });
+    let max_image = image
+        .iter()
+        .flatten()
+        .map(|o| o.unsigned_abs() as i64)
+        .max()
+        .unwrap_or(0);
+    let bound = lattice
+        .reduction
+        .cell_shift_bound(t_max)
+        .saturating_add(2 * max_image);
+    if bound > i32::MAX as i64 {
+        return Err(Error::TooLarge(format!(
+            "the lattice translations of this cell would exceed 2^31 cell vectors (the cell is \
+             too skewed: its reduced vectors are combinations {:?} of the cell vectors); \
+             give a reduced cell",
+            lattice.reduction.unimodular
+        )));
+    }
+    Ok(())
+}
+
+/// r - o·cell: the position wrapped by the cell translation o.
+#[inline(always)]
+fn wrapped(r: [f64; 3], o: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
+    std::array::from_fn(|c| {
+        r[c] - (o[0] as f64 * cell[0][c] + o[1] as f64 * cell[1][c] + o[2] as f64 * cell[2][c])
+    })
 }
 
 /// Bins per direction: width about BIN_WIDTH_OVER_CUTOFF * rc, at least one bin, and no
@@ -771,28 +1128,6 @@ fn floor_i64(x: f64) -> i64 {
     }
 }
 
-fn gram(l: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    std::array::from_fn(|a| std::array::from_fn(|b| dot(l[a], l[b])))
-}
-
-/// Smallest eigenvalue of a symmetric positive definite 3x3 matrix, by the closed form for
-/// the roots of its characteristic cubic (Smith, Commun. ACM 4, 168 (1961)).
-fn min_eigenvalue(a: [[f64; 3]; 3]) -> f64 {
-    let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
-    if off == 0.0 {
-        return a[0][0].min(a[1][1]).min(a[2][2]);
-    }
-    let q = (a[0][0] + a[1][1] + a[2][2]) / 3.0;
-    let p2 = (a[0][0] - q).powi(2) + (a[1][1] - q).powi(2) + (a[2][2] - q).powi(2) + 2.0 * off;
-    let p = (p2 / 6.0).sqrt();
-    let b: [[f64; 3]; 3] = std::array::from_fn(|r| {
-        std::array::from_fn(|c| (a[r][c] - if r == c { q } else { 0.0 }) / p)
-    });
-    let r = (crate::structure::det(&b) / 2.0).clamp(-1.0, 1.0);
-    let phi = r.acos() / 3.0;
-    q + 2.0 * p * (phi + 2.0 * std::f64::consts::PI / 3.0).cos()
-}
-
 fn unit(v: [f64; 3]) -> [f64; 3] {
     scale(v, 1.0 / norm(v))
 }
@@ -810,6 +1145,7 @@ mod tests {
     const ALL: ListOptions = ListOptions {
         self_interaction: false,
         shifts: true,
+        extra_bytes_per_pair: 0,
     };
 
     /// All pairs by brute force over an explicit range of images: the reference.
@@ -924,7 +1260,7 @@ mod tests {
             &Cutoff::Uniform(2.0),
             ListOptions {
                 self_interaction: true,
-                shifts: true,
+                ..ALL
             },
         )
         .unwrap();
@@ -974,18 +1310,90 @@ mod tests {
         assert!(neighbor_list(&s, &Cutoff::AtomRadii(vec![1.0; 3]), ALL).is_err());
     }
 
+    /// The same atoms in the cell sheared by integer factors (the same lattice): the pairs
+    /// must be those of the unsheared cell, with S mapped to the sheared basis.
+    fn assert_shear_invariant(s: &Structure, shear: [[i64; 3]; 3], rc: f64) {
+        let cell = s.cell();
+        let sheared: [[f64; 3]; 3] = std::array::from_fn(|k| {
+            std::array::from_fn(|c| (0..3).map(|l| shear[k][l] as f64 * cell[l][c]).sum())
+        });
+        let t = Structure::new(
+            s.positions().to_vec(),
+            sheared,
+            s.pbc(),
+            s.numbers().to_vec(),
+        )
+        .unwrap();
+        let reference = neighbor_list(s, &Cutoff::Uniform(rc), ALL).unwrap();
+        let list = neighbor_list(&t, &Cutoff::Uniform(rc), ALL).unwrap();
+        // S'·sheared = S·cell with sheared = M·cell: S = M^T S', i.e. S' = M^-T S; compare
+        // by mapping the sheared list's shifts forward
+        let mapped: Vec<_> = pairs(&list)
+            .into_iter()
+            .map(|(i, j, sh)| {
+                let back: [i32; 3] = std::array::from_fn(|l| {
+                    (0..3).map(|k| sh[k] as i64 * shear[k][l]).sum::<i64>() as i32
+                });
+                (i, j, back)
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(mapped, pairs(&reference), "shear {shear:?}");
+        assert_eq!(list.n_pairs(), reference.n_pairs());
+    }
+
     #[test]
-    fn min_eigenvalue_of_known_matrices() {
-        let diagonal = [[4.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 9.0]];
-        assert_eq!(min_eigenvalue(diagonal), 2.0);
-        // eigenvalues 1, 2, 4 rotated by 30 degrees about z
-        let (c, s) = (3f64.sqrt() / 2.0, 0.5);
-        let m = [
-            [c * c + 2.0 * s * s, c * s * (1.0 - 2.0), 0.0],
-            [c * s * (1.0 - 2.0), s * s + 2.0 * c * c, 0.0],
-            [0.0, 0.0, 4.0],
+    fn sheared_cells_have_the_pairs_of_the_unsheared_cell() {
+        let mut rng = SmallRng::seed_from_u64(17);
+        let shears = [
+            [[1, 0, 0], [1000, 1, 0], [0, 0, 1]],
+            [[1, 0, 0], [24, 1, 0], [0, 0, 1]],
+            [[1, -300, 0], [0, 1, 0], [0, 700, 1]],
+            [[1, 0, 0], [-40, 1, 0], [1600, -40, 1]],
         ];
-        assert!((min_eigenvalue(m) - 1.0).abs() < 1e-12);
+        for (case, shear) in shears.into_iter().enumerate() {
+            for pbc in [[true; 3], [true, true, false], [true, false, true]] {
+                let s = random_structure(&mut rng, 1 + case * 9, pbc, 1.0);
+                for rc in [1.5, 4.0, 7.5] {
+                    // open directions carry no shift: shear only periodic ones among themselves
+                    let mut m = shear;
+                    for k in 0..3 {
+                        for l in 0..3 {
+                            if k != l && !(pbc[k] && pbc[l]) {
+                                m[k][l] = 0;
+                            }
+                        }
+                    }
+                    assert_shear_invariant(&s, m, rc);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_3000_fold_shear_of_one_atom_finds_the_six_cube_neighbors() {
+        let cell = [[3.0, 0.0, 0.0], [3000.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
+        let s = Structure::new(vec![[0.0; 3]], cell, [true; 3], vec![29]).unwrap();
+        let list = neighbor_list(&s, &Cutoff::Uniform(4.0), ALL).unwrap();
+        assert_eq!(list.n_pairs(), 6);
+        assert!(list.distances.iter().all(|d| (d - 3.0).abs() < 1e-9));
+    }
+
+    #[test]
+    fn a_list_larger_than_the_memory_available_is_an_error() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let s = random_structure(&mut rng, 400, [true; 3], 0.0);
+        let cutoff = Cutoff::Uniform(6.0);
+        let full = neighbor_list_within(&s, &cutoff, ALL, None).unwrap();
+        let bytes = full.n_pairs() as u64 * list_bytes_per_pair(true);
+        let small = neighbor_list_within(&s, &cutoff, ALL, Some(bytes / 2));
+        match small {
+            Err(Error::OutOfMemory(m)) => assert!(m.contains("cutoff of 6 Angstrom"), "{m}"),
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+        let roomy = neighbor_list_within(&s, &cutoff, ALL, Some(4 * bytes)).unwrap();
+        assert_eq!(roomy, full);
     }
 
     #[test]

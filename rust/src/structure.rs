@@ -6,8 +6,13 @@ use crate::error::{Error, Result};
 /// Largest atomic number accepted (oganesson). 0 is accepted as ASE's dummy atom "X".
 pub const MAX_ATOMIC_NUMBER: u32 = 118;
 
-/// Relative tolerance below which the periodic cell vectors count as linearly dependent:
-/// |volume| / (product of lengths) < DEGENERACY_TOLERANCE.
+/// Scale-free singularity criterion of a periodic cell: it is singular when
+/// |volume| / (|a| |b| |c|) < DEGENERACY_TOLERANCE (|area| / (|a| |b|) with two periodic
+/// directions), the vectors' lengths being those given. The ratio is the volume relative to
+/// that of a box of the same edge lengths: 1 for orthogonal vectors, sin(angle) products for
+/// skewed ones. Below 1e-10 the volume, computed from vectors of these lengths, keeps fewer
+/// than 6 significant digits: the vectors are coplanar to working precision. Strongly but
+/// legitimately sheared cells are far above it (a 3 A cube sheared b -> b + 1000 a has 1e-3).
 pub const DEGENERACY_TOLERANCE: f64 = 1e-10;
 
 #[derive(Debug, Clone)]
@@ -112,9 +117,13 @@ fn check_periodic_lattice(cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> Result<()> {
         ),
     };
     if measure <= DEGENERACY_TOLERANCE * scale {
+        let unit = if what == "area" { "A^2" } else { "A^3" };
         return Err(Error::invalid(format!(
-            "the periodic cell vectors {periodic:?} are linearly dependent (zero {what}): \
-             a periodic cell must have non-zero volume; cell = {cell:?}"
+            "the periodic cell is singular: its {what} is {measure:.3e} {unit}, {:.3e} times the \
+             product of the lengths of the periodic cell vectors {periodic:?} ({scale:.3e} {unit}), \
+             below the threshold {DEGENERACY_TOLERANCE:.0e}; the vectors are (nearly) linearly \
+             dependent, and a periodic cell must have non-zero volume; cell = {cell:?}",
+            measure / scale
         )));
     }
     Ok(())
@@ -170,6 +179,19 @@ mod tests {
         assert!(Structure::new(vec![[0.0; 3]], zero, [false, true, false], vec![14]).is_err());
         assert!(Structure::new(vec![[0.0; 3]], CUBE, [true; 3], vec![200]).is_err());
         assert!(Structure::new(vec![[0.0; 3]], CUBE, [true; 3], vec![]).is_err());
+        // nearly coplanar: singular, and the message gives the volume and the threshold
+        let mut thin = CUBE;
+        thin[2] = [3.0, 3.0, 1e-12];
+        let singular = Structure::new(vec![[0.0; 3]], thin, [true; 3], vec![14]);
+        assert!(
+            matches!(&singular, Err(Error::InvalidInput(m))
+                if m.contains("singular") && m.contains("9.000e-12") && m.contains("1e-10")),
+            "{singular:?}"
+        );
+        // strongly sheared but regular
+        let mut sheared = CUBE;
+        sheared[1] = [3000.0, 3.0, 0.0];
+        assert!(Structure::new(vec![[0.0; 3]], sheared, [true; 3], vec![14]).is_ok());
         let mut inf = CUBE;
         inf[0][0] = f64::INFINITY;
         assert!(Structure::new(vec![[0.0; 3]], inf, [false; 3], vec![14]).is_err());
