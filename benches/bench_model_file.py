@@ -11,26 +11,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 import mlpot
-from mlpot.models.gap import GAP, _Term
 
-
-def gap_from_parts(m: int, seed: int = 0) -> GAP:
-    rng = np.random.default_rng(seed)
-    soap = mlpot.SOAP(cutoff=5.0, n_max=8, l_max=6, species=["Si"], normalize=True)
-    x = np.abs(rng.normal(size=(m, soap.n_features)))
-    x /= np.linalg.norm(x, axis=1)[:, None]
-    term = _Term("soap", soap, 0.2, x, [14] * m, 4.0)
-    posterior = np.triu(rng.normal(size=(m, m))) + m * np.eye(m)
-    settings = dict(zeta=4.0, n_sparse=m, delta=None, sparse_method="cur", default_sigma=(0.01, 0.05, 0.01),
-                    group_sigma={}, seed=0, e0=None)
-    return GAP._from_parts([soap], settings, [term], rng.normal(size=m), {"Si": -0.5}, 1e-10, posterior, None)
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from snap_helpers import gap_from_parts  # noqa: E402
 
 
 def main(m: int) -> None:
-    model = gap_from_parts(m)
+    model = gap_from_parts(m, n_max=8, l_max=6)
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "gap.model")
         t0 = time.perf_counter()

@@ -13,7 +13,7 @@ import pytest
 
 import mlpot
 from mlpot import modelfile
-from snap_helpers import PairBaseline, descriptor, known_model, structure
+from snap_helpers import PairBaseline, descriptor, gap_from_parts, known_model, structure
 
 
 def save_v1(model, path):
@@ -452,27 +452,12 @@ def test_version_1_files_of_the_previous_release_predict_what_it_predicted(name)
         assert np.asarray(got[key]).tobytes() == np.asarray(value, dtype=np.float64).tobytes(), key
 
 
-def _large_gap(m: int):
-    """A GAP with m SOAP sparse points, built from parts (values do not matter here)."""
-    from mlpot.models.gap import GAP, _Term
-
-    rng = np.random.default_rng(0)
-    soap = mlpot.SOAP(cutoff=4.0, n_max=4, l_max=3, species=["Si"], normalize=True)
-    x = np.abs(rng.normal(size=(m, soap.n_features)))
-    x /= np.linalg.norm(x, axis=1)[:, None]
-    term = _Term("soap", soap, 0.2, x, [14] * m, 4.0)
-    posterior = np.triu(rng.normal(size=(m, m))) + m * np.eye(m)
-    settings = dict(zeta=4.0, n_sparse=m, delta=None, sparse_method="cur", default_sigma=(0.01, 0.05, 0.01),
-                    group_sigma={}, seed=0, e0=None)
-    return GAP._from_parts([soap], settings, [term], rng.normal(size=m), {"Si": -0.5}, 1e-10, posterior, None)
-
-
 def test_model_files_store_arrays_in_binary(tmp_path):
     """The file of a GAP with 600 sparse points is its float64 arrays (sparse points,
     alpha, the packed posterior factor) plus a small JSON document: at most 2 % and 64 kB
     more than the array bytes (JSON text takes about three times as many)."""
     m = 600
-    model = _large_gap(m)
+    model = gap_from_parts(m)
     path = tmp_path / "gap.mlpot"
     model.save(path)
     array_bytes = 8 * (m * model.descriptors[0].n_features + m + m * (m + 1) // 2)
@@ -484,7 +469,7 @@ def test_model_files_store_arrays_in_binary(tmp_path):
 
 def test_a_gap_saved_without_variance_leaves_out_the_posterior_factor(tmp_path, saved_models):
     m = 600
-    model = _large_gap(m)
+    model = gap_from_parts(m)
     model.save(tmp_path / "small.mlpot", variance=False)
     assert os.path.getsize(tmp_path / "small.mlpot") <= 1.02 * 8 * (m * model.descriptors[0].n_features + m) + 65536
     gap = saved_models["GAP"]

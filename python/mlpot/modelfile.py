@@ -264,7 +264,9 @@ def _read_array(archive: zipfile.ZipFile, data: bytes, reference: dict, path: st
         fail(path, f"the array {member} declares shape {shape} ({count * dtype.itemsize} bytes of data), "
              f"but holds {len(raw) - offset} bytes")
     a = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
-    return np.array(a, dtype=np.float64, order="C")  # native byte order, writable, C order
+    # always a copy, in native byte order and C order: a view of the file's bytes would be
+    # unaligned, and BLAS may then sum in another order (results must be bit-identical)
+    return np.array(a, dtype=np.float64, order="C")
 
 
 _NPY_HEADER_MAX = 10_000  # bytes: a model's array headers are < 200

@@ -10,31 +10,13 @@ import sys
 
 import numpy as np
 from ase.build import bulk
-from ase.calculators.emt import EMT
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # tests/: snap_helpers
 import mlpot
-from snap_helpers import descriptor, known_model, labelled
+from snap_helpers import descriptor, known_model
+from test_modelfile import _gap_model as gap_model  # the GAP of the validation tests
 
 HERE = pathlib.Path(__file__).resolve().parent
-
-
-def gap_model():
-    rng = np.random.default_rng(3)
-    frames = []
-    for k in range(3):
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
-        atoms.set_chemical_symbols(["Cu", "Al", "Cu", "Al"][k:] + ["Cu", "Al", "Cu", "Al"][:k])
-        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
-        atoms.calc = EMT()
-        frames.append(labelled(atoms, atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(), "bulk"))
-    model = mlpot.GAP(
-        [mlpot.SOAP(cutoff=3.5, n_max=2, l_max=2, species=["Cu", "Al"]),
-         mlpot.Distance2b(cutoff=3.5, n_sparse=4, species=("Cu", "Al"), delta=0.5)],
-        n_sparse=4, delta=0.3, e0={"Cu": -0.1, "Al": -0.2}, group_sigma={"bulk": (0.01, 0.1, 0.1)},
-        baseline=mlpot.ZBL(1.0, 1.5),
-    )
-    return model.fit(frames, progress=False)
 
 
 def probe(symbols, seed):

@@ -30,7 +30,7 @@ from mlpot.modelfile import (
     show,
     string,
 )
-from mlpot.models.gap.fit import Fitted
+from mlpot.models.gap.fit import Fitted, packed_diagonal
 from mlpot.models.gap.sparse import SPARSE_METHODS
 from mlpot.models.gap.terms import MAX_SPARSE, Distance2b, Term
 from mlpot.models.parts import baseline_from_dict, baseline_to_dict, soap_from_dict, soap_to_dict
@@ -75,7 +75,7 @@ def document(model, variance: bool = True) -> dict:
         "e0": dict(fitted.e0),
         "jitter": model.jitter,
         "settings": settings(model),
-        "posterior_factor": pack_upper(fitted.posterior) if variance and fitted.posterior is not None else None,
+        "posterior_factor": fitted.packed_posterior_factor() if variance else None,
         "baseline": baseline_to_dict(model.baseline),
     }
 
@@ -91,22 +91,6 @@ def settings(model) -> dict:
         "seed": model.seed,
         "e0": model.e0,
     }
-
-
-def pack_upper(r: np.ndarray) -> np.ndarray:
-    """The upper triangle of a square matrix, row by row (as r[np.triu_indices(m)], at a
-    fraction of the time and memory of the index arrays)."""
-    return np.concatenate([r[i, i:] for i in range(len(r))]) if len(r) else np.zeros(0)
-
-
-def unpack_upper(upper: np.ndarray, m: int) -> np.ndarray:
-    """The m x m upper-triangular matrix whose upper triangle `pack_upper` gave."""
-    r = np.zeros((m, m))
-    start = 0
-    for i in range(m):
-        r[i, i:] = upper[start : start + m - i]
-        start += m - i
-    return r
 
 
 # ----------------------------------------------------------------------- reading
@@ -148,7 +132,7 @@ def from_document(cls, data):
     posterior = None if d["posterior_factor"] is None else _posterior(d["posterior_factor"], terms)
     e0 = _e0(d["e0"], terms, settings)
     baseline = baseline_from_dict(d["baseline"])
-    fitted = Fitted(terms, alpha, e0, posterior, None)
+    fitted = Fitted(terms, alpha, e0, None, None, packed_posterior=posterior)
     return build("GAP model", lambda: cls._from_fitted([t.descriptor for t in terms], settings, d["jitter"], baseline, fitted))
 
 
@@ -241,15 +225,15 @@ def _e0(value, terms, settings: dict) -> dict:
 
 def _posterior(value, terms) -> np.ndarray:
     """The upper triangle of R (row-major) with R^T R = K_MM + K_MN Sigma^-1 K_NM, which is
-    positive definite exactly when no diagonal entry of R is 0."""
+    positive definite exactly when no diagonal entry of R is 0; kept packed (R is unpacked
+    when a variance is first predicted)."""
     m = sum(t.n_sparse for t in terms)
     upper = array(1)(value, "posterior_factor")
     counts = ", ".join(f"terms[{k}] {t.n_sparse}" for k, t in enumerate(terms))
     check_shape(upper, (m * (m + 1) // 2,), "posterior_factor",
                 f"the upper triangle of {m} x {m}, for the sparse points of all terms: {counts}")
-    posterior = unpack_upper(upper, m)
-    diagonal = np.diagonal(posterior)
+    diagonal = packed_diagonal(upper, m)
     if (diagonal == 0).any():
         k = int(np.argmax(diagonal == 0))
         fail("posterior_factor", f"diagonal entry {k} is 0: R must be nonsingular (R^T R positive definite)")
-    return posterior
+    return upper

@@ -83,7 +83,7 @@ class GAP(Model):
     @property
     def has_variance(self) -> bool:
         """False only for a model loaded from a file saved with ``variance=False``."""
-        return self._fitted is None or self._fitted.posterior is not None
+        return self._fitted is None or self._fitted.has_posterior
 
     def __init__(
         self,
@@ -201,7 +201,7 @@ class GAP(Model):
     _terms = property(lambda self: None if self._fitted is None else self._fitted.terms)
     _alpha = property(lambda self: None if self._fitted is None else self._fitted.alpha)
     _e0_fitted = property(lambda self: None if self._fitted is None else self._fitted.e0)
-    _posterior = property(lambda self: None if self._fitted is None else self._fitted.posterior)
+    _posterior = property(lambda self: None if self._fitted is None else self._fitted.posterior_factor())
 
     def _check_e0(self, e0) -> dict[str, float]:
         if not isinstance(e0, Mapping):
@@ -330,4 +330,5 @@ class GAP(Model):
     @classmethod
     def _from_parts(cls, descriptors, settings, terms, alpha, e0, jitter, posterior, baseline) -> "GAP":
         """A fitted GAP from its parts (the prior factors are computed when needed)."""
-        return cls._from_fitted(descriptors, settings, jitter, baseline, Fitted(list(terms), alpha, dict(e0), posterior, None))
+        fitted = Fitted(list(terms), alpha, dict(e0), posterior, None)
+        return cls._from_fitted(descriptors, settings, jitter, baseline, fitted)

@@ -30,7 +30,7 @@ def predict_terms(fitted, jitter: float, atoms, variance: bool):
     known = sorted(atomic_numbers[e] for e in fitted.e0)
     s = structure(atoms, known)
     n = len(atoms)
-    if variance and fitted.posterior is None:
+    if variance and not fitted.has_posterior:
         raise ValueError("this GAP was saved without its posterior factor (save(path, variance=False)): "
                          "it predicts no variance")
     if variance:  # the kernel rows of every atom, their sum, and the triangular solve
@@ -57,7 +57,7 @@ def predict_terms(fitted, jitter: float, atoms, variance: bool):
                 q = scipy.linalg.solve_triangular(lower, rows.T, lower=True, check_finite=False)
                 residual += np.maximum(t.delta**2 - (q**2).sum(axis=0), 0.0)
         start += t.n_sparse
-    extras = _variances(fitted.posterior, kernels, residual) if variance else {}
+    extras = _variances(fitted.posterior_factor(), kernels, residual) if variance else {}
     return energies, forces, virial, extras
 
 
