@@ -181,3 +181,32 @@ def test_an_unfitted_model_refuses_to_predict_and_to_save(fitted, tmp_path):
     with pytest.raises(RuntimeError):
         unfitted.save(tmp_path / "m.mlpot")
     assert list(tmp_path.iterdir()) == []
+
+
+PACKAGE = Path(mlpot.__file__).parent
+
+
+def _imports(path: Path):
+    """(module imported, whether at module level) of every import statement of a file."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, id(node) in top, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, id(node) in top, []
+
+
+def test_modelfile_knows_models_only_through_the_registry():
+    """No import cycle: mlpot.modelfile imports the registry (a leaf module), never a model
+    module; the models and modelfile import mlpot at module level only."""
+    for module, _, names in _imports(PACKAGE / "modelfile.py"):
+        if module.startswith("mlpot.models"):
+            assert module == "mlpot.models.registry" or (module == "mlpot.models" and names == ["registry"])
+    assert not [m for m, _, _ in _imports(PACKAGE / "models" / "registry.py") if m.startswith("mlpot")]
+    for path in [PACKAGE / "modelfile.py", *(PACKAGE / "models").rglob("*.py")]:
+        local = [m for m, top, _ in _imports(path) if m.startswith("mlpot") and not top]
+        assert not local, f"{path.relative_to(PACKAGE)} imports {local} inside functions"
