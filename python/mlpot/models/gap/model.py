@@ -215,7 +215,6 @@ class GAP(Model):
             f"default_sigma={self.default_sigma}, e0={self.e0}) [{state}]"
         )
 
-
     # ------------------------------------------------------------------------ fit
 
     def fit(self, frames, progress: bool = True) -> "GAP":
