@@ -18,6 +18,7 @@ from mlpot.modelfile import (
     build,
     check_shape,
     element,
+    elements,
     fail,
     fields,
     integer,
@@ -94,6 +95,15 @@ def settings(model) -> dict:
 
 # ----------------------------------------------------------------------- reading
 
+_PAIR_FIELDS = {
+    "cutoff": positive,
+    "cutoff_transition_width": real(0.0),
+    "theta": positive,
+    "delta": optional(positive),
+    "n_sparse": integer(1, MAX_SPARSE),
+    "species": optional(elements(length=2)),
+}
+
 _SIGMAS = listed(positive, length=3)
 
 _SETTINGS_FIELDS = {
@@ -163,13 +173,16 @@ def _pair_term(data, path: str):
          "sparse_points": array(1, low=0.0)},
         path,
     )
+    p = fields(d["distance_2b"], _PAIR_FIELDS, at(path, "distance_2b"))
+    if p["cutoff_transition_width"] > p["cutoff"]:
+        fail(at(path, "distance_2b.cutoff_transition_width"), f"must be at most the cutoff {p['cutoff']}")
+    if p["delta"] is not None and d["delta"] != p["delta"]:
+        fail(at(path, "delta"), f"is {d['delta']}, but {at(path, 'distance_2b.delta')} is {p['delta']}")
     x = d["sparse_points"]
-    pair = Distance2b.from_dict(d["distance_2b"], at(path, "distance_2b"), sparse_points=x)
-    if pair.delta is not None and d["delta"] != pair.delta:
-        fail(at(path, "delta"), f"is {d['delta']}, but {at(path, 'distance_2b.delta')} is {pair.delta}")
     if not len(x):
         fail(at(path, "sparse_points"), "must not be empty")
     check_shape(d["alpha"], (len(x),), at(path, "alpha"), f"one weight per entry of {at(path, 'sparse_points')}")
+    pair = build(at(path, "distance_2b"), lambda: Distance2b(**p, sparse_points=x))
     term = build(path, lambda: Term("distance_2b", pair, d["delta"], x))
     return term, d["alpha"]
 

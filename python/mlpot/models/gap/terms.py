@@ -16,8 +16,6 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from mlpot import _core, _memory
 from mlpot.descriptors import _atoms_arrays, _finite, _integer
-from mlpot.modelfile import at, build, elements, fail, fields, integer, optional, real
-from mlpot.modelfile import positive as positive_field
 
 __all__ = ["MAX_SPARSE", "Distance2b", "Term", "prior_factor", "structure"]
 
@@ -122,26 +120,6 @@ class Distance2b:
             f"Distance2b(cutoff={self.cutoff}, cutoff_transition_width={self.cutoff_transition_width}, "
             f"theta={self.theta}, delta={self.delta}, n_sparse={self.n_sparse}, species={self.species})"
         )
-
-    _FIELDS = {
-        "cutoff": positive_field,
-        "cutoff_transition_width": real(0.0),
-        "theta": positive_field,
-        "delta": optional(positive_field),
-        "n_sparse": integer(1, MAX_SPARSE),
-        "species": optional(elements(length=2)),
-    }
-
-    @classmethod
-    def from_dict(cls, data, path: str = "distance_2b", sparse_points=None) -> "Distance2b":
-        """Inverse of `to_dict` (the sparse points given apart); ModelFileError naming the
-        field at ``path``."""
-        p = fields(data, cls._FIELDS, path)
-        if p["cutoff_transition_width"] > p["cutoff"]:
-            fail(at(path, "cutoff_transition_width"), f"must be at most the cutoff {p['cutoff']}")
-        if sparse_points is not None and not len(sparse_points):
-            sparse_points = None  # the caller names the empty field
-        return build(path, lambda: cls(**p, sparse_points=sparse_points))
 
     def to_dict(self) -> dict:
         """The parameters (without sparse points), as in a model file."""
