@@ -11,15 +11,29 @@ Units: eV, Angstrom, eV/Angstrom; stress in eV/Angstrom^3 with ASE's sign and Vo
 
 from __future__ import annotations
 
-import math
-from numbers import Real
+from dataclasses import dataclass
 
 import numpy as np
 
 from mlpot import _core
 from mlpot.neighborlist import _atoms_arrays
+from mlpot.params import ParameterValueError, Real, Spec, param
 
-__all__ = ["ZBL", "baseline_from_dict"]
+__all__ = ["ZBL", "ZBLParams", "baseline_from_dict"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZBLParams(Spec):
+    """The parameters of `ZBL` (LAMMPS ``pair_style zbl inner outer``), checked."""
+
+    kind = "zbl"
+
+    inner: float = param(Real(0.0, low_open=True), doc="distance where the switching starts, Angstrom")
+    outer: float = param(Real(0.0, low_open=True), doc="cutoff, Angstrom; > inner")
+
+    def _relations(self):
+        if self.outer <= self.inner:
+            raise ParameterValueError("outer", f"must be larger than inner = {self.inner}", self.outer)
 
 
 class ZBL:
@@ -53,8 +67,8 @@ class ZBL:
     kind = "zbl"
 
     def __init__(self, inner: float, outer: float):
-        inner = _distance("inner", inner)
-        outer = _distance("outer", outer)
+        self.params = ZBLParams(inner=inner, outer=outer)
+        inner, outer = self.params.inner, self.params.outer
         self._core = _core.ZBL(inner, outer)  # raises ValueError unless 0 < inner < outer
         self._inner = inner
         self._outer = outer
@@ -100,7 +114,7 @@ class ZBL:
 
     def to_dict(self) -> dict:
         """A JSON-able description; ``ZBL.from_dict(zbl.to_dict()) == zbl`` exactly."""
-        return {"kind": self.kind, "inner": self._inner, "outer": self._outer}
+        return {"kind": self.kind, **self.params.to_dict()}
 
     @classmethod
     def from_dict(cls, d) -> ZBL:
@@ -109,12 +123,13 @@ class ZBL:
             raise TypeError(f"a ZBL description must be a dict, got {type(d).__name__}")
         if d.get("kind") != cls.kind:
             raise ValueError(f"not a ZBL description: kind is {d.get('kind')!r}, expected 'zbl'")
-        expected = {"kind", "inner", "outer"}
+        expected = {"kind", *(f.name for f in ZBLParams.parameters())}
         if set(d) != expected:
             raise ValueError(
                 f"a ZBL description has the keys {sorted(expected)}, got {sorted(d)}"
             )
-        return cls(d["inner"], d["outer"])
+        params = ZBLParams.from_dict({k: v for k, v in d.items() if k != "kind"})
+        return cls(**params.values())
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, ZBL):
@@ -139,15 +154,3 @@ def baseline_from_dict(d):
     if kind not in _KINDS:
         raise ValueError(f"unknown baseline kind {kind!r}: known kinds are {sorted(_KINDS)}")
     return _KINDS[kind].from_dict(d)
-
-
-def _distance(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"ZBL {name} must be a number of Angstrom, got {value!r}")
-    try:
-        x = float(value)
-    except OverflowError:
-        raise ValueError(f"ZBL {name} must be a finite number of Angstrom, got an integer beyond floats") from None
-    if math.isnan(x):
-        raise ValueError(f"ZBL {name} must be a number of Angstrom, got NaN")
-    return x

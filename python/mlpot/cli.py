@@ -1,4 +1,5 @@
-"""The ``mlpot`` command: ``mlpot fit CONFIG.toml``, ``mlpot eval MODEL DATA...``, ``mlpot demo``.
+"""The ``mlpot`` command: ``mlpot fit CONFIG.toml``, ``mlpot eval MODEL DATA...``, ``mlpot schema``
+(the JSON schema of a configuration), ``mlpot demo``.
 
 A fit configuration (TOML; paths are relative to the configuration file). ``[model] type``
 chooses the model: "snap" (the default: SNAP or quadratic SNAP on the bispectrum) or "gap"
@@ -76,12 +77,18 @@ A GAP fit (QUIP gap_fit's names; [data], [baseline] and [output] model as above)
     sigma = [0.003, 0.15, 0.01]
 
 A GAP model is saved as an mlpot model file only: ``[output] lammps`` is SNAP-only.
+
+The [descriptor], [[two_body]], [baseline] and [model] keys, their types and ranges are
+those of the parameter specs (`mlpot.params`); ``mlpot schema`` prints them as a JSON schema,
+for editors and for checking configurations elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import os
 import reprlib
 import sys
@@ -98,97 +105,61 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 import numpy as np
 
+from mlpot.baselines import ZBLParams
+from mlpot.descriptors import DESCRIPTORS
+from mlpot.models.specs import GAPParams, SNAPFitParams, SNAPParams
+
+
 @dataclass(frozen=True)
 class _Type:
-    """A kind of TOML value a configuration key accepts: how messages name it, and its test."""
+    """A kind of TOML value a key of the CLI's own sections accepts: how messages name it,
+    its test and its JSON schema (the descriptor, baseline and model keys are the
+    `mlpot.params.Kind` of their specs, which have the same three)."""
 
-    name: str
+    toml: str
     accepts: Callable[[object], bool]
+    json: dict
+
+    def schema(self) -> dict:
+        return dict(self.json)
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _one_of(*choices: str) -> _Type:
-    return _Type(f"one of {', '.join(map(repr, choices))}", lambda v: isinstance(v, str) and v in choices)
-
-
-_BOOL = _Type("a boolean (true or false)", lambda v: isinstance(v, bool))
-_INT = _Type("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
-_NUMBER = _Type("a number", _is_number)
-_STRING = _Type("a string", lambda v: isinstance(v, str))
+_INT = _Type("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), {"type": "integer"})
+_NUMBER = _Type("a number", _is_number, {"type": "number"})
+_STRING = _Type("a string", lambda v: isinstance(v, str), {"type": "string"})
 _PATHS = _Type(
     "a path or a non-empty array of paths (strings)",
     lambda v: isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(p, str) for p in v)),
-)
-_NUMBERS = _Type("an array of numbers", lambda v: isinstance(v, list) and all(map(_is_number, v)))
-_SYMBOLS = _Type(
-    "an array of element symbols (strings)", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)
-)
-_BY_ELEMENT = _Type(
-    "a table of numbers by element, e.g. { Si = 0.5 }",
-    lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),
+    {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
 )
 
 #: Every key of a configuration and the type of its value, by section (see the module
 #: docstring); `type` keys are checked with the model type they choose.
 _DATA_KEYS = {"train": _PATHS, "validation": _PATHS, "validation_fraction": _NUMBER, "seed": _INT}
 _OUTPUT_KEYS = {"model": _STRING, "lammps": _STRING}
-_BASELINE_KEYS = {"type": _STRING, "inner": _NUMBER, "outer": _NUMBER}
+_BASELINE_KEYS = {"type": _STRING, **ZBLParams.config_kinds()}
+#: the descriptor specs by kind: [descriptor] of each model type, and [[two_body]]
+_DESCRIPTOR_SPECS = {kind: cls.Params for kind, cls in DESCRIPTORS.items()}
 #: the constructor keywords of the descriptors (mlpot.Bispectrum, mlpot.SOAP without
-#: normalize, which GAP sets, and mlpot.Distance2b for [[two_body]])
-_DESCRIPTOR_KEYS = {
-    "bispectrum": {
-        "twojmax": _INT,
-        "rcutfac": _NUMBER,
-        "rfac0": _NUMBER,
-        "rmin0": _NUMBER,
-        "radelem": _BY_ELEMENT,
-        "wj": _BY_ELEMENT,
-        **dict.fromkeys(("switchflag", "bzeroflag", "chemflag", "bnormflag", "wselfallflag"), _BOOL),
-    },
-    "soap": {
-        "cutoff": _NUMBER,
-        "n_max": _INT,
-        "l_max": _INT,
-        "atom_sigma": _NUMBER,
-        "cutoff_transition_width": _NUMBER,
-        "species": _SYMBOLS,
-        "center_atom_weight": _NUMBER,
-    },
-    "distance_2b": {
-        "cutoff": _NUMBER,
-        "cutoff_transition_width": _NUMBER,
-        "theta": _NUMBER,
-        "delta": _NUMBER,
-        "n_sparse": _INT,
-        "species": _SYMBOLS,
-        "sparse_points": _NUMBERS,
-    },
-}
+#: normalize, which GAP sets, and mlpot.Distance2b for [[two_body]]), from their specs
+_DESCRIPTOR_KEYS = {kind: spec.config_kinds() for kind, spec in _DESCRIPTOR_SPECS.items()}
 _MODEL_TYPES = ("snap", "gap")
 #: the descriptor of each model type ([descriptor] type)
 _DESCRIPTOR_TYPE = {"snap": "bispectrum", "gap": "soap"}
 #: [model] keys of each type besides `type`: SNAP constructor, SNAP.fit, GAP constructor
-_SNAP_MODEL_KEYS = {"quadratic": _BOOL}
-_SNAP_FIT_KEYS = {
-    **dict.fromkeys(("energy_weight", "force_weight", "stress_weight", "ridge"), _NUMBER),
-    "solver": _one_of("svd", "normal"),
-}
-_GAP_MODEL_KEYS = {
-    "zeta": _NUMBER,
-    "n_sparse": _INT,
-    "delta": _NUMBER,
-    "sparse_method": _STRING,
-    "default_sigma": _NUMBERS,
-    "e0": _BY_ELEMENT,
-    "jitter": _NUMBER,
-    "seed": _INT,
-}
+_SNAP_MODEL_KEYS = SNAPParams.config_kinds()
+_SNAP_FIT_KEYS = SNAPFitParams.config_kinds()
+_GAP_MODEL_KEYS = GAPParams.config_kinds()
 _MODEL_KEYS = {"snap": _SNAP_MODEL_KEYS | _SNAP_FIT_KEYS, "gap": _GAP_MODEL_KEYS}
 #: [groups.NAME] keys: FitSNAP's weights for SNAP, gap_fit's config_type_sigma for GAP
-_GROUP_KEYS = {"snap": dict.fromkeys(("eweight", "fweight", "vweight"), _NUMBER), "gap": {"sigma": _NUMBERS}}
+_GROUP_KEYS = {
+    "snap": dict.fromkeys(("eweight", "fweight", "vweight"), _NUMBER),
+    "gap": {"sigma": next(f for f in GAPParams.parameters() if f.name == "group_sigma").metadata["kind"].value},
+}
 #: the sections and their shapes: a table, an array of tables, or tables by name
 _TABLES = ("data", "descriptor", "model", "baseline", "output")
 _SECTIONS = {*_TABLES, "two_body", "groups"}
@@ -218,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("data", nargs="+", help="files, directories or globs mlpot.io reads")
     evaluate.add_argument("--plot", type=Path, help="write energy and force parity plots here")
 
+    commands.add_parser(
+        "schema", help="print the JSON schema of a fit configuration (generated from the parameter specs)"
+    )
+
     demo = commands.add_parser("demo", help="fit SNAP to EMT-labelled Cu data, run MD with it, show a GAP's uncertainty")
     demo.add_argument("--seed", type=int, default=0)
 
@@ -230,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_fit(args.config, progress=not args.quiet)
             elif args.command == "eval":
                 run_eval(args.model, args.data, plot=args.plot)
+            elif args.command == "schema":
+                print(json.dumps(config_schema(), indent=1))
             else:
                 from mlpot.demo import run_demo
 
@@ -299,6 +276,55 @@ def check_config(config: dict, path: Path | str = "configuration") -> dict:
     return config
 
 
+def config_schema() -> dict:
+    """The JSON schema (draft 2020-12) of a fit configuration as read from TOML, generated
+    from the parameter specs of the descriptors, the baseline and the models: one of a SNAP
+    and a GAP configuration. It states the keys, types and ranges that `check_config` and
+    the constructors enforce (not the relations between keys, such as rmin0 below the
+    smallest pair cutoff, nor which output paths can be written)."""
+
+    def table(keys: dict, required=()) -> dict:
+        out = {"type": "object", "properties": {k: v.schema() for k, v in keys.items()}, "additionalProperties": False}
+        return {**out, "required": list(required)} if required else out
+
+    def typed(schema: dict, kind: str, required: bool = False) -> dict:
+        schema = {**schema, "properties": {"type": {"const": kind}, **schema["properties"]}}
+        if required:
+            schema["required"] = ["type", *schema.get("required", [])]
+        return schema
+
+    data = table(_DATA_KEYS, ["train"])
+    data["properties"]["validation_fraction"].update(minimum=0, exclusiveMaximum=1)
+    baseline = typed(ZBLParams.json_schema(config=True), "zbl", required=True)
+
+    def variant(kind: str) -> dict:
+        descriptor = typed(_DESCRIPTOR_SPECS[_DESCRIPTOR_TYPE[kind]].json_schema(config=True), _DESCRIPTOR_TYPE[kind])
+        specs = (SNAPParams, SNAPFitParams) if kind == "snap" else (GAPParams,)
+        model = {"type": "object", "properties": {}, "additionalProperties": False}
+        for spec in specs:
+            model["properties"].update(spec.json_schema(config=True)["properties"])
+        model = typed(model, kind, required=kind != "snap")
+        output = table(_OUTPUT_KEYS if kind == "snap" else {"model": _STRING})
+        properties = {
+            "data": data,
+            "descriptor": descriptor,
+            "model": model,
+            "baseline": baseline,
+            "output": output,
+            "groups": {"type": "object", "additionalProperties": table(_GROUP_KEYS[kind])},
+        }
+        if kind == "gap":
+            properties["two_body"] = {"type": "array", "items": _DESCRIPTOR_SPECS["distance_2b"].json_schema(config=True)}
+        required = ["data", "descriptor", *(["model"] if kind != "snap" else [])]
+        return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mlpot fit configuration",
+        "oneOf": [variant("snap"), variant("gap")],
+    }
+
+
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
@@ -353,7 +379,7 @@ def model_type(config: dict, path: Path | str = "configuration") -> str:
     return kind
 
 
-def _check_table(path, where: str, table, schema: dict[str, _Type], kind: str | None = None) -> None:
+def _check_table(path, where: str, table, schema: dict, kind: str | None = None) -> None:
     """``table`` is a table of known keys (ConfigError naming the unknown ones, and the
     model type they do not belong to) whose values have the schema's types."""
     if not isinstance(table, dict):
@@ -366,7 +392,7 @@ def _check_table(path, where: str, table, schema: dict[str, _Type], kind: str | 
         )
     for key, value in table.items():
         if not schema[key].accepts(value):
-            raise ConfigError(f"{path}: {where}: {key} must be {schema[key].name}, got {_describe(value)}")
+            raise ConfigError(f"{path}: {where}: {key} must be {schema[key].toml}, got {_describe(value)}")
 
 
 def _is_array_of_tables(value) -> bool:
@@ -410,7 +436,7 @@ def build_model(config: dict):
     groups = config.get("groups")
     baseline = make_baseline(config.get("baseline"))
     with _section("[descriptor]"):
-        descriptor = (mlpot.SOAP if kind == "gap" else mlpot.Bispectrum)(**descriptor)
+        descriptor = DESCRIPTORS[_DESCRIPTOR_TYPE[kind]](**descriptor)
     if kind == "snap":
         with _section("[model]"):
             quadratic = model_config.get("quadratic", False)
@@ -423,7 +449,7 @@ def build_model(config: dict):
     terms = [descriptor]
     for k, term in enumerate(config.get("two_body", [])):
         with _section(f"[[two_body]] {k}"):
-            terms.append(mlpot.Distance2b(**term))
+            terms.append(DESCRIPTORS["distance_2b"](**term))
     group_sigma = {name: group["sigma"] for name, group in (groups or {}).items() if "sigma" in group}
     with _section("[model]"):
         model = mlpot.GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
@@ -435,22 +461,25 @@ def _check_fit_weights(fit_keywords: dict, groups: dict | None) -> None:
     from mlpot.models import training
 
     with _section("[model]"):
-        for key in ("energy_weight", "force_weight", "stress_weight", "ridge"):
-            if key in fit_keywords:
-                training._number(fit_keywords[key], key)
+        SNAPFitParams(**fit_keywords)
     with _section("[groups]"):
         training.resolve_group_weights(1.0, 1.0, 1.0, groups)
 
 
 @contextlib.contextmanager
 def _section(where: str):
-    """Turn a constructor's ValueError/TypeError into a ConfigError naming the section."""
+    """Turn a constructor's ValueError/TypeError into a ConfigError naming the section (and,
+    for a parameter a spec refused, the TOML type of the value)."""
     try:
         yield
     except ConfigError:
         raise
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: {error}") from None
+        issue = getattr(error, "parameter", None)
+        message = str(error)
+        if issue is not None and issue.value is not dataclasses.MISSING and message == issue.message():
+            message = f"{issue.name} {issue.requirement}, got {_describe(issue.value)}"
+        raise ConfigError(f"{where}: {message}") from None
 
 
 def run_fit(config_path: Path, progress: bool = True):

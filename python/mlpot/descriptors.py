@@ -10,7 +10,6 @@ would not fit in the available memory is a MemoryError saying what and how many 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 import numpy as np
@@ -19,8 +18,22 @@ from ase.data import chemical_symbols as _SYMBOLS
 
 from mlpot import _core
 from mlpot.neighborlist import _atoms_arrays
+from mlpot.params import (
+    Elements, Flag, Integer, Optional, ParameterValueError, PerElement, Real, Spec, param, show,
+)
 
-__all__ = ["Bispectrum", "BispectrumGradients", "SOAP", "SOAPGradients"]
+__all__ = [
+    "DESCRIPTORS",
+    "Bispectrum",
+    "BispectrumGradients",
+    "BispectrumParams",
+    "SOAP",
+    "SOAPGradients",
+    "SOAPParams",
+    "descriptor_from_dict",
+    "descriptor_to_dict",
+    "register_descriptor",
+]
 
 # Bounds of the size-controlling hyperparameters, the same as the Rust core's (which checks
 # them again): checked here first so that a huge Python integer is a ValueError naming the
@@ -31,6 +44,72 @@ MAX_TWOJMAX = 24
 MAX_N_MAX = 64
 #: l_max: the spherical-harmonics tables grow as l_max^2; fits use <= 12 (soap::MAX_L_MAX).
 MAX_L_MAX = 30
+
+
+_BISPECTRUM_FLAGS = ("switchflag", "bzeroflag", "chemflag", "bnormflag", "wselfallflag")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BispectrumParams(Spec):
+    """The parameters of `Bispectrum` (LAMMPS ``compute sna/atom`` keywords), checked."""
+
+    kind = "bispectrum"
+
+    twojmax: int = param(Integer(0, MAX_TWOJMAX, even=True), doc="band limit 2 J_max")
+    rcutfac: float = param(Real(0.0, low_open=True), doc="scale of the pair cutoffs rcutfac (R_i + R_j)")
+    rfac0: float = param(Real(0.0, 1.0, low_open=True), 0.99363, doc="distance-to-angle conversion factor")
+    rmin0: float = param(Real(0.0), 0.0, doc="inner distance of the angle conversion, Angstrom")
+    radelem: dict = param(PerElement(Real(0.0, low_open=True)), doc="radius R by element, Angstrom")
+    wj: dict | None = param(Optional(PerElement()), None, doc="neighbor weight by element (default 1.0)")
+    switchflag: bool = param(Flag(), True, doc="switch neighbor contributions smoothly to zero at the cutoff")
+    bzeroflag: bool = param(Flag(), False, doc="subtract the bispectrum of an isolated atom")
+    chemflag: bool = param(Flag(), False, doc="explicit multi-element bispectrum (n_elements^3 blocks)")
+    bnormflag: bool = param(Flag(), False, doc="divide B_{j1 j2 j} by j + 1")
+    wselfallflag: bool = param(Flag(), False, doc="self contribution to the density of every element")
+
+    def _relations(self):
+        species = list(self.radelem)
+        if self.wj is None:
+            object.__setattr__(self, "wj", dict.fromkeys(species, 1.0))
+        missing = [e for e in species if e not in self.wj]
+        if missing:
+            raise ParameterValueError("wj", "", message=f"element(s) {missing} have a radelem but no wj")
+        extra = [e for e in self.wj if e not in species]
+        if extra:
+            raise ParameterValueError("wj", "", message=f"element(s) {extra} have a wj but no radelem")
+        object.__setattr__(self, "wj", {e: self.wj[e] for e in species})  # the order of radelem
+        smallest = 2 * self.rcutfac * min(self.radelem.values())
+        if self.rmin0 >= smallest:
+            raise ParameterValueError(
+                "rmin0", "", self.rmin0,
+                f"rmin0 = {self.rmin0} must be smaller than every pair cutoff rcutfac * (R_i + R_j); "
+                f"the smallest is {smallest}",
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SOAPParams(Spec):
+    """The parameters of `SOAP`, checked."""
+
+    kind = "soap"
+
+    cutoff: float = param(Real(0.0, low_open=True), 5.0, doc="radius of the environment, Angstrom")
+    n_max: int = param(Integer(1, MAX_N_MAX), 8, doc="number of radial basis functions")
+    l_max: int = param(Integer(0, MAX_L_MAX), 8, doc="largest angular channel")
+    atom_sigma: float = param(Real(0.0, low_open=True), 0.5, doc="width of the Gaussian on each atom, Angstrom")
+    cutoff_transition_width: float = param(
+        Real(0.0), 0.5, doc="width of the smooth switch-off below the cutoff, Angstrom, < cutoff"
+    )
+    species: tuple = param(Elements(), doc="the elements the descriptor knows")
+    center_atom_weight: float = param(Real(), 1.0, doc="weight of the central atom's own Gaussian")
+    normalize: bool = param(Flag(), False, doc="divide each atom's vector by its norm", config=False)
+
+    def _relations(self):
+        if self.cutoff_transition_width >= self.cutoff:
+            raise ParameterValueError(
+                "cutoff_transition_width", f"must be in [0, cutoff) = [0, {self.cutoff})",
+                self.cutoff_transition_width,
+            )
 
 
 @dataclass(frozen=True)
@@ -55,7 +134,56 @@ class BispectrumGradients:
     virial: np.ndarray
 
 
-class Bispectrum:
+class _Described:
+    """The model-file side of a descriptor: ``params`` (its checked spec), ``to_dict()`` and
+    ``from_dict()``. A class sets ``kind`` and ``Params`` and takes the spec's fields as
+    constructor keywords."""
+
+    kind: str
+    Params: type
+
+    def to_dict(self) -> dict:
+        """The parameters as JSON-able data (every field: a later change of a default does
+        not change a saved descriptor); ``type(d).from_dict(d.to_dict())`` is ``d``."""
+        return self.params.to_dict()
+
+    @classmethod
+    def from_dict(cls, data, path: str = ""):
+        """The descriptor of `to_dict`'s data; strict about JSON types, the errors name the
+        field by its path (``path.field``)."""
+        return cls(**cls.Params.from_dict(data, path).values())
+
+
+#: The descriptor classes by kind, for model files and configurations (`register_descriptor`).
+DESCRIPTORS: dict[str, type] = {}
+
+
+def register_descriptor(cls):
+    """Class decorator: make ``cls`` (a `_Described`) known by its ``kind``."""
+    if cls.kind in DESCRIPTORS and DESCRIPTORS[cls.kind] is not cls:
+        raise ValueError(f"a descriptor of kind {cls.kind!r} is already registered")
+    DESCRIPTORS[cls.kind] = cls
+    return cls
+
+
+def descriptor_to_dict(descriptor) -> dict:
+    """``{"kind": ..., "params": {...}}``: any registered descriptor, for a model file."""
+    return {"kind": descriptor.kind, "params": descriptor.to_dict()}
+
+
+def descriptor_from_dict(data, path: str = "descriptor"):
+    """The descriptor of `descriptor_to_dict`'s data, chosen by its kind. ValueError or
+    TypeError naming the field by its path."""
+    if not isinstance(data, Mapping) or set(data) != {"kind", "params"}:
+        raise ValueError(f"{path}: must be a JSON object with the fields kind and params")
+    cls = DESCRIPTORS.get(data["kind"]) if isinstance(data["kind"], str) else None
+    if cls is None:
+        raise ValueError(f"{path}.kind: unknown descriptor kind {show(data['kind'])} (known: {sorted(DESCRIPTORS)})")
+    return cls.from_dict(data["params"], f"{path}.params")
+
+
+@register_descriptor
+class Bispectrum(_Described):
     """The SNAP bispectrum descriptor, with the keywords, values and component order of
     LAMMPS ``compute sna/atom`` (Thompson et al., J. Comput. Phys. 285, 316 (2015); explicit
     multi-element form: Cusentino et al., J. Phys. Chem. A 124, 5456 (2020)).
@@ -92,6 +220,9 @@ class Bispectrum:
         its own (chemflag).
     """
 
+    kind = "bispectrum"
+    Params = BispectrumParams
+
     def __init__(
         self,
         twojmax: int,
@@ -106,75 +237,42 @@ class Bispectrum:
         bnormflag: bool = False,
         wselfallflag: bool = False,
     ):
-        twojmax = _integer("twojmax", twojmax, 0, MAX_TWOJMAX)
-        if twojmax % 2:
-            raise ValueError(f"twojmax must be an even integer >= 0 and <= {MAX_TWOJMAX}, got {twojmax}")
-        rcutfac = _finite("rcutfac", rcutfac)
-        if rcutfac <= 0:
-            raise ValueError(f"rcutfac must be positive, got {rcutfac}")
-        rfac0 = _finite("rfac0", rfac0)
-        if not 0 < rfac0 <= 1:
-            raise ValueError(f"rfac0 must be in (0, 1], got {rfac0}")
-        rmin0 = _finite("rmin0", rmin0)
-        if rmin0 < 0:
-            raise ValueError(f"rmin0 must be >= 0 Angstrom, got {rmin0}")
-        if not isinstance(radelem, Mapping) or not radelem:
-            raise ValueError("radelem must be a non-empty dict of element radii, e.g. {'Ni': 0.5}")
-        numbers = [_atomic_number(key, "radelem") for key in radelem]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError(f"radelem names an element twice: {list(radelem)}")
-        radii = [_finite(f"radelem[{key!r}]", value) for key, value in radelem.items()]
-        for key, r in zip(radelem, radii):
-            if r <= 0:
-                raise ValueError(f"radelem[{key!r}] must be positive, got {r}")
-        if wj is None:
-            weights = [1.0] * len(numbers)
-        else:
-            if not isinstance(wj, Mapping):
-                raise ValueError("wj must be a dict of element weights, e.g. {'Ni': 1.0}")
-            by_number = {_atomic_number(key, "wj"): (key, value) for key, value in wj.items()}
-            missing = [_SYMBOLS[z] for z in numbers if z not in by_number]
-            if missing:
-                raise ValueError(f"element(s) {missing} have a radelem but no wj")
-            extra = [_SYMBOLS[z] for z in by_number if z not in numbers]
-            if extra:
-                raise ValueError(f"element(s) {extra} have a wj but no radelem")
-            weights = [_finite(f"wj[{by_number[z][0]!r}]", by_number[z][1]) for z in numbers]
-        smallest = 2 * rcutfac * min(radii)
-        if rmin0 >= smallest:
-            raise ValueError(
-                f"rmin0 = {rmin0} must be smaller than every pair cutoff rcutfac * (R_i + R_j); "
-                f"the smallest is {smallest}"
-            )
-
-        self._numbers = numbers
-        self._radelem = dict(zip(self.elements, radii))
-        self._wj = dict(zip(self.elements, weights))
-        self._flags = dict(
-            switchflag=_flag("switchflag", switchflag),
-            bzeroflag=_flag("bzeroflag", bzeroflag),
-            chemflag=_flag("chemflag", chemflag),
-            bnormflag=_flag("bnormflag", bnormflag),
-            wselfallflag=_flag("wselfallflag", wselfallflag),
+        self.params = BispectrumParams(
+            twojmax=twojmax, rcutfac=rcutfac, rfac0=rfac0, rmin0=rmin0, radelem=radelem, wj=wj,
+            switchflag=switchflag, bzeroflag=bzeroflag, chemflag=chemflag, bnormflag=bnormflag,
+            wselfallflag=wselfallflag,
         )
+        p = self.params
+        numbers = [_ATOMIC_NUMBERS[e] for e in p.radelem]
+        radii, weights = list(p.radelem.values()), list(p.wj.values())
+        self._numbers = numbers
+        self._radelem = dict(p.radelem)
+        self._wj = dict(p.wj)
+        self._flags = {name: getattr(p, name) for name in _BISPECTRUM_FLAGS}
         self.switchflag, self.bzeroflag, self.chemflag, self.bnormflag, self.wselfallflag = (
             self._flags.values()
         )
-        self.twojmax = int(twojmax)
-        self.rcutfac = rcutfac
-        self.rfac0 = rfac0
-        self.rmin0 = rmin0
+        self.twojmax = p.twojmax
+        self.rcutfac = p.rcutfac
+        self.rfac0 = p.rfac0
+        self.rmin0 = p.rmin0
         self._core = _core.Bispectrum(
-            self.twojmax, rcutfac, rfac0, rmin0, numbers, radii, weights, **self._flags
+            self.twojmax, p.rcutfac, p.rfac0, p.rmin0, numbers, radii, weights, **self._flags
         )
-        # atomic number -> position in `elements`, -1 for elements the descriptor lacks
+        # atomic number -> position in `species`, -1 for elements the descriptor lacks
         self._index = np.full(len(_SYMBOLS), -1, dtype=np.int64)
         self._index[numbers] = np.arange(len(numbers))
 
     @property
-    def elements(self) -> tuple[str, ...]:
+    def species(self) -> tuple[str, ...]:
         """Element symbols in the order of radelem (the order of the chemflag triples)."""
         return tuple(_SYMBOLS[z] for z in self._numbers)
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Deprecated alias of `species` (the package's one word for a descriptor's
+        elements); kept working."""
+        return self.species
 
     @property
     def radelem(self) -> dict[str, float]:
@@ -263,7 +361,7 @@ class Bispectrum:
             names = [_SYMBOLS[z] for z in missing]
             raise ValueError(
                 f"atoms contains element(s) {names} that are missing from radelem/wj "
-                f"(the descriptor has {list(self.elements)})"
+                f"(the descriptor has {list(self.species)})"
             )
         return _core.Structure(
             np.ascontiguousarray(positions, dtype=np.float64),
@@ -285,7 +383,8 @@ class SOAPGradients(BispectrumGradients):
     """
 
 
-class SOAP:
+@register_descriptor
+class SOAP(_Described):
     """The SOAP power spectrum (Bartok, Kondor and Csanyi, Phys. Rev. B 87, 184115 (2013)) of
     every atom, for any number of species, with analytic gradients and per-atom virials.
 
@@ -350,6 +449,9 @@ class SOAP:
         are then those of the normalised vector.
     """
 
+    kind = "soap"
+    Params = SOAPParams
+
     def __init__(
         self,
         cutoff: float = 5.0,
@@ -362,34 +464,23 @@ class SOAP:
         center_atom_weight: float = 1.0,
         normalize: bool = False,
     ):
-        cutoff = _finite("cutoff", cutoff)
-        if cutoff <= 0:
-            raise ValueError(f"cutoff must be positive, got {cutoff}")
-        n_max = _integer("n_max", n_max, 1, MAX_N_MAX)
-        l_max = _integer("l_max", l_max, 0, MAX_L_MAX)
-        atom_sigma = _finite("atom_sigma", atom_sigma)
-        if atom_sigma <= 0:
-            raise ValueError(f"atom_sigma must be positive, got {atom_sigma}")
-        width = _finite("cutoff_transition_width", cutoff_transition_width)
-        if not 0 <= width < cutoff:
-            raise ValueError(
-                f"cutoff_transition_width must be in [0, cutoff) = [0, {cutoff}), got {width}"
-            )
-        center_atom_weight = _finite("center_atom_weight", center_atom_weight)
-        if species is None or isinstance(species, (str, int, np.integer)):
-            raise ValueError("species must be a list of elements, e.g. species=['Si']")
-        numbers = [_atomic_number(s, "species") for s in species]
-        if not numbers:
-            raise ValueError("species must name at least one element")
-        if len(set(numbers)) != len(numbers):
-            raise ValueError(f"species names an element twice: {list(species)}")
+        self.params = SOAPParams(
+            cutoff=cutoff, n_max=n_max, l_max=l_max, atom_sigma=atom_sigma,
+            cutoff_transition_width=cutoff_transition_width, species=species,
+            center_atom_weight=center_atom_weight, normalize=normalize,
+        )
+        p = self.params
+        numbers = [_ATOMIC_NUMBERS[e] for e in p.species]
+        cutoff, atom_sigma, width, center_atom_weight = (
+            p.cutoff, p.atom_sigma, p.cutoff_transition_width, p.center_atom_weight
+        )
         self.cutoff = cutoff
-        self.n_max = n_max
-        self.l_max = l_max
+        self.n_max = p.n_max
+        self.l_max = p.l_max
         self.atom_sigma = atom_sigma
         self.cutoff_transition_width = width
         self.center_atom_weight = center_atom_weight
-        self.normalize = _flag("normalize", normalize)
+        self.normalize = p.normalize
         self._core = _core.SOAP(
             cutoff, self.n_max, self.l_max, atom_sigma, width, numbers, center_atom_weight,
             self.normalize,
@@ -445,57 +536,15 @@ class SOAP:
 
 
 def _flag(name: str, value) -> bool:
-    """A boolean parameter: True or False (also numpy's bool, or the integers 0 and 1, as
-    LAMMPS files write flags). Anything else is refused: ``bool("no")`` is True, so a string
-    or a float would silently switch a flag on."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        if value in (0, 1):
-            return bool(value)
-        raise ValueError(f"{name} must be True or False (or 0 or 1), got {_show(value)}")
-    raise TypeError(f"{name} must be True or False, got {_show(value)} ({type(value).__name__})")
+    """A boolean parameter (`mlpot.params.Flag`: True/False, numpy bools, 0 and 1)."""
+    return Flag().check(value, name)
 
 
 def _integer(name: str, value, smallest: int, largest: int | None = None) -> int:
     """An integer parameter (not a bool, not a float) in [smallest, largest]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {_show(value)}")
-    if value < smallest or (largest is not None and value > largest):
-        allowed = f">= {smallest}" if largest is None else f">= {smallest} and <= {largest}"
-        raise ValueError(f"{name} must be {allowed}, got {_show(value)}")
-    return int(value)
-
-
-def _show(value) -> str:
-    """A short repr for messages: a huge integer as its size (its digits may be refused by
-    str(), and are no use to read)."""
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return Integer(smallest, largest).check(value, name)
 
 
 def _finite(name: str, value) -> float:
     """A finite real parameter; a bool or a string is not a number (float("4") would parse)."""
-    if isinstance(value, (str, bytes, bool, np.bool_)):
-        raise TypeError(f"{name} must be a number, got {_show(value)}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {_show(value)}") from None
-    except OverflowError:  # an integer beyond the float range
-        raise ValueError(f"{name} must be finite, got {_show(value)}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {_show(value)}")
-    return x
-
-
-def _atomic_number(key, what: str) -> int:
-    if isinstance(key, str):
-        if key not in _ATOMIC_NUMBERS or key == "X":
-            raise ValueError(f"unknown element symbol {key!r} in {what}")
-        return _ATOMIC_NUMBERS[key]
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 1 <= key <= 118:
-        return int(key)
-    raise ValueError(f"{what} keys must be element symbols or atomic numbers, got {key!r}")
+    return Real().check(value, name)

@@ -7,15 +7,22 @@ xz xy), so that ``atoms.get_potential_energy()``, ``get_forces()`` and ``get_str
 return them. ``atoms.info["group"]`` names the configuration group and
 ``atoms.info["source"]`` the file and record.
 
+The configuration group: mlpot's key is ``group``; the ecosystem's (QUIP/gap_fit, ASE and
+most extxyz data sets) is ``config_type``, which every reader accepts as well. When a frame
+or record has both, ``group`` wins (it is the more specific, mlpot's own); either way the
+group ends up in ``atoms.info["group"]``, and a ``config_type`` in the file stays in
+``atoms.info`` as it was.
+
 Formats (``format=None`` guesses from the file):
 
 ``"mlearn"`` (alias ``"maml"``)
     JSON lists of records ``{"structure": <pymatgen Structure dict>, "outputs": {"energy",
     "forces", "virial_stress" or "stress"}, "group": ...}`` (materialsvirtuallab mlearn and
     maml). Stresses are VASP's: kbar, positive under compression, order xx yy zz xy yz zx.
-    Parsed without pymatgen. The group is the record's ``"group"``, except in maml
-    data-group files (records carrying ``"group_id"``, where ``"group"`` names the chemical
-    system and each file is one data group, as maml's README says): there the file name.
+    Parsed without pymatgen. The group is the record's ``"group"`` (or ``"config_type"``),
+    except in maml data-group files (records carrying ``"group_id"``, where ``"group"``
+    names the chemical system and each file is one data group, as maml's README says):
+    there the file name.
 ``"fitsnap"``
     FitSNAP JSON: optional ``#`` comment lines, then ``{"Dataset": {"Data": [...],
     "StressStyle": "bar", ...}}``. Stresses are 3x3, positive under compression (LAMMPS's
@@ -25,7 +32,7 @@ anything ``ase.io.read`` reads (extxyz first)
     The reference values come from the calculator results ``ase.io`` attaches (energy,
     forces, stress). A ``virial`` (eV, 3x3 or 9 values, the GAP/QUIP convention
     virial = -stress * volume) is used when there is no stress. The group is
-    ``atoms.info["group"]``, else the file name.
+    ``atoms.info["group"]``, else ``atoms.info["config_type"]``, else the file name.
 
 The unit and sign conversions are proven in tests/test_io_data.py by finite-difference
 strain tests on the real data: between two nearby strained copies of one structure the
@@ -60,6 +67,7 @@ from ase.data import atomic_numbers
 
 __all__ = [
     "DataFileError",
+    "GROUP_KEYS",
     "StrainPairs",
     "VOIGT_ORDERS",
     "read",
@@ -73,6 +81,9 @@ class DataFileError(ValueError):
 
 
 #: Component order of 6-vector stresses in the data formats.
+#: the keys of the configuration group, in the order they win (mlpot's, then extxyz/gap_fit's)
+GROUP_KEYS = ("group", "config_type")
+
 VOIGT_ORDERS = {
     "vasp": ("xx", "yy", "zz", "xy", "yz", "zx"),
     "lammps": ("xx", "yy", "zz", "xy", "xz", "yz"),
@@ -390,10 +401,10 @@ def _mlearn_record(record, path: Path, index: int) -> _Record:
         a = np.asarray(raw, dtype=object)
         shape = (3, 3) if a.ndim == 2 else (6,)
         stress = _array(raw, shape, "stress", where)
-    if "group_id" in record or "group" not in record:
+    if "group_id" in record:
         group = path.stem  # maml data-group files: one file, one group
     else:
-        group = str(record["group"])
+        group = str(_group_of(record, path.stem))
     return _Record(
         numbers,
         positions,
@@ -405,6 +416,15 @@ def _mlearn_record(record, path: Path, index: int) -> _Record:
         group,
         f"{path}#{index}",
     )
+
+
+def _group_of(info, default: str):
+    """The configuration group of a record or an ``atoms.info``: its ``group``, else its
+    ``config_type`` (the extxyz/gap_fit key), else ``default``."""
+    for key in GROUP_KEYS:
+        if info.get(key) is not None:
+            return info[key]
+    return default
 
 
 def _site_number(site, where: str) -> int:
@@ -555,7 +575,7 @@ def _ase_frames(path: Path, format) -> list[Atoms]:
         for key in ("energy", "stress", "virial"):  # now on the calculator
             atoms.info.pop(key, None)
         atoms.arrays.pop("forces", None)
-        group = str(atoms.info.get("group", path.stem))
+        group = str(_group_of(atoms.info, path.stem))
         # keep the Atoms ase built (masses, tags, constraints, extra arrays)
         frame = _label(atoms, energy, forces, stress, group, f"{path}#{index}")
         frames.append(frame)

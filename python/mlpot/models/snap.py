@@ -25,6 +25,7 @@ from mlpot.models import lstsq, training
 from mlpot.models.base import Model, check_baseline, progress as _progress
 from mlpot.models.parts import baseline_from_dict, baseline_to_dict, bispectrum_from_dict, bispectrum_to_dict
 from mlpot.models.registry import register
+from mlpot.models.specs import SNAPParams
 from mlpot.models.system import LinearSystem
 
 __all__ = ["LinearSystem", "SNAP"]
@@ -60,7 +61,7 @@ class SNAP(Model):
     def __init__(self, bispectrum: Bispectrum, quadratic: bool = False, baseline=None):
         if not isinstance(bispectrum, Bispectrum):
             raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(bispectrum).__name__}")
-        quadratic = _flag("quadratic", quadratic)
+        quadratic = SNAPParams(quadratic=quadratic).quadratic
         self._bispectrum = bispectrum
         self._quadratic = quadratic
         self.baseline = check_baseline(baseline)

@@ -8,27 +8,19 @@ from collections.abc import Mapping
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot.descriptors import SOAP, _finite, _flag, _integer
+from mlpot.descriptors import SOAP, _flag
 from mlpot.modelfile import plain
 from mlpot.models.base import Model, check_baseline
 from mlpot.models.gap import files, fit
 from mlpot.models.gap.fit import Fitted
 from mlpot.models.gap.predict import predict_terms
-from mlpot.models.gap.sparse import SPARSE_METHODS
-from mlpot.models.gap.terms import MAX_SPARSE, Distance2b, positive, symbol
+from mlpot.models.gap.terms import Distance2b
 from mlpot.models.parts import soap_to_dict
 from mlpot.models.registry import register
+from mlpot.models.specs import GAPParams
 from mlpot.models.system import GAPSystem
 
 __all__ = ["GAP"]
-
-
-def _sigmas(value, name: str) -> tuple[float, float, float]:
-    try:
-        e, f, v = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be (sigma_energy, sigma_force, sigma_virial), got {value!r}") from None
-    return tuple(positive(x, f"{name}[{k}]") for k, x in enumerate((e, f, v)))
 
 
 @register("GAP")
@@ -113,18 +105,14 @@ class GAP(Model):
                 self.descriptors.append(d)
             else:
                 raise TypeError(f"descriptors must be mlpot.SOAP or mlpot.Distance2b, got {type(d).__name__}")
-        self.zeta = positive(zeta, "zeta")
-        self.n_sparse = _integer("n_sparse", n_sparse, 1, MAX_SPARSE)
-        self.delta = None if delta is None else positive(delta, "delta")
-        if sparse_method not in SPARSE_METHODS:
-            raise ValueError(f"sparse_method must be one of {SPARSE_METHODS}, got {sparse_method!r}")
-        self.sparse_method = sparse_method
-        self.default_sigma = default_sigma
-        self.group_sigma = group_sigma
-        self.e0 = None if e0 is None else self._check_e0(e0)
-        self.jitter = jitter
+        p = GAPParams(
+            zeta=zeta, n_sparse=n_sparse, delta=delta, sparse_method=sparse_method,
+            default_sigma=default_sigma, group_sigma=group_sigma, e0=e0, jitter=jitter, seed=seed,
+        )
+        self.zeta, self.n_sparse, self.delta, self.sparse_method = p.zeta, p.n_sparse, p.delta, p.sparse_method
+        self.default_sigma, self.group_sigma, self.e0, self.jitter = p.default_sigma, p.group_sigma, p.e0, p.jitter
         self.baseline = check_baseline(baseline)
-        self.seed = _integer("seed", seed, 0)
+        self.seed = p.seed
         self.sparse_points = sparse_points
         self._fitted: Fitted | None = None
 
@@ -157,7 +145,7 @@ class GAP(Model):
 
     @default_sigma.setter
     def default_sigma(self, value) -> None:
-        self._default_sigma = _sigmas(value, "default_sigma")
+        self._default_sigma = GAPParams.check_parameter("default_sigma", value)
 
     @property
     def group_sigma(self) -> dict:
@@ -166,9 +154,7 @@ class GAP(Model):
 
     @group_sigma.setter
     def group_sigma(self, value) -> None:
-        if value is not None and not isinstance(value, Mapping):
-            raise TypeError("group_sigma must be a dict {group: (e, f, v)}")
-        self._group_sigma = {g: _sigmas(s, f"group_sigma[{g!r}]") for g, s in (value or {}).items()}
+        self._group_sigma = GAPParams.check_parameter("group_sigma", value)
 
     @property
     def jitter(self) -> float:
@@ -177,10 +163,7 @@ class GAP(Model):
 
     @jitter.setter
     def jitter(self, value) -> None:
-        jitter = _finite("jitter", value)
-        if jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {value}")
-        self._jitter = jitter
+        self._jitter = GAPParams.check_parameter("jitter", value)
 
     @property
     def alpha(self) -> np.ndarray | None:
@@ -202,11 +185,6 @@ class GAP(Model):
     _alpha = property(lambda self: None if self._fitted is None else self._fitted.alpha)
     _e0_fitted = property(lambda self: None if self._fitted is None else self._fitted.e0)
     _posterior = property(lambda self: None if self._fitted is None else self._fitted.posterior_factor())
-
-    def _check_e0(self, e0) -> dict[str, float]:
-        if not isinstance(e0, Mapping):
-            raise TypeError("e0 must be a dict {element: energy in eV}")
-        return {symbol(k): _finite(f"e0[{k!r}]", v) for k, v in e0.items()}
 
     def __repr__(self) -> str:
         state = "fitted" if self._fitted is not None else "not fitted"

@@ -10,12 +10,10 @@ from mlpot import _memory
 from mlpot.descriptors import SOAP
 from mlpot.models.base import progress as progress_bar
 from mlpot.models.gap.terms import Distance2b, Term, symbol
+from mlpot.models.specs import SPARSE_METHODS
 from mlpot.neighborlist import neighbor_list
 
 __all__ = ["SPARSE_METHODS", "select_sparse", "select_terms"]
-
-SPARSE_METHODS = ("cur", "fps", "random")
-
 
 def select_sparse(x: np.ndarray, n: int, method: str, zeta: float = 1.0, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` distinct rows of the candidate matrix ``x`` (rows: normalised

@@ -15,15 +15,10 @@ import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
 from mlpot import _core, _memory
-from mlpot.descriptors import _atoms_arrays, _finite, _integer
+from mlpot.descriptors import _atoms_arrays, _Described, _finite, register_descriptor
+from mlpot.models.specs import MAX_SPARSE, Distance2bParams
 
 __all__ = ["MAX_SPARSE", "Distance2b", "Term", "prior_factor", "structure"]
-
-#: Largest n_sparse of a term (per central species for SOAP). Published GAPs use a few
-#: thousand per species (up to ~10^4); at 10^5 K_MM alone is 80 GB and its factorization
-#: 10^15 flops, so larger values are a typo, refused before anything is computed.
-MAX_SPARSE = 100_000
-
 
 def positive(value, name: str) -> float:
     x = _finite(name, value)
@@ -58,7 +53,8 @@ def structure(atoms, numbers_known: Sequence[int]) -> _core.Structure:
     )
 
 
-class Distance2b:
+@register_descriptor
+class Distance2b(_Described):
     """gap_fit's ``distance_2b`` term: as in QUIP, each ordered pair (i, j) within ``cutoff``
     is a descriptor with the local energy f_c(r) f(r) given to atom i (so an unordered pair
     has the energy 2 f_c f), f a Gaussian process of covariance delta^2 exp(-(r - r')^2 /
@@ -82,6 +78,9 @@ class Distance2b:
         Fixed sparse distances (Angstrom), e.g. those of a gap_fit model.
     """
 
+    kind = "distance_2b"
+    Params = Distance2bParams
+
     def __init__(
         self,
         cutoff: float = 5.0,
@@ -92,28 +91,14 @@ class Distance2b:
         species=None,
         sparse_points=None,
     ):
-        self.cutoff = positive(cutoff, "cutoff")
-        self.cutoff_transition_width = _finite("cutoff_transition_width", cutoff_transition_width)
-        if not 0 <= self.cutoff_transition_width <= self.cutoff:
-            raise ValueError(
-                f"cutoff_transition_width must be in [0, cutoff], got {cutoff_transition_width!r}"
-            )
-        self.theta = positive(theta, "theta")
-        self.delta = None if delta is None else positive(delta, "delta")
-        self.n_sparse = _integer("n_sparse", n_sparse, 1, MAX_SPARSE)
-        if species is None:
-            self.species = None
-        else:
-            if isinstance(species, str) or len(species) != 2:
-                raise ValueError(f"species must be None or two elements, got {species!r}")
-            self.species = tuple(symbol(s) for s in species)
-        if sparse_points is None:
-            self.sparse_points = None
-        else:
-            x = np.array(sparse_points, dtype=np.float64).ravel()
-            if not len(x) or not np.isfinite(x).all() or (x < 0).any():
-                raise ValueError("sparse_points must be non-empty, finite and >= 0 (Angstrom)")
-            self.sparse_points = x
+        self.params = Distance2bParams(
+            cutoff=cutoff, cutoff_transition_width=cutoff_transition_width, theta=theta, delta=delta,
+            n_sparse=n_sparse, species=species, sparse_points=sparse_points,
+        )
+        p = self.params
+        self.cutoff, self.cutoff_transition_width, self.theta = p.cutoff, p.cutoff_transition_width, p.theta
+        self.delta, self.n_sparse, self.species = p.delta, p.n_sparse, p.species
+        self.sparse_points = None if p.sparse_points is None else np.array(p.sparse_points, dtype=np.float64)
 
     def __repr__(self) -> str:
         return (
@@ -122,15 +107,8 @@ class Distance2b:
         )
 
     def to_dict(self) -> dict:
-        """The parameters (without sparse points), as in a model file."""
-        return {
-            "cutoff": self.cutoff,
-            "cutoff_transition_width": self.cutoff_transition_width,
-            "theta": self.theta,
-            "delta": self.delta,
-            "n_sparse": self.n_sparse,
-            "species": None if self.species is None else list(self.species),
-        }
+        """The parameters but the sparse points (a fitted term stores its own)."""
+        return {k: v for k, v in self.params.to_dict().items() if k != "sparse_points"}
 
 
 def switch(r, cutoff, width):
