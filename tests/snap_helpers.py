@@ -145,3 +145,20 @@ def numeric_forces_and_stress(model, atoms, h=1e-5):
             e.append(model.predict(moved)["energy"])
         stress[v] = (e[0] - e[1]) / (2 * h) / atoms.get_volume()
     return forces, stress
+
+
+def gap_from_parts(m, n_max=4, l_max=3, seed=0):
+    """A fitted GAP with m SOAP sparse points (one species, Si) built from random parts:
+    sparse points, weights and a posterior factor, for file sizes and load times (the
+    values do not matter there)."""
+    from mlpot.models.gap import GAP, _Term
+
+    rng = np.random.default_rng(seed)
+    soap = mlpot.SOAP(cutoff=5.0, n_max=n_max, l_max=l_max, species=["Si"], normalize=True)
+    x = np.abs(rng.normal(size=(m, soap.n_features)))
+    x /= np.linalg.norm(x, axis=1)[:, None]
+    term = _Term("soap", soap, 0.2, x, [14] * m, 4.0)
+    posterior = np.triu(rng.normal(size=(m, m))) + m * np.eye(m)
+    settings = dict(zeta=4.0, n_sparse=m, delta=None, sparse_method="cur", default_sigma=(0.01, 0.05, 0.01),
+                    group_sigma={}, seed=0, e0=None)
+    return GAP._from_parts([soap], settings, [term], rng.normal(size=m), {"Si": -0.5}, 1e-10, posterior, None)

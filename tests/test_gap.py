@@ -294,6 +294,7 @@ def test_save_and_load_round_trip_exactly(tmp_path, alloy_model):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
         assert loaded.to_dict() == model.to_dict()
+        mlpot.modelfile.save(model, path, version=1)  # the JSON text of version 1, to edit
     finally:
         model.baseline = None
     document = json.loads(path.read_text())

@@ -1,16 +1,49 @@
 """Model files: exact round trips and clear errors for every kind of bad file."""
 
+import io
 import json
 import os
 import stat
 import sys
 import types
+import zipfile
 
 import numpy as np
 import pytest
 
 import mlpot
-from snap_helpers import PairBaseline, descriptor, known_model, structure
+from mlpot import modelfile
+from snap_helpers import PairBaseline, descriptor, gap_from_parts, known_model, structure
+
+
+def save_v1(model, path):
+    """``model`` as a version-1 (JSON text) file: what the mutation tests edit as JSON."""
+    modelfile.save(model, path, version=1)
+
+
+def read_archive(path) -> tuple[dict, dict[str, bytes]]:
+    """The model.json document and the other members (name -> bytes) of a version-2 file,
+    read with zipfile alone (not with the code under test)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    return json.loads(members.pop("model.json")), members
+
+
+def write_archive(path, document, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", json.dumps(document))
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def npy(array, allow_pickle=False) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+def load_npy(data: bytes) -> np.ndarray:
+    return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
 
 
 def _predictions_equal(a, b, atoms):
@@ -48,6 +81,7 @@ def test_baseline_round_trips_through_mlpot_baselines(tmp_path, monkeypatch):
     assert isinstance(loaded.baseline, PairBaseline) and loaded.baseline.a == 33.0
     _predictions_equal(model, loaded, structure(np.random.default_rng(43)))
     # a class outside mlpot.baselines is never imported
+    save_v1(model, tmp_path / "m.json")
     doc = json.loads((tmp_path / "m.json").read_text())
     doc["baseline"]["class"] = "os.system"
     (tmp_path / "evil.json").write_text(json.dumps(doc))
@@ -58,7 +92,7 @@ def test_baseline_round_trips_through_mlpot_baselines(tmp_path, monkeypatch):
 def _saved(tmp_path):
     model = known_model(descriptor(2), True, seed=44)
     path = tmp_path / "good.json"
-    model.save(path)
+    save_v1(model, path)
     return path, json.loads(path.read_text())
 
 
@@ -81,6 +115,7 @@ def test_bad_files_raise_model_file_errors_that_name_the_problem(tmp_path):
     truncated.write_text(text[: len(text) // 2])
     cases = [
         (truncated, "corrupt or truncated"),
+        (_edited(tmp_path, doc, version=3), "version 3"),
         (_edited(tmp_path, doc, version=2), "version 2"),
         (_edited(tmp_path, doc, format="something"), "not an mlpot model file"),
         (_edited(tmp_path, doc, kind="GAP2"), "unknown kind 'GAP2'"),
@@ -147,16 +182,35 @@ def _gap_model():
 
 
 @pytest.fixture(scope="module")
-def saved_documents(tmp_path_factory):
-    """{kind: (text, document)} of a valid SNAP (quadratic, ZBL baseline) and GAP file."""
-    directory = tmp_path_factory.mktemp("valid")
+def saved_models(tmp_path_factory):
+    """{kind: model} of a valid SNAP (quadratic, ZBL baseline) and GAP."""
     snap = known_model(descriptor(2), True, seed=45, baseline=mlpot.ZBL(1.0, 1.5))
+    return {"SNAP": snap, "GAP": _gap_model()}
+
+
+@pytest.fixture(scope="module")
+def saved_documents(tmp_path_factory, saved_models):
+    """{kind: (text, document)} of the version-1 (JSON text) files of `saved_models`."""
+    directory = tmp_path_factory.mktemp("valid")
     out = {}
-    for kind, model in (("SNAP", snap), ("GAP", _gap_model())):
+    for kind, model in saved_models.items():
         path = directory / f"{kind}.json"
-        model.save(path)
+        save_v1(model, path)
         mlpot.load(path)  # valid before any mutation
         out[kind] = (path.read_text(), json.loads(path.read_text()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def saved_archives(tmp_path_factory, saved_models):
+    """{kind: (document, members)} of the version-2 files of `saved_models`."""
+    directory = tmp_path_factory.mktemp("valid2")
+    out = {}
+    for kind, model in saved_models.items():
+        path = directory / f"{kind}.mlpot"
+        model.save(path)
+        mlpot.load(path)
+        out[kind] = read_archive(path)
     return out
 
 
@@ -185,8 +239,10 @@ OUT_OF_RANGE = {
     "atom_sigma": [0.0, 1e-9], "cutoff_transition_width": [-1.0, 1e3], "theta": [0.0], "delta": [0.0, -1.0],
     "n_sparse": [0, 10**6], "zeta": [0.0, -1.0, 3.5], "jitter": [-1.0], "seed": [-1], "default_sigma": [0.0],
     "bulk": [0.0], "sparse_method": ["pivot"], "inner": [-1.0, 100.0], "outer": [0.5], "species": ["Xx"],
-    "elements": ["Xx"], "sparse_species": ["Xx"], "version": [True, 2, 1.0],
+    "elements": ["Xx"], "sparse_species": ["Xx"],
 }
+#: versions out of range, per version of the file
+BAD_VERSIONS = {1: [True, 2, 1.0], 2: [True, 1, 2.0, 3]}
 
 #: fields that may be removed (free-form maps)
 OPTIONAL = {("settings", "group_sigma", "bulk")}
@@ -194,6 +250,7 @@ OPTIONAL = {("settings", "group_sigma", "bulk")}
 
 def _mutations(document):
     """(path, description, mutated document) for one change at a time."""
+    out_of_range = {**OUT_OF_RANGE, "version": BAD_VERSIONS[document["version"]]}
 
     def at(doc, path):
         for key in path[:-1]:
@@ -211,7 +268,7 @@ def _mutations(document):
             changes.append(("a bool", True))
         name = next((k for k in reversed(path) if isinstance(k, str)), None)
         if not isinstance(value, (dict, list)):
-            changes += [(f"out of range ({v!r:.20})", v) for v in OUT_OF_RANGE.get(name, [])]
+            changes += [(f"out of range ({v!r:.20})", v) for v in out_of_range.get(name, [])]
         for what, new in changes:
             mutated = json.loads(json.dumps(document))
             at(mutated, path)[path[-1]] = new
@@ -232,28 +289,99 @@ def _names(message: str, path) -> bool:
     return _path_text(path[:-1]) in message and str(path[-1]) in message
 
 
+def _refused(target, where: str, path) -> None:
+    """Loading ``target`` raises a ModelFileError naming the file and the field at ``path``,
+    and leaves the file as it was."""
+    before = target.read_bytes()
+    try:
+        mlpot.load(target)
+    except mlpot.ModelFileError as error:
+        message = str(error)
+        assert str(target) in message, f"{where}: the message does not name the file: {message}"
+        assert _names(message, path), f"{where}: the message does not name the field: {message}"
+    except Exception as error:  # noqa: BLE001 - any other type is the defect under test
+        pytest.fail(f"{where}: {type(error).__name__} instead of ModelFileError: {error}")
+    else:
+        pytest.fail(f"{where}: the mutated file loaded")
+    assert target.read_bytes() == before, f"{where}: the failed load changed the file"
+
+
 @pytest.mark.parametrize("kind", ["SNAP", "GAP"])
 def test_every_single_field_mutation_is_a_model_file_error_naming_the_field(tmp_path, saved_documents, kind):
     _, document = saved_documents[kind]
     target = tmp_path / "mutated.json"
     seen = 0
     for path, what, mutated in _mutations(document):
-        text = json.dumps(mutated)
-        target.write_text(text)
-        where = f"{_path_text(path)} {what}"
-        try:
-            mlpot.load(target)
-        except mlpot.ModelFileError as error:
-            message = str(error)
-            assert str(target) in message, f"{where}: the message does not name the file: {message}"
-            assert _names(message, path), f"{where}: the message does not name the field: {message}"
-        except Exception as error:  # noqa: BLE001 - any other type is the defect under test
-            pytest.fail(f"{where}: {type(error).__name__} instead of ModelFileError: {error}")
-        else:
-            pytest.fail(f"{where}: the mutated file loaded")
-        assert target.read_text() == text, f"{where}: the failed load changed the file"
+        target.write_text(json.dumps(mutated))
+        _refused(target, f"{_path_text(path)} {what}", path)
         seen += 1
     assert seen > 100
+
+
+@pytest.mark.parametrize("kind", ["SNAP", "GAP"])
+def test_every_field_mutation_of_a_version_2_file_is_a_model_file_error(tmp_path, saved_archives, kind):
+    """The same mutations of the JSON document of an archive (array references included)."""
+    document, members = saved_archives[kind]
+    target = tmp_path / "mutated.mlpot"
+    seen = 0
+    for path, what, mutated in _mutations(document):
+        write_archive(target, mutated, members)
+        _refused(target, f"{_path_text(path)} {what}", path)
+        seen += 1
+    assert seen > 100
+
+
+def _array_mutations(array: np.ndarray):
+    """(description, .npy bytes) of arrays a model file must refuse in place of ``array``."""
+    nan = array.copy()
+    nan.flat[-1] = np.nan
+    inf = array.copy()
+    inf.flat[0] = -np.inf
+    yield "float32", npy(array.astype(np.float32))
+    yield "int64", npy(np.round(array).astype(np.int64))
+    yield "complex", npy(array.astype(np.complex128))
+    yield "bool", npy(array != 0)
+    yield "object", npy(array.astype(object), allow_pickle=True)
+    yield "structured", npy(np.zeros(array.shape, dtype=[("x", "<f8")]))
+    yield "NaN", npy(nan)
+    yield "inf", npy(inf)
+    yield "one entry short", npy(array.ravel()[:-1] if array.ndim == 1 else array[:-1])
+    yield "an extra dimension", npy(array[..., None])
+    yield "flattened" if array.ndim == 2 else "a scalar", npy(array.ravel() if array.ndim == 2 else array[0])
+    yield "truncated data", npy(array)[:-8]
+    yield "declared larger than it is", npy(array).replace(f"({array.shape[0]},".encode(), b"(1000000000000,", 1)
+    yield "not npy", b"\x93NUMPY garbage"
+
+
+@pytest.mark.parametrize("kind", ["SNAP", "GAP"])
+def test_bad_binary_arrays_are_model_file_errors_naming_the_field(tmp_path, saved_archives, kind):
+    document, members = saved_archives[kind]
+    target = tmp_path / "mutated.mlpot"
+    assert members, "the file has binary arrays"
+    for member, data in members.items():
+        field = member.removeprefix("arrays/").removesuffix(".npy")
+        path = tuple(int(k) if k.isdigit() else k for k in field.replace("[", ".").replace("]", "").split("."))
+        for what, bad in _array_mutations(load_npy(data)):
+            write_archive(target, document, {**members, member: bad})
+            _refused(target, f"{member} {what}", path)
+        # a missing member, and one nobody refers to
+        write_archive(target, document, {k: v for k, v in members.items() if k != member})
+        _refused(target, f"{member} missing", path)
+    write_archive(target, document, {**members, "arrays/extra.npy": npy(np.zeros(3))})
+    with pytest.raises(mlpot.ModelFileError, match="arrays/extra.npy"):
+        mlpot.load(target)
+
+
+def test_arrays_of_any_byte_order_and_layout_load_equal(tmp_path, saved_archives, saved_models):
+    """float64 in big-endian or Fortran order is still float64: loaded as the same numbers."""
+    document, members = saved_archives["GAP"]
+    atoms = structure(np.random.default_rng(5), ("Cu", "Al"))
+    expected = saved_models["GAP"].predict(atoms, variance=True)
+    changed = {k: npy(np.asfortranarray(load_npy(v)).astype(">f8")) for k, v in members.items()}
+    write_archive(tmp_path / "other.mlpot", document, changed)
+    got = mlpot.load(tmp_path / "other.mlpot").predict(atoms, variance=True)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
 
 
 def _write(tmp_path, name, document_or_text):
@@ -301,3 +429,58 @@ def test_saved_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == mode
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+# ------------------------------------------------------------- versions and compactness
+
+V1 = __import__("pathlib").Path(__file__).parent / "data" / "model_v1"
+
+
+@pytest.mark.parametrize("name", ["snap.json", "gap.json"])
+def test_version_1_files_of_the_previous_release_predict_what_it_predicted(name):
+    """Files and predictions written by the last version-1 writer (commit bdde0f1, see
+    data/model_v1/generate.py): today's reader gives the same numbers, bit for bit."""
+    from ase import Atoms
+
+    expected = json.loads((V1 / "expected.json").read_text())[name]
+    assert json.loads((V1 / name).read_text())["version"] == 1
+    model = mlpot.load(V1 / name)
+    atoms = Atoms(**expected["atoms"])
+    got = model.predict(atoms, **expected["kwargs"])
+    assert got.keys() == expected["predict"].keys()
+    for key, value in expected["predict"].items():
+        assert np.asarray(got[key]).tobytes() == np.asarray(value, dtype=np.float64).tobytes(), key
+
+
+def test_model_files_store_arrays_in_binary(tmp_path):
+    """The file of a GAP with 600 sparse points is its float64 arrays (sparse points,
+    alpha, the packed posterior factor) plus a small JSON document: at most 2 % and 64 kB
+    more than the array bytes (JSON text takes about three times as many)."""
+    m = 600
+    model = gap_from_parts(m)
+    path = tmp_path / "gap.mlpot"
+    model.save(path)
+    array_bytes = 8 * (m * model.descriptors[0].n_features + m + m * (m + 1) // 2)
+    assert os.path.getsize(path) <= 1.02 * array_bytes + 65536
+    loaded = mlpot.load(path)
+    assert loaded._posterior.tobytes() == model._posterior.tobytes()
+    assert loaded.alpha.tobytes() == model.alpha.tobytes()
+
+
+def test_a_gap_saved_without_variance_leaves_out_the_posterior_factor(tmp_path, saved_models):
+    m = 600
+    model = gap_from_parts(m)
+    model.save(tmp_path / "small.mlpot", variance=False)
+    assert os.path.getsize(tmp_path / "small.mlpot") <= 1.02 * 8 * (m * model.descriptors[0].n_features + m) + 65536
+    gap = saved_models["GAP"]
+    gap.save(tmp_path / "gap.mlpot", variance=False)
+    loaded = mlpot.load(tmp_path / "gap.mlpot")
+    atoms = structure(np.random.default_rng(8), ("Cu", "Al"))
+    expected, got = gap.predict(atoms), loaded.predict(atoms)
+    for key in expected:
+        assert np.asarray(got[key]).tobytes() == np.asarray(expected[key]).tobytes()
+    assert gap.has_variance and not loaded.has_variance
+    with pytest.raises(ValueError, match="without its posterior factor"):
+        loaded.predict(atoms, variance=True)
+    with pytest.raises(ValueError, match="no predictive variance"):
+        loaded.calculator(variance=True)

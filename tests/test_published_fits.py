@@ -28,7 +28,7 @@ import pytest
 
 import mlpot
 from mlpot.cli import load_config, split_frames
-from mlpot.modelfile import bispectrum_to_dict
+from mlpot.models.parts import bispectrum_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "examples" / "fits"

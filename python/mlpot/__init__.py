@@ -8,9 +8,11 @@ from mlpot import _core, io
 from mlpot._core import __version__
 from mlpot.baselines import ZBL
 from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradients
-from mlpot.metrics import errors
-from mlpot.modelfile import ModelFileError, load
+# the models before modelfile: importing mlpot.models registers the model kinds, and
+# mlpot.modelfile (which the models use) reads the registry, a leaf module of mlpot.models
 from mlpot.models import GAP, SNAP, Distance2b
+from mlpot.modelfile import ModelFileError, load
+from mlpot.metrics import errors
 from mlpot.models.lstsq import RankDeficientWarning
 from mlpot import lammps
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from mlpot.descriptors import _flag
+
 __all__ = ["MLPotCalculator", "system_changes"]
 
 
@@ -33,7 +35,7 @@ class MLPotCalculator(Calculator):
             raise TypeError("model must have a predict(atoms) method")
         super().__init__(**kwargs)
         self.model = model
-        self.variance = bool(variance)
+        self.variance = _flag("variance", variance)
         if self.variance:
             self.implemented_properties = self.implemented_properties + ["energy_std", "energies_std"]
 

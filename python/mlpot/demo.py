@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+import mlpot
+from mlpot.demo_data import emt_dataset, nve_energy_drift
+
 
 def run_demo(seed: int = 0, twojmax: int = 6, md_steps: int = 1000, timestep_fs: float = 1.0):
     """Build EMT data, fit SNAP, print training/validation errors, run NVE MD with the fit;
@@ -18,9 +21,6 @@ def run_demo(seed: int = 0, twojmax: int = 6, md_steps: int = 1000, timestep_fs:
     (meV/atom/ps) of the NVE run, the GAP and its mean per-atom energies_std (eV) per
     structure.
     """
-    import mlpot
-    from mlpot.demo_data import emt_dataset, nve_energy_drift
-
     print("mlpot demo: EMT-labelled Cu stands in for DFT (ASE's EMT calculator is the reference).")
     start = time.perf_counter()
     train, validation = emt_dataset(seed=seed)
@@ -69,8 +69,6 @@ def _gap_with_uncertainty(train, validation, md_cell):
     """Fits a small SOAP GAP to the same data and prints its predicted per-atom standard
     deviation on structures like the training data and on ones unlike it: the GAP's
     extrapolation warning. Returns the model and {structure: mean energies_std (eV)}."""
-    import mlpot
-
     start = time.perf_counter()
     soap = mlpot.SOAP(cutoff=4.5, n_max=6, l_max=4, atom_sigma=0.5, cutoff_transition_width=0.5, species=["Cu"])
     gap = mlpot.GAP(soap, zeta=4, n_sparse=200, default_sigma=(0.002, 0.02, 0.2))

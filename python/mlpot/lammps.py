@@ -19,6 +19,7 @@ import numpy as np
 
 from mlpot.descriptors import Bispectrum
 from mlpot.modelfile import ModelFileError
+from mlpot.models.snap import SNAP
 
 __all__ = ["read_snap", "write_snap"]
 
@@ -212,8 +213,6 @@ def read_snap(coeff, param):
     pair_style snap's defaults for missing keywords and legacy ``diagonalstyle`` lines
     ignored. Elements are in the order of the coefficient file. Raises
     mlpot.ModelFileError naming the file, line and problem."""
-    from mlpot.models.snap import SNAP
-
     coeff, param = os.fspath(coeff), os.fspath(param)
     params = _read_params(param)
     elements, radelem, wj, coefficients, n_coefficients = _read_coefficients(coeff)

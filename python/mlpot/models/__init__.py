@@ -1,7 +1,10 @@
-"""Potentials: SNAP, quadratic SNAP and GAP, their fits and predictions."""
+"""Potentials: SNAP, quadratic SNAP and GAP, their fits and predictions. Every model is a
+`mlpot.models.base.Model` registered by kind in `mlpot.models.registry`."""
 
+from mlpot.models import registry
+from mlpot.models.base import Model
 from mlpot.models.gap import GAP, Distance2b
 from mlpot.models.snap import SNAP
 from mlpot.models.system import GAPSystem, LinearSystem
 
-__all__ = ["Distance2b", "GAP", "GAPSystem", "LinearSystem", "SNAP"]
+__all__ = ["Distance2b", "GAP", "GAPSystem", "LinearSystem", "Model", "SNAP", "registry"]

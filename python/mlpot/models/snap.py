@@ -20,7 +20,11 @@ from threadpoolctl import threadpool_limits
 
 from mlpot import _core, _memory
 from mlpot.descriptors import Bispectrum, _flag
+from mlpot.modelfile import anything, array, boolean, check_shape, fields, string
 from mlpot.models import lstsq, training
+from mlpot.models.base import Model, check_baseline, progress as _progress
+from mlpot.models.parts import baseline_from_dict, baseline_to_dict, bispectrum_from_dict, bispectrum_to_dict
+from mlpot.models.registry import register
 from mlpot.models.specs import SNAPParams
 from mlpot.models.system import LinearSystem
 
@@ -37,16 +41,8 @@ def _solver_bytes(solver: str, n: int) -> int:
     return 8 * 2 * n * n
 
 
-def _progress(frames, enabled: bool):
-    if not enabled:
-        return frames
-    from tqdm.auto import tqdm
-
-    total = len(frames) if hasattr(frames, "__len__") else None
-    return tqdm(frames, total=total, desc="SNAP fit", unit="frame")
-
-
-class SNAP:
+@register("SNAP")
+class SNAP(Model):
     """A linear (``quadratic=False``) or quadratic SNAP potential on a bispectrum descriptor.
 
     Parameters
@@ -66,11 +62,9 @@ class SNAP:
         if not isinstance(bispectrum, Bispectrum):
             raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(bispectrum).__name__}")
         quadratic = SNAPParams(quadratic=quadratic).quadratic
-        if baseline is not None and not callable(getattr(baseline, "predict", None)):
-            raise TypeError("baseline must have a predict(atoms) method returning a dict")
         self._bispectrum = bispectrum
         self._quadratic = quadratic
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline)
         self._coefficients: dict[str, np.ndarray] | None = None
         self._core: _core.SnapModel | None = None
 
@@ -83,7 +77,13 @@ class SNAP:
         return self._quadratic
 
     @property
+    def species(self) -> tuple[str, ...]:
+        """The elements of the bispectrum, in its order (the order of the coefficients)."""
+        return self._bispectrum.elements
+
+    @property
     def elements(self) -> tuple[str, ...]:
+        """Alias of `species`."""
         return self._bispectrum.elements
 
     @property
@@ -275,9 +275,7 @@ class SNAP:
 
     def _signature(self):
         """What a LinearSystem's rows depend on: descriptor, quadratic flag, baseline."""
-        from mlpot import modelfile
-
-        return (modelfile.bispectrum_to_dict(self._bispectrum), self._quadratic, self.baseline)
+        return (bispectrum_to_dict(self._bispectrum), self._quadratic, self.baseline)
 
     def _design(self, frames, progress: bool):
         """(group, atoms, reference, design rows) of each frame, frames checked one by one;
@@ -285,7 +283,7 @@ class SNAP:
         if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
             raise TypeError("frames must be an iterable of ase.Atoms")
         n_frames = 0
-        for k, atoms in enumerate(_progress(frames, progress)):
+        for k, atoms in enumerate(_progress(frames, progress, "SNAP fit")):
             where, ref = training.frame_reference(k, atoms)
             group = atoms.info.get("group")
             try:
@@ -315,60 +313,40 @@ class SNAP:
     def _structure(self, atoms) -> _core.Structure:
         return self._bispectrum._structure(atoms)
 
-    def predict(self, atoms) -> dict:
-        """Energy (eV), free_energy (= energy), forces (n_atoms, 3; eV/Angstrom), energies
-        (per atom, eV) and, for cells periodic in all three directions, stress
-        (eV/Angstrom^3, ASE's sign and Voigt order xx yy zz yz xz xy) of ``atoms``, baseline
-        included. Raises ValueError naming any element the model has no coefficients for."""
+    def _predict_core(self, atoms):
         if self._core is None:
             raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
         energies, forces, virial = self._core.predict(self._structure(atoms))
-        periodic = bool(np.all(atoms.pbc))
-        if self.baseline is not None:
-            base = self.baseline.predict(atoms)
-            energies = energies + np.asarray(base["energies"], dtype=np.float64)
-            forces = forces + np.asarray(base["forces"], dtype=np.float64)
-        energy = float(energies.sum())
-        out = {"energy": energy, "free_energy": energy, "forces": forces, "energies": energies}
-        if periodic:
-            stress = -virial / atoms.get_volume()
-            if self.baseline is not None:
-                stress = stress + np.asarray(base["stress"], dtype=np.float64)
-            out["stress"] = stress
-        return out
-
-    def calculator(self, **kwargs):
-        """An ASE calculator evaluating this model (energy, free_energy, forces, stress,
-        energies)."""
-        from mlpot.calculator import MLPotCalculator
-
-        return MLPotCalculator(self, **kwargs)
+        return energies, forces, virial, {}
 
     # ---------------------------------------------------------- serialization
 
-    def save(self, path) -> None:
-        """Write the model to ``path`` as versioned JSON (read it with `mlpot.load`)."""
-        from mlpot import modelfile
-
-        modelfile.save(self, path)
-
-    def to_dict(self) -> dict:
-        """The model as plain JSON-compatible data (the body of a model file)."""
-        from mlpot import modelfile
-
+    def _document(self) -> dict:
         if self._coefficients is None:
             raise RuntimeError("the model has no coefficients yet: fit it before saving")
         return {
             "kind": "SNAP",
-            "bispectrum": modelfile.bispectrum_to_dict(self._bispectrum),
+            "bispectrum": bispectrum_to_dict(self._bispectrum),
             "quadratic": self._quadratic,
-            "coefficients": {e: c.tolist() for e, c in self._coefficients.items()},
-            "baseline": modelfile.baseline_to_dict(self.baseline),
+            "coefficients": dict(self._coefficients),
+            "baseline": baseline_to_dict(self.baseline),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "SNAP":
-        """Inverse of `to_dict`; raises mlpot.ModelFileError naming what is wrong."""
-        from mlpot import modelfile
-
-        return modelfile.snap_from_dict(cls, data)
+        """Inverse of `to_dict` (arrays as lists or float64 arrays); raises
+        mlpot.ModelFileError naming what is wrong."""
+        d = fields(
+            data,
+            {"kind": string(["SNAP"]), "bispectrum": anything, "quadratic": boolean, "coefficients": anything,
+             "baseline": anything},
+        )
+        bispectrum = bispectrum_from_dict(d["bispectrum"])
+        model = cls(bispectrum, quadratic=d["quadratic"], baseline=baseline_from_dict(d["baseline"]))
+        per = model.n_coefficients
+        kind = "quadratic SNAP" if d["quadratic"] else "linear SNAP"
+        c = fields(d["coefficients"], {e: array(1) for e in bispectrum.elements}, "coefficients")
+        for e, values in c.items():
+            check_shape(values, (per,), f"coefficients.{e}", f"{per} per element for a {kind} on this bispectrum")
+        model.coefficients = c
+        return model
