@@ -1,17 +1,167 @@
-//! Descriptors of atomic environments, one module each. Each takes a validated `Structure`,
-//! builds its own neighbor list and works per central atom over that atom's neighbor slice.
+//! Descriptors of atomic environments, one module each, behind one trait, `Descriptor`.
 //!
-//! Shared here: the neighbor list every descriptor (and the GAP pair kernel) uses, which
-//! refuses coincident atoms, and the memory guards of their output buffers.
+//! A descriptor describes one central atom at a time from that atom's slice of a neighbor
+//! list that the caller builds (`driver`): one list per structure, at the largest cutoff of
+//! every term of a model, handed to each of them; a descriptor reads only the pairs within
+//! its own cutoffs. The per-atom methods are the whole contract: values, gradients (rows of
+//! dX_i/dr_j and the per-atom virial) and, optionally, a faster adjoint. Everything per
+//! structure (parallel loops, buffers, memory checks, streaming, the forward-mode product)
+//! is written once in `driver` over the trait.
+//!
+//! Shared here as well: the check for coincident atoms and the memory guards of the output
+//! buffers.
 
 pub mod bispectrum;
+pub mod driver;
 pub mod soap;
+
+use std::any::Any;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
 use crate::structure::Structure;
+
+pub use driver::DescriptorExt;
+
+/// Voigt order (xx, yy, zz, yz, xz, xy) as (gradient component, pair-vector component).
+pub const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+
+/// Per-atom descriptors with their derivatives, sparse in neighbors.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    /// (n_atoms, n_features)
+    pub descriptors: Vec<f64>,
+    /// Per gradient row: the central atom i and the atom j it is differentiated by. The rows
+    /// of atom i are the distinct j within its cutoffs and i itself, sorted by j; periodic
+    /// images of one atom are summed into its row.
+    pub centers: Vec<usize>,
+    pub atoms: Vec<usize>,
+    /// dX_i/dr_j, (n_rows, 3, n_features), 1/Angstrom times the units of X.
+    pub values: Vec<f64>,
+    /// Per-atom virial of X_i, (n_atoms, 6, n_features) in Voigt order:
+    /// W_i[ab] = -sum_j (dX_i/dr_ij)_a (r_ij)_b (LAMMPS `compute snav/atom` summed over atoms).
+    pub virial: Vec<f64>,
+}
+
+/// What a structure-level call needs per atom, for scratch-memory estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Values,
+    Gradients,
+    Backprop,
+}
+
+/// One structure as a descriptor sees it: the neighbor list (possibly built at a larger
+/// cutoff than the descriptor's) and each atom's species index (its position in
+/// `Descriptor::species`).
+pub struct Env<'a> {
+    pub list: &'a NeighborList,
+    pub types: &'a [usize],
+}
+
+/// A descriptor of atomic environments. Object safe: models hold `Arc<dyn Descriptor>`.
+///
+/// Implementing one: parameters (one serde struct, registered in `from_json`), `species`,
+/// the pair cutoffs, `n_features`, a per-thread workspace, `atom_values` and
+/// `atom_gradients`. `atom_backprop` has a default through `atom_gradients`; override it
+/// when an adjoint avoids forming dX/dr (the bispectrum's Y, SOAP's density adjoint).
+pub trait Descriptor: Send + Sync {
+    /// The registry name, as in model files ("bispectrum", "soap").
+    fn kind(&self) -> &'static str;
+    /// Atomic numbers, in the order of the species indices of `Env::types`.
+    fn species(&self) -> &[u32];
+    /// Features per atom.
+    fn n_features(&self) -> usize;
+    /// Cutoff between species indices a and b, Angstrom: pairs at r >= it are not
+    /// neighbors. 0 for none.
+    fn pair_cutoff(&self, a: usize, b: usize) -> f64;
+    /// "{what} of n atoms (<the sizes that matter>)", for memory errors.
+    fn describe(&self, what: &str, n_atoms: usize) -> String;
+    /// Bytes of one thread's scratch for atoms of up to `max_neighbors` neighbors.
+    fn scratch_bytes(&self, max_neighbors: usize, need: Need) -> u128;
+    /// A fresh per-thread workspace, reused from atom to atom.
+    fn workspace(&self) -> Box<dyn Any + Send>;
+    /// X_i into `out` (n_features).
+    fn atom_values(&self, env: &Env, i: usize, ws: &mut dyn Any, out: &mut [f64]);
+    /// X_i into `values`, dX_i/dr_j into `gradients` ((rows.len(), 3, n_features), zeroed,
+    /// rows as `driver::atom_rows` gives them) and W_i into `virial` ((6, n_features),
+    /// zeroed).
+    #[allow(clippy::too_many_arguments)]
+    fn atom_gradients(
+        &self,
+        env: &Env,
+        i: usize,
+        ws: &mut dyn Any,
+        rows: &[usize],
+        values: &mut [f64],
+        gradients: &mut [f64],
+        virial: &mut [f64],
+    );
+    /// The adjoint for one atom's energy E_i(X_i): X_i into `values`, then `slope(X_i, de)`
+    /// writes dE_i/dX_i into `de` (n_features, zeroed), and the contributions -dE_i/dr_j
+    /// are appended to `forces` as (j, force) in an order that depends only on the
+    /// structure, and -sum_j (dE_i/dr_ij)_a (r_ij)_b added to `virial`.
+    #[allow(clippy::too_many_arguments)]
+    fn atom_backprop(
+        &self,
+        env: &Env,
+        i: usize,
+        ws: &mut dyn Any,
+        values: &mut [f64],
+        slope: &mut dyn FnMut(&[f64], &mut [f64]),
+        forces: &mut Vec<(usize, [f64; 3])>,
+        virial: &mut [f64; 6],
+    ) {
+        let nf = self.n_features();
+        let mut rows = Vec::new();
+        driver::atom_rows(self, env, i, &mut rows);
+        let mut g = vec![0.0; rows.len() * 3 * nf];
+        let mut w = vec![0.0; 6 * nf];
+        self.atom_gradients(env, i, ws, &rows, values, &mut g, &mut w);
+        let mut de = vec![0.0; nf];
+        slope(values, &mut de);
+        for (r, &j) in rows.iter().enumerate() {
+            let f = std::array::from_fn(|a| {
+                -crate::linalg::dot(&g[(3 * r + a) * nf..(3 * r + a + 1) * nf], &de)
+            });
+            forces.push((j, f));
+        }
+        for (v, wv) in virial.iter_mut().enumerate() {
+            *wv += crate::linalg::dot(&w[v * nf..(v + 1) * nf], &de);
+        }
+    }
+    /// For a dot-product kernel: the features it needs and their weights, when dot products
+    /// of two vectors need only some of them (SOAP stores each species pair once; see
+    /// `PowerSpectrum::symmetric_columns`). None: every feature, weight 1.
+    fn dot_product_columns(&self) -> Option<(Vec<usize>, Vec<f64>)> {
+        None
+    }
+    /// Whether the vectors are normalised to unit length (what a dot-product kernel on
+    /// them assumes).
+    fn normalized(&self) -> bool {
+        false
+    }
+}
+
+/// The descriptor of kind `kind` from its parameters as JSON (the serde struct of that
+/// descriptor; unknown fields are an error). The one list of descriptors of the core.
+pub fn from_json(kind: &str, json: &str) -> Result<std::sync::Arc<dyn Descriptor>> {
+    fn parse<T: serde::de::DeserializeOwned>(kind: &str, json: &str) -> Result<T> {
+        serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("{kind} parameters: {e}")))
+    }
+    Ok(match kind {
+        "bispectrum" => std::sync::Arc::new(bispectrum::Bispectrum::new(parse(kind, json)?)?),
+        "soap" => std::sync::Arc::new(soap::Soap::new(parse(kind, json)?)?),
+        _ => {
+            return Err(Error::invalid(format!(
+                "unknown descriptor kind {kind:?} (known: bispectrum, soap)"
+            )))
+        }
+    })
+}
 
 /// The largest atomic number: species lists hold distinct elements, so at most this many.
 pub const MAX_ATOMIC_NUMBER: u32 = 118;
