@@ -16,6 +16,8 @@ pub mod models;
 pub mod neighbors;
 pub mod parallel;
 pub mod structure;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 #[cfg(feature = "python")]
 mod python {

@@ -12,6 +12,8 @@
 //! buffers.
 
 pub mod bispectrum;
+#[cfg(test)]
+mod contract_tests;
 pub mod driver;
 pub mod soap;
 
