@@ -153,7 +153,7 @@ pub fn values<D: Descriptor + ?Sized>(
     let types = prepare(d, structure, list)?;
     let env = Env { list, types: &types };
     let (n, nf) = (structure.len(), d.n_features());
-    let what = || d.describe("the descriptors", n);
+    let what = || d.describe("", n);
     let scratch = d.scratch_bytes(max_neighbors(list), Need::Values);
     ensure_work_fits(bytes_of::<f64>(n as u128 * nf as u128), scratch, what)?;
     let mut out = calloc_checked(n * nf, what)?;
@@ -175,7 +175,7 @@ pub fn gradients<D: Descriptor + ?Sized>(
     let types = prepare(d, structure, list)?;
     let env = Env { list, types: &types };
     let (n_atoms, nf) = (structure.len(), d.n_features());
-    let what = || d.describe("the descriptor gradients", n_atoms);
+    let what = || d.describe("gradients", n_atoms);
     // atom i has at most its neighbors and itself as gradient rows
     let rows_bound = (list.n_pairs() + n_atoms) as u128;
     let floats = (3 * rows_bound + 7 * n_atoms as u128) * nf as u128;
@@ -260,7 +260,7 @@ pub fn for_each_atom_gradients<D: Descriptor + ?Sized, T: Send>(
     let env = Env { list, types: &types };
     let scratch = d.scratch_bytes(max_neighbors(list), Need::Gradients);
     ensure_work_fits(0, scratch, || {
-        d.describe("the descriptor gradients", structure.len())
+        d.describe("gradients", structure.len())
     })?;
     let (n, nf) = (structure.len(), d.n_features());
     let chunk = chunk.max(1);
@@ -321,7 +321,7 @@ pub fn for_each_atom_forces<D: Descriptor + ?Sized, T: Send>(
     let env = Env { list, types: &types };
     let scratch = d.scratch_bytes(max_neighbors(list), Need::Backprop);
     ensure_work_fits(0, scratch, || {
-        d.describe("the descriptor forces", structure.len())
+        d.describe("forces", structure.len())
     })?;
     let (n, nf) = (structure.len(), d.n_features());
     let chunk = chunk.max(1);
@@ -399,7 +399,7 @@ pub fn backprop<D: Descriptor + ?Sized>(
 ) -> Result<Backprop> {
     let (n, nf) = (structure.len(), d.n_features());
     check_slopes("dE/dX", de_dx, n, nf)?;
-    let what = || d.describe("the descriptor forces", n);
+    let what = || d.describe("forces", n);
     let mut descriptors = calloc_checked(n * nf, what)?;
     let mut forces = vec![[0.0; 3]; n];
     let mut virial = [0.0; 6];
@@ -457,7 +457,7 @@ pub fn forward<D: Descriptor + ?Sized>(
             "the displacement of atom {k} is not finite"
         )));
     }
-    let mut out = calloc_checked(n * nf, || d.describe("the forward-mode product", n))?;
+    let mut out = calloc_checked(n * nf, || d.describe("forward-mode product", n))?;
     for_each_atom_gradients(
         d,
         structure,

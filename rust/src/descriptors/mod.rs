@@ -79,7 +79,8 @@ pub trait Descriptor: Send + Sync {
     /// Cutoff between species indices a and b, Angstrom: pairs at r >= it are not
     /// neighbors. 0 for none.
     fn pair_cutoff(&self, a: usize, b: usize) -> f64;
-    /// "{what} of n atoms (<the sizes that matter>)", for memory errors.
+    /// "the <descriptor> {what} of n atoms (<the sizes that matter>)" (`job_name`), for
+    /// memory errors; `what` is "" for the values, or "gradients", "forces", ...
     fn describe(&self, what: &str, n_atoms: usize) -> String;
     /// Bytes of one thread's scratch for atoms of up to `max_neighbors` neighbors.
     fn scratch_bytes(&self, max_neighbors: usize, need: Need) -> u128;
@@ -144,6 +145,15 @@ pub trait Descriptor: Send + Sync {
     /// them assumes).
     fn normalized(&self) -> bool {
         false
+    }
+}
+
+/// "the {name}" or "the {name} {what}", for the messages of memory errors.
+pub(crate) fn job_name(name: &str, what: &str) -> String {
+    if what.is_empty() {
+        format!("the {name}")
+    } else {
+        format!("the {name} {what}")
     }
 }
 

@@ -83,7 +83,7 @@ pub fn design_rows(
     // the force rows, the largest output, are checked before the gradients are computed
     let describe = || {
         format!(
-            "the linear-model design rows of {n_atoms} atoms ({n_columns} columns{})",
+            "the linear-model (SNAP) design rows of {n_atoms} atoms ({n_columns} columns{})",
             if quadratic { ", quadratic" } else { "" }
         )
     };

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot import _memory
+from mlpot import _core, _memory
 from mlpot.descriptors import SOAP
 from mlpot.models import lstsq, training
 from mlpot.models.base import progress as progress_bar
@@ -262,7 +262,8 @@ def _warn_unused_groups(model, groups) -> None:
 def observation_blocks(data: TrainingData, progress: bool, desc: str):
     """(group, `frame_blocks`) of each frame, its kernel rows computed on the fly."""
     for k in progress_bar(range(len(data.frames)), progress, desc):
-        rows = [t.core.rows(data.structures[k]) for t in data.terms]
+        # one neighbor list for all terms, at the largest cutoff
+        rows = _core.rows_terms([t.core for t in data.terms], data.structures[k])
         atoms = data.frames[k]
         blocks = frame_blocks(atoms, data.refs[k], data.base[k], data.e0, rows)
         yield atoms.info.get("group"), blocks

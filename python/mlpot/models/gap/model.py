@@ -260,11 +260,11 @@ class GAP(Model):
         """
         return super().predict(atoms, variance=variance)
 
-    def _predict_core(self, atoms, variance: bool = False):
+    def _predict_core(self, atoms, terms=(), variance: bool = False):
         variance = _flag("variance", variance)
         if self._fitted is None:
             raise RuntimeError("the model is not fitted: call fit(frames) first")
-        return predict_terms(self._fitted, self.jitter, atoms, variance)
+        return predict_terms(self._fitted, self.jitter, atoms, variance, terms)
 
     # ------------------------------------------------------------- serialization
 

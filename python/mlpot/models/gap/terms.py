@@ -131,13 +131,13 @@ class Term:
         self.sparse_species = None if sparse_species is None else np.asarray(sparse_species, dtype=np.int64)
         self.zeta = zeta
         if kind == "soap":
-            self.core = _core.KernelTerm.soap(
+            self.core = _core.Term.dot_product(
                 descriptor._core, float(zeta), self.delta, self.sparse, [int(z) for z in self.sparse_species]
             )
         else:
             d = descriptor
             pair = None if d.species is None else tuple(atomic_numbers[s] for s in d.species)
-            self.core = _core.KernelTerm.pair(
+            self.core = _core.Term.pair(
                 d.cutoff, d.cutoff_transition_width, d.theta, self.delta, self.sparse.tolist(), pair
             )
 

@@ -26,7 +26,7 @@ use std::any::Any;
 use serde::{Deserialize, Serialize};
 
 use crate::descriptors::driver::workspace_of;
-use crate::descriptors::{bytes_of, check_species, Descriptor, Env, Need};
+use crate::descriptors::{bytes_of, check_species, job_name, Descriptor, Env, Need};
 use crate::error::{Error, Result};
 use atom::{Job, Neighbor, Workspace};
 use indices::Indices;
@@ -198,8 +198,10 @@ impl Descriptor for Bispectrum {
 
     fn describe(&self, what: &str, n_atoms: usize) -> String {
         format!(
-            "{what} of {n_atoms} atoms (bispectrum, twojmax {}, {} features per atom)",
-            self.params.twojmax, self.n_features
+            "{} of {n_atoms} atoms (twojmax {}, {} features per atom)",
+            job_name("bispectrum", what),
+            self.params.twojmax,
+            self.n_features
         )
     }
 

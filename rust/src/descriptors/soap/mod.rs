@@ -21,7 +21,7 @@ use std::any::Any;
 use serde::{Deserialize, Serialize};
 
 use crate::descriptors::driver::workspace_of;
-use crate::descriptors::{bytes_of, check_species, Descriptor, Env, Need};
+use crate::descriptors::{bytes_of, check_species, job_name, Descriptor, Env, Need};
 use crate::error::{Error, Result};
 use expansion::Workspace;
 use power_spectrum::PowerSpectrum;
@@ -256,7 +256,8 @@ impl Descriptor for Soap {
     fn describe(&self, what: &str, n_atoms: usize) -> String {
         let p = &self.params;
         format!(
-            "{what} of {n_atoms} atoms (SOAP, n_max {}, l_max {}, {} species: {} features per atom)",
+            "{} of {n_atoms} atoms (n_max {}, l_max {}, {} species: {} features per atom)",
+            job_name("SOAP", what),
             p.n_max,
             p.l_max,
             p.species.len(),
