@@ -211,6 +211,11 @@ class _CoreDescriptor(_Described):
         """Features per atom."""
         return self._core.n_features
 
+    def normalized(self):
+        """This descriptor with unit-length vectors, as a dot-product kernel (GAP) assumes:
+        a copy with normalisation on where the descriptor has that option, else itself."""
+        return self
+
     def _unknown_elements(self, names: list[str]) -> str:
         return f"atoms contains element(s) {names} that are not in species {list(self.species)}"
 
@@ -567,6 +572,12 @@ class SOAP(_CoreDescriptor):
             f"species={list(self.species)}, center_atom_weight={self.center_atom_weight}, "
             f"normalize={self.normalize})"
         )
+
+    def normalized(self) -> "SOAP":
+        """This SOAP with ``normalize=True`` (itself if it already is)."""
+        if self.normalize:
+            return self
+        return SOAP(**{**self.params.values(), "normalize": True})
 
     def compute(self, atoms, gradients: bool = False):
         """Per-atom power spectra of ``atoms`` (an ``ase.Atoms``, periodic or not).

@@ -654,6 +654,12 @@ mod python {
             .map_err(to_py_err)
     }
 
+    /// Neighbor lists built for descriptors and models so far in this process (for tests).
+    #[pyfunction]
+    fn lists_built() -> usize {
+        descriptors::lists_built()
+    }
+
     #[pyfunction]
     fn get_num_threads() -> usize {
         parallel::num_threads()
@@ -672,6 +678,7 @@ mod python {
         m.add_function(wrap_pyfunction!(rows_terms, m)?)?;
         m.add_function(wrap_pyfunction!(predict_terms, m)?)?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(lists_built, m)?)?;
         Ok(())
     }
 }

@@ -224,11 +224,20 @@ pub(crate) fn split_by_offsets<'a, T>(
     out
 }
 
+/// Neighbor lists built for descriptors and models so far, in this process: what a test
+/// reads to check that a model of several terms builds one list per structure.
+static LISTS_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn lists_built() -> usize {
+    LISTS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Checks the neighbors of `structure` for coincident atoms: every pair (i, j, S) at a
 /// distance below `COINCIDENT_DISTANCE`, including j's periodic image j + S·cell, is an
 /// error naming the first such pair (in list order, so the same whatever the thread count).
 /// O(pairs); the list keeps such pairs (ase's semantics), the descriptors refuse them.
 pub(crate) fn descriptor_neighbors(structure: &Structure, cutoff: &Cutoff) -> Result<NeighborList> {
+    LISTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let list = neighbor_list(structure, cutoff, ListOptions::default())?;
     let coincident = list
         .distances

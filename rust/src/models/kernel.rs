@@ -199,9 +199,19 @@ impl DotProductKernel {
             .collect();
         (k, s)
     }
+}
+
+impl Term for DotProductKernel {
+    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
+        cutoff_by_number(self.descriptor.as_ref(), zi, zj)
+    }
+
+    fn n_columns(&self) -> usize {
+        self.n_sparse()
+    }
 
     /// The kernel rows of one structure.
-    pub fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<KernelRows> {
+    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<KernelRows> {
         let types = driver::types(self.descriptor.as_ref(), structure)?;
         let m = self.n_sparse();
         let n = structure.len();
@@ -286,7 +296,7 @@ impl DotProductKernel {
     /// Energies, forces and virial for weights `alpha` (one per sparse point): per atom,
     /// dE_i/dX_i = sum_m alpha_m dk(i, m)/dX_i, pulled back through the descriptor's adjoint
     /// (`driver::for_each_atom_forces`), so dX/dr is never formed.
-    pub fn predict(
+    fn predict(
         &self,
         structure: &Structure,
         list: &NeighborList,
@@ -340,30 +350,7 @@ impl DotProductKernel {
             per_atom_rows: kernel,
         })
     }
-}
 
-impl Term for DotProductKernel {
-    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
-        cutoff_by_number(self.descriptor.as_ref(), zi, zj)
-    }
-
-    fn n_columns(&self) -> usize {
-        self.n_sparse()
-    }
-
-    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<Rows> {
-        DotProductKernel::rows(self, structure, list)
-    }
-
-    fn predict(
-        &self,
-        structure: &Structure,
-        list: &NeighborList,
-        weights: &[f64],
-        per_atom_rows: bool,
-    ) -> Result<TermPrediction> {
-        DotProductKernel::predict(self, structure, list, weights, per_atom_rows)
-    }
 }
 
 // ------------------------------------------------------------------------ two-body
@@ -497,8 +484,22 @@ impl PairKernel {
             (e, f, w)
         }).collect())
     }
+}
 
-    pub fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<KernelRows> {
+impl Term for PairKernel {
+    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
+        if self.counts(zi, zj) {
+            self.cutoff
+        } else {
+            0.0
+        }
+    }
+
+    fn n_columns(&self) -> usize {
+        self.n_sparse()
+    }
+
+    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<KernelRows> {
         let m = self.n_sparse();
         let n = structure.len();
         let what = "distance_2b kernel rows";
@@ -521,7 +522,7 @@ impl PairKernel {
     }
 
     /// Atom i's energy is the sum over its pairs (i, j) of f_c(r) f(r).
-    pub fn predict(
+    fn predict(
         &self,
         structure: &Structure,
         list: &NeighborList,
@@ -560,32 +561,5 @@ impl PairKernel {
             per_atom_rows: kernel,
         })
     }
-}
 
-impl Term for PairKernel {
-    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
-        if self.counts(zi, zj) {
-            self.cutoff
-        } else {
-            0.0
-        }
-    }
-
-    fn n_columns(&self) -> usize {
-        self.n_sparse()
-    }
-
-    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<Rows> {
-        PairKernel::rows(self, structure, list)
-    }
-
-    fn predict(
-        &self,
-        structure: &Structure,
-        list: &NeighborList,
-        weights: &[f64],
-        per_atom_rows: bool,
-    ) -> Result<TermPrediction> {
-        PairKernel::predict(self, structure, list, weights, per_atom_rows)
-    }
 }

@@ -52,7 +52,7 @@ def predict_terms(fitted, jitter: float, atoms, variance: bool, fixed=()):
     residual = np.zeros(n)
     if variance:
         for k, (t, rows) in enumerate(zip(fitted.terms, kernels)):
-            if t.kind == "soap":
+            if not t.pairwise:  # the Nystrom residual of a per-atom kernel
                 lower = fitted.prior_factors[k]
                 q = scipy.linalg.solve_triangular(lower, rows.T, lower=True, check_finite=False)
                 residual += np.maximum(t.delta**2 - (q**2).sum(axis=0), 0.0)
