@@ -28,8 +28,11 @@ peer time / mlpot time, so a load change on the shared machine affects both side
 alike; the times printed are medians too. Above 1 means mlpot is faster. Nothing is asserted.
 
 Run: python benches/run_all.py [--quick] [--repeats N] [--out FILE.json] [--compare BASE.json]
+                               [--against DIR] [--only neighbors bispectrum soap gap]
      --quick: small structures and 3 rounds, under two minutes.
      --compare: prints each ratio beside the baseline's and flags changes above 5 %.
+     --against: another mlpot package (DIR/mlpot) timed on the same work in the same rounds
+                by a worker process: its time / this build's, per benchmark and thread count.
 """
 
 from __future__ import annotations
@@ -141,126 +144,195 @@ def si_diamond(n: int, seed: int = 42):
     return atoms
 
 
-def mlpot_sides(name: str, function: Callable[[], object]) -> dict[int, Side]:
-    """The same mlpot work at 1 and 2 threads; one Timer, the thread count set per sample."""
-    timer = Timer(function)
-    return {t: Side(f"mlpot {t}T", timer, threads=t) for t in (1, 2)}
+@dataclass
+class Peer:
+    """A peer measurement of the work that mlpot does as `work` (a key of mlpot_work),
+    compared with mlpot at each of `threads`."""
+
+    benchmark: str
+    case: str
+    task: str
+    work: str
+    side: Side
+    threads: tuple[int, ...] = (1, 2)
 
 
-def neighbor_list_benchmarks(quick: bool) -> list[Comparison]:
+# The structures and models of every benchmark: built the same way in this process and in a
+# worker running another mlpot build (--against), which reads the models from `directory`.
+
+
+def neighbor_structures() -> dict[str, object]:
+    return {f"neighbors/{8 * n**3}": si_diamond(n) for n in (1, 5)}  # 8 and 1,000 atoms
+
+
+def nickel(quick: bool):
+    import bispectrum
+
+    return bispectrum.rattled_nickel(3 if quick else 5)
+
+
+def twojmaxes(quick: bool) -> tuple[int, ...]:
+    return (6,) if quick else (6, 8)
+
+
+def soap_size(quick: bool) -> int:
+    return 3 if quick else 5
+
+
+def gap_structure(quick: bool):
+    return si_diamond(2 if quick else 3, seed=0)
+
+
+def snap_files(directory: str, twojmax: int) -> tuple[str, str]:
+    sub = os.path.join(directory, f"snap{twojmax}")
+    return os.path.join(sub, "model.snapcoeff"), os.path.join(sub, "model.snapparam")
+
+
+def mlpot_work(enabled: list[str], quick: bool, directory: str) -> dict[str, Callable[[], object]]:
+    """mlpot's side of every enabled benchmark, by name; SNAP and GAP read the models the
+    peers' setup wrote to `directory`."""
+    work: dict[str, Callable[[], object]] = {}  # each lambda binds its structure as a default
+    if "neighbors" in enabled:
+        import neighbor_list
+
+        for name, atoms in neighbor_structures().items():
+            work[name] = lambda a=atoms: mlpot.neighbor_list("ijdD", a, neighbor_list.CUTOFF)
+    if "bispectrum" in enabled:
+        import bispectrum
+
+        atoms = nickel(quick)
+        for twojmax in twojmaxes(quick):
+            bs = bispectrum.nickel_bispectrum(twojmax)
+            work[f"bispectrum/{twojmax}/values"] = lambda b=bs, a=atoms: b.compute(a)
+            work[f"bispectrum/{twojmax}/gradients"] = lambda b=bs, a=atoms: b.compute(a, gradients=True)
+            model = mlpot.lammps.read_snap(*snap_files(directory, twojmax))
+            work[f"snap/{twojmax}"] = lambda m=model, a=atoms: m.predict(a)
+    if "soap" in enabled:
+        import soap
+
+        atoms = soap.structure(soap_size(quick))
+        descriptor = mlpot.SOAP(species=["Si"], **soap.HYPERS)
+        work["soap/values"] = lambda d=descriptor, a=atoms: d.compute(a)
+        work["soap/gradients"] = lambda d=descriptor, a=atoms: d.compute(a, gradients=True)
+    if "gap" in enabled:
+        atoms = gap_structure(quick)
+        model = mlpot.load(Path(directory) / "gap" / "model.json")
+        work["gap"] = lambda m=model, a=atoms: m.predict(a)
+    return work
+
+
+def neighbor_list_peers(quick: bool, directory: str, closers: list) -> list[Peer]:
     import neighbor_list
 
     out = []
-    for n in (1, 5):  # 8 and 1,000 atoms
-        atoms = si_diamond(n)
+    for name, atoms in neighbor_structures().items():
         case = f"{len(atoms)} atoms Si, rc {neighbor_list.CUTOFF}"
         pairs = len(mlpot.neighbor_list("i", atoms, neighbor_list.CUTOFF))
-        ours = mlpot_sides(case, lambda a=atoms: mlpot.neighbor_list("ijdD", a, neighbor_list.CUTOFF))
-        for name, function in neighbor_list.peers(atoms).items():
-            if name == "ase" and len(atoms) > 8:
+        for peer, function in neighbor_list.peers(atoms).items():
+            if peer == "ase" and len(atoms) > 8:
                 continue  # ~0.3 s per call at 1,000 atoms: not cheap enough to repeat
             found = len(function()[0])
-            assert found == pairs, f"{name} found {found} pairs, mlpot {pairs}"
-            peer = Side(f"{name} 1T", Timer(function))
-            out += [Comparison("neighbor list", case, "ijdD", peer, ours[t]) for t in (1, 2)]
+            assert found == pairs, f"{peer} found {found} pairs, mlpot {pairs}"
+            out.append(Peer("neighbor list", case, "ijdD", name, Side(f"{peer} 1T", Timer(function))))
     return out
 
 
-def lammps_benchmarks(quick: bool, directory: str, closers: list) -> list[Comparison]:
-    """Bispectrum values and gradients vs compute sna/atom and snad/atom, and SNAP energy and
-    forces vs pair_style snap, on rattled fcc Ni."""
+def lammps_peers(quick: bool, directory: str, closers: list) -> list[Peer]:
+    """compute sna/atom and snad/atom for the bispectrum without and with gradients, and
+    pair_style snap for SNAP energy and forces (its coefficient files are mlpot's model)."""
     import bispectrum
 
-    atoms = bispectrum.rattled_nickel(3 if quick else 5)
-    case_atoms = f"{len(atoms)} atoms Ni"
+    atoms = nickel(quick)
     out = []
     rng = np.random.default_rng(1)
-    for twojmax in (6,) if quick else (6, 8):
+    for twojmax in twojmaxes(quick):
         bs = bispectrum.nickel_bispectrum(twojmax)
-        case = f"{case_atoms}, 2J={twojmax}"
-        for task, style, gradients in (("values", "sna/atom", False), ("gradients", "snad/atom", True)):
+        case = f"{len(atoms)} atoms Ni, 2J={twojmax}"
+        for task, style in (("values", "sna/atom"), ("gradients", "snad/atom")):
             sna, close = bispectrum.lammps_sna(atoms, bs, style)
             closers.append(close)
-            peer = Side(f"LAMMPS {style} 1T", Timer(sna))
-            ours = mlpot_sides(case, lambda b=bs, g=gradients: b.compute(atoms, gradients=g))
-            out += [Comparison("bispectrum", case, task, peer, ours[t]) for t in (1, 2)]
+            out.append(Peer("bispectrum", case, task, f"bispectrum/{twojmax}/{task}",
+                            Side(f"LAMMPS {style} 1T", Timer(sna))))
         beta = np.concatenate([[0.0], rng.normal(size=bs.n_features) * 1e-3])
-        sub = os.path.join(directory, f"snap{twojmax}")
+        sub = os.path.dirname(snap_files(directory, twojmax)[0])
         os.makedirs(sub)
         snap, close = bispectrum.lammps_snap(atoms, bs, {"Ni": beta}, sub)
         closers.append(close)
-        model = mlpot.lammps.read_snap(os.path.join(sub, "model.snapcoeff"), os.path.join(sub, "model.snapparam"))
-        peer = Side("LAMMPS pair snap 1T", Timer(snap))
-        ours = mlpot_sides(case, lambda m=model: m.predict(atoms))
-        out += [Comparison("SNAP", case, "energy+forces", peer, ours[t]) for t in (1, 2)]
+        out.append(Peer("SNAP", case, "energy+forces", f"snap/{twojmax}", Side("LAMMPS pair snap 1T", Timer(snap))))
     return out
 
 
-class FeatomicWorker(Timer):
-    """featomic at a given thread count in a subprocess (its Rayon pool is sized once per
-    process), timing its own calls on request: 'task k' on stdin, seconds on stdout."""
+class Remote(Timer):
+    """A measurement made by a worker subprocess that times its own calls on request
+    ('name threads k' on its stdin, seconds on its stdout): featomic at 2 threads (its Rayon
+    pool is sized once per process) and another mlpot build (--against)."""
 
-    def __init__(self, threads: int, n: int, task: str, process=None):
-        self.task = task
-        if process is None:
-            env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-            process = subprocess.Popen(
-                [sys.executable, __file__, "--worker", "featomic", "--size", str(n)],
-                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            )
-        self.process = process
+    def __init__(self, process: subprocess.Popen, name: str, threads: int = 0):
+        self.process, self.name, self.threads = process, name, threads
+
+    @staticmethod
+    def start(arguments: list[str], **env) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, __file__, "--worker", *arguments],
+                                env=dict(os.environ, **env), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
 
     def sample(self, k: int) -> float:
-        self.process.stdin.write(f"{self.task} {k}\n")
+        self.process.stdin.write(f"{self.name} {self.threads} {k}\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError("the featomic worker stopped")
+            raise RuntimeError(f"the worker timing {self.name} stopped")
         return float(line)
 
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait(timeout=30)
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.stdin.close()
+        process.wait(timeout=60)
 
 
-def featomic_worker(n: int) -> None:
-    import soap
-
-    atoms = soap.structure(n)
-    calc = soap.featomic_calculator()
-    tasks = {
-        "values": Timer(lambda: calc.compute(atoms)),
-        "gradients": Timer(lambda: calc.compute(atoms, gradients=["positions"])),
-    }
+def serve(work: dict[str, Callable[[], object]], set_threads=None) -> None:
+    """The worker's loop: times `k` calls of work[name] at `threads` (0: unchanged)."""
+    print("ready", flush=True)
     for line in sys.stdin:
-        task, k = line.split()
-        print(tasks[task].sample(int(k)), flush=True)
+        name, threads, k = line.split()
+        if set_threads is not None and int(threads):
+            set_threads(int(threads))
+        print(Timer(work[name]).sample(int(k)), flush=True)
 
 
-def soap_benchmarks(quick: bool, closers: list) -> list[Comparison]:
+def featomic_work(n: int) -> dict[str, Callable[[], object]]:
     import soap
 
-    n = 3 if quick else 5
     atoms = soap.structure(n)
-    descriptor = mlpot.SOAP(species=["Si"], **soap.HYPERS)
-    case = f"{len(atoms)} atoms Si, n_max {soap.HYPERS['n_max']}, l_max {soap.HYPERS['l_max']}"
     calc = soap.featomic_calculator()
-    worker = FeatomicWorker(2, n, "values")  # one process serves both tasks
-    closers.append(worker.close)
+    return {
+        "soap/values": lambda: calc.compute(atoms),
+        "soap/gradients": lambda: calc.compute(atoms, gradients=["positions"]),
+    }
+
+
+def soap_peers(quick: bool, directory: str, closers: list) -> list[Peer]:
+    import soap
+
+    n = soap_size(quick)
+    atoms = soap.structure(n)
+    case = f"{len(atoms)} atoms Si, n_max {soap.HYPERS['n_max']}, l_max {soap.HYPERS['l_max']}"
+    ours = featomic_work(n)
+    worker = Remote.start(["featomic", "--size", str(n)], RAYON_NUM_THREADS="2")
+    worker.stdout.readline()  # ready
+    closers.append(lambda: stop(worker))
     out = []
-    for task, gradients in (("values", False), ("gradients", True)):
-        ours = mlpot_sides(case, lambda g=gradients: descriptor.compute(atoms, gradients=g))
-        grad = ["positions"] if gradients else []
-        peer1 = Side("featomic 1T", Timer(lambda g=grad: calc.compute(atoms, gradients=g)))
-        peer2 = Side("featomic 2T", FeatomicWorker(2, n, task, process=worker.process))
-        out += [Comparison("SOAP", case, task, peer1, ours[1]), Comparison("SOAP", case, task, peer2, ours[2])]
+    for task in ("values", "gradients"):
+        name = f"soap/{task}"
+        out.append(Peer("SOAP", case, task, name, Side("featomic 1T", Timer(ours[name])), threads=(1,)))
+        out.append(Peer("SOAP", case, task, name, Side("featomic 2T", Remote(worker, name)), threads=(2,)))
     return out
 
 
-def gap_benchmarks(quick: bool, directory: str) -> list[Comparison]:
+def gap_peers(quick: bool, directory: str, closers: list) -> list[Peer]:
     """Both codes fit a GAP to the same frames (gap.py's settings, in subprocesses at one
-    thread), then predict energy and forces on rattled diamond Si."""
+    thread); quippy's Potential predicts energy and forces with gap_fit's model."""
     import gap
 
     frames, n_sparse = (4, 40) if quick else (10, 100)
@@ -271,27 +343,34 @@ def gap_benchmarks(quick: bool, directory: str) -> list[Comparison]:
     gap.fit_mlpot(work, frames, n_sparse)
     from quippy.potential import Potential
 
-    atoms = si_diamond(2 if quick else 3, seed=0)
-    quip_atoms = atoms.copy()
-    quip_atoms.calc = Potential(param_filename=str(work / "gap.xml"))
+    atoms = gap_structure(quick)
+    atoms.calc = Potential(param_filename=str(work / "gap.xml"))
 
     def quip():
-        quip_atoms.calc.results.clear()  # no caching between calls
-        quip_atoms.get_potential_energy(), quip_atoms.get_forces()
+        atoms.calc.results.clear()  # no caching between calls
+        atoms.get_potential_energy(), atoms.get_forces()
 
-    model = mlpot.load(work / "model.json")
     case = f"{len(atoms)} atoms Si, {frames} frames, n_sparse {n_sparse}"
-    peer = Side("quippy 1T", Timer(quip))
-    ours = mlpot_sides(case, lambda: model.predict(atoms))
-    return [Comparison("GAP", case, "energy+forces", peer, ours[t]) for t in (1, 2)]
+    return [Peer("GAP", case, "energy+forces", "gap", Side("quippy 1T", Timer(quip)))]
+
+
+# name: (peer setup(quick, temporary directory, closers), modules the peers need). LAMMPS is
+# loaded through tests/lammps_oracle.py, which loads mpich's libmpi (RTLD_GLOBAL) first.
+BENCHMARKS = {
+    "neighbors": (neighbor_list_peers, ["vesin"]),
+    "bispectrum": (lammps_peers, ["lammps"]),
+    "soap": (soap_peers, ["featomic"]),
+    "gap": (gap_peers, ["quippy"]),
+}
 
 
 # ---------------------------------------------------------------------- driver
 
 
-def collect(args, directory: str, closers: list) -> list[Comparison]:
-    comparisons = []
-    for name, (build, modules) in BENCHMARKS.items():
+def collect(args, directory: str, closers: list) -> tuple[list[str], list[Peer]]:
+    """The benchmarks that can run and their peers, set up (models written to directory)."""
+    enabled, peers = [], []
+    for name, (setup, modules) in BENCHMARKS.items():
         if name not in args.only and "all" not in args.only:
             continue
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
@@ -305,19 +384,35 @@ def collect(args, directory: str, closers: list) -> list[Comparison]:
                 print(f"# gap: skipped, no mlearn Si data under {gap.DATA} (set MLPOT_DATA)")
                 continue
         start = time.perf_counter()
-        comparisons += build(args.quick, directory, closers)
+        peers += setup(args.quick, directory, closers)
+        enabled.append(name)
         print(f"# {name}: set up in {time.perf_counter() - start:.1f} s", flush=True)
-    return comparisons
+    return enabled, peers
 
 
-# name: (builder(quick, temporary directory, closers), modules the peers need). LAMMPS is
-# loaded through tests/lammps_oracle.py, which loads mpich's libmpi (RTLD_GLOBAL) first.
-BENCHMARKS = {
-    "neighbors": (lambda quick, d, c: neighbor_list_benchmarks(quick), ["vesin"]),
-    "bispectrum": (lammps_benchmarks, ["lammps"]),
-    "soap": (lambda quick, d, c: soap_benchmarks(quick, c), ["featomic"]),
-    "gap": (lambda quick, d, c: gap_benchmarks(quick, d), ["quippy"]),
-}
+@dataclass
+class Build:
+    """mlpot's measurements at 1 and 2 threads by work name, and the same work of another
+    build (--against) run by a worker, compared in the same rounds."""
+
+    ours: dict[str, dict[int, Side]]
+    theirs: list[Comparison]
+
+
+def builds(work: dict, against: Path | None, enabled: list[str], args, directory: str, closers: list) -> Build:
+    ours = {name: {t: Side(f"mlpot {t}T", Timer(f), threads=t) for t in (1, 2)} for name, f in work.items()}
+    theirs = []
+    if against is not None:
+        command = ["mlpot", "--dir", directory, "--only", *enabled] + (["--quick"] if args.quick else [])
+        worker = Remote.start(command, PYTHONPATH=os.pathsep.join([str(against), os.environ.get("PYTHONPATH", "")]))
+        if worker.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the mlpot worker with {against} did not start")
+        closers.append(lambda: stop(worker))
+        for name, sides in ours.items():
+            for t, side in sides.items():
+                other = Side(f"other {t}T", Remote(worker, name, t))
+                theirs.append(Comparison("against", name, "", other, side))
+    return Build(ours, theirs)
 
 
 def measure(comparisons: list[Comparison], repeats: int, min_sample: float) -> None:
@@ -393,23 +488,34 @@ def main() -> None:
                         help="run only these benchmarks (bispectrum includes SNAP)")
     parser.add_argument("--out", type=Path, help="write the ratios and times to this JSON file")
     parser.add_argument("--compare", type=Path, help="a JSON file written by --out to compare with")
+    parser.add_argument("--against", type=Path,
+                        help="a directory holding another mlpot package (e.g. a worktree's python/): "
+                             "its times for the same work, in the same rounds, against this build's")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "featomic":
-        featomic_worker(args.size)
+        serve(featomic_work(args.size))
+        return
+    if args.worker == "mlpot":
+        serve(mlpot_work(args.only, args.quick, args.dir), mlpot.set_num_threads)
         return
     args.repeats = args.repeats or (3 if args.quick else 7)
     min_sample = args.min_sample or (0.01 if args.quick else 0.05)
     baseline = json.loads(args.compare.read_text()) if args.compare else None
     info = meta(args)
-    print(f"# mlpot {info['commit']}, {info['machine']}, {info['cpus']} cores, load {info['load'][0]:.2f}; "
-          f"median of {args.repeats} interleaved rounds; ratio = peer time / mlpot time (> 1: mlpot faster)")
+    print(f"# mlpot {info['commit']} ({Path(mlpot.__file__).parent}), {info['machine']}, {info['cpus']} cores, "
+          f"load {info['load'][0]:.2f}; median of {args.repeats} interleaved rounds; "
+          "ratio = peer time / mlpot time (> 1: mlpot faster)")
     closers: list = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as directory:
         try:
-            comparisons = collect(args, directory, closers)
+            enabled, peers = collect(args, directory, closers)
+            build = builds(mlpot_work(enabled, args.quick, directory), args.against, enabled, args,
+                           directory, closers)
+            comparisons = interleave(peers, build)
             measure(comparisons, args.repeats, min_sample)
         finally:
             for close in closers:
@@ -417,16 +523,36 @@ def main() -> None:
     mlpot.set_num_threads(0)
     info["seconds"] = time.perf_counter() - start
     info["load_after"] = os.getloadavg()
+    against = [c for c in comparisons if c.benchmark == "against"]
+    comparisons = [c for c in comparisons if c.benchmark != "against"]
     report(comparisons, baseline)
+    if against:
+        print(f"\n# the same work with mlpot from {args.against}; ratio = its time / this build's (> 1: this "
+              "build faster), median over the same rounds")
+        report(against, None)
     print(f"# {info['seconds']:.0f} s in all; load average after {info['load_after'][0]:.2f}")
     if args.out:
+        medians = lambda cs: {c.key: float(np.median(c.ratios)) for c in cs}
         args.out.write_text(json.dumps(dict(
             meta=info,
-            ratios={c.key: float(np.median(c.ratios)) for c in comparisons},
+            ratios=medians(comparisons),
             times={c.key: dict(peer=float(np.median(c.peer.times)), mlpot=float(np.median(c.ours.times)))
                    for c in comparisons},
+            **({"against": medians(against)} if against else {}),
         ), indent=1))
         print(f"# written to {args.out}")
+
+
+def interleave(peers: list[Peer], build: Build) -> list[Comparison]:
+    """Every comparison, those of one work name together (peers, then the other build), so
+    that a round times mlpot's work and what it is compared with close together."""
+    out = []
+    for name in dict.fromkeys(p.work for p in peers):
+        for p in peers:
+            if p.work == name:
+                out += [Comparison(p.benchmark, p.case, p.task, p.side, build.ours[name][t]) for t in p.threads]
+        out += [c for c in build.theirs if c.case == name]
+    return out
 
 
 if __name__ == "__main__":
