@@ -54,12 +54,29 @@ mod python {
     /// panic (a bug) into a RuntimeError instead of letting it unwind into Python. The first
     /// call warns (RuntimeWarning) about an unusable thread-count variable.
     fn run<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+        run_on(py, true, work)
+    }
+
+    /// `run`, on a pool when `pooled`, else on the calling thread: for work that uses no
+    /// threads, where the round trip to a pool thread would cost more than the work.
+    fn run_on<T: Send>(
+        py: Python<'_>,
+        pooled: bool,
+        work: impl FnOnce() -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
         if let Some(warning) = parallel::take_environment_warning() {
             let category = py.get_type::<PyRuntimeWarning>();
             PyErr::warn(py, category.as_any(), &std::ffi::CString::new(warning)?, 1)?;
         }
-        let outcome = py
-            .detach(|| catch_unwind(AssertUnwindSafe(|| parallel::install(work).and_then(|r| r))));
+        let outcome = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                if pooled {
+                    parallel::install(work).and_then(|r| r)
+                } else {
+                    work()
+                }
+            }))
+        });
         match outcome {
             Ok(result) => result.map_err(to_py_err),
             Err(panic) => {
@@ -183,7 +200,10 @@ mod python {
             shifts: quantities.contains('S'),
             extra_bytes_per_pair: output_bytes_per_pair(quantities),
         };
-        let list = run(py, || build_neighbor_list(&structure, &cutoff, options))?;
+        let pooled = !crate::neighbors::runs_inline(structure.len());
+        let list = run_on(py, pooled, || {
+            build_neighbor_list(&structure, &cutoff, options)
+        })?;
         neighbor_arrays(py, list, quantities)
     }
 

@@ -204,11 +204,6 @@ pub(crate) fn check_species(species: &[u32]) -> Result<()> {
 /// such a structure is an error rather than a pair silently left out.
 pub const COINCIDENT_DISTANCE: f64 = 1e-10;
 
-/// Estimates below this many bytes are not checked against the available memory: reading it
-/// costs tens of microseconds (two /proc files), as much as a descriptor of a small structure,
-/// and buffers this small cannot exhaust a machine that still runs Python.
-const CHECK_ABOVE_BYTES: u128 = 64 << 20;
-
 /// Splits `buf` into one slice per atom: atom i gets rows offsets[i]..offsets[i+1] of `width`.
 pub(crate) fn split_by_offsets<'a, T>(
     mut buf: &'a mut [T],
@@ -283,9 +278,9 @@ fn coincident_atoms(
 }
 
 /// Fails with `Error::OutOfMemory` naming `what` when `bytes` would not fit in the available
-/// memory; small estimates pass unchecked (see `CHECK_ABOVE_BYTES`).
+/// memory; small estimates pass unchecked (see `crate::memory::UNCHECKED_BELOW`).
 pub(crate) fn ensure_fits(bytes: u128, what: impl FnOnce() -> String) -> Result<()> {
-    if bytes < CHECK_ABOVE_BYTES {
+    if bytes < crate::memory::UNCHECKED_BELOW {
         return Ok(());
     }
     crate::memory::ensure_fits(bytes, &what())
@@ -313,7 +308,7 @@ pub(crate) fn bytes_of<T>(count: u128) -> u128 {
 /// A zero-filled buffer of `n` floats with the huge-page hint, checked: too large for the
 /// memory available, or refused by the allocator, is `Error::OutOfMemory` naming `what`.
 pub(crate) fn zeros_checked(n: usize, what: impl FnOnce() -> String) -> Result<Vec<f64>> {
-    let mut v = if bytes_of::<f64>(n as u128) < CHECK_ABOVE_BYTES {
+    let mut v = if bytes_of::<f64>(n as u128) < crate::memory::UNCHECKED_BELOW {
         crate::memory::large_vec(n)
     } else {
         crate::memory::try_large_vec(n, &what())?
