@@ -555,16 +555,6 @@ class SOAP(_CoreDescriptor):
             "center_atom_weight": center_atom_weight, "normalize": self.normalize,
         })
 
-    @property
-    def species(self) -> tuple[str, ...]:
-        """Element symbols, sorted by atomic number: the order of the species pairs."""
-        return tuple(_SYMBOLS[z] for z in self._numbers)
-
-    @property
-    def n_features(self) -> int:
-        """n_species (n_species + 1) / 2 * (l_max + 1) * n_max^2."""
-        return self._core.n_features
-
     def __repr__(self) -> str:
         return (
             f"SOAP(cutoff={self.cutoff}, n_max={self.n_max}, l_max={self.l_max}, "

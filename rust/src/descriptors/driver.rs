@@ -183,26 +183,32 @@ pub fn gradients<D: Descriptor + ?Sized>(
     let scratch = d.scratch_bytes(max_neighbors(list), Need::Gradients);
     ensure_work_fits(size, scratch, what)?;
 
-    let row_atoms: Vec<Vec<usize>> = (0..n_atoms)
+    // each atom's rows, counted first and then written in place: a flat layout, with no
+    // small allocation per atom
+    let row_counts: Vec<usize> = (0..n_atoms)
         .into_par_iter()
-        .map(|i| {
-            let mut rows = Vec::new();
-            atom_rows(d, &env, i, &mut rows);
-            rows
+        .map_init(Vec::new, |rows, i| {
+            atom_rows(d, &env, i, rows);
+            rows.len()
         })
         .collect();
     let mut row_offsets = Vec::with_capacity(n_atoms + 1);
     row_offsets.push(0);
-    for rows in &row_atoms {
-        row_offsets.push(row_offsets.last().unwrap() + rows.len());
+    for count in &row_counts {
+        row_offsets.push(row_offsets.last().unwrap() + count);
     }
     let n_rows = row_offsets[n_atoms];
-    let mut centers = Vec::with_capacity(n_rows);
-    let mut atoms = Vec::with_capacity(n_rows);
-    for (i, rows) in row_atoms.iter().enumerate() {
-        centers.resize(centers.len() + rows.len(), i);
-        atoms.extend_from_slice(rows);
-    }
+    let mut centers = calloc_checked(n_rows, what)?;
+    let mut atoms = calloc_checked(n_rows, what)?;
+    split_by_offsets(&mut centers, &row_offsets, 1)
+        .into_par_iter()
+        .zip(split_by_offsets(&mut atoms, &row_offsets, 1))
+        .enumerate()
+        .for_each_init(Vec::new, |rows, (i, (c, a))| {
+            atom_rows(d, &env, i, rows);
+            c.fill(i);
+            a.copy_from_slice(rows);
+        });
 
     // zeroed allocations come from fresh pages without a memset: the parallel loop below
     // touches them first, so the kernel clears them in parallel
@@ -219,7 +225,8 @@ pub fn gradients<D: Descriptor + ?Sized>(
             .for_each_init(
                 || d.workspace(),
                 |ws, (i, ((x, w), g))| {
-                    d.atom_gradients(&env, i, ws.as_mut(), &row_atoms[i], x, g, w)
+                    let rows = &atoms[row_offsets[i]..row_offsets[i + 1]];
+                    d.atom_gradients(&env, i, ws.as_mut(), rows, x, g, w)
                 },
             );
     }
