@@ -47,15 +47,16 @@ def best_of(repeat, fn):
     return np.array([min(walls), min(cpus)])
 
 
-def lammps_times(atoms, bs, coefficients, repeat):
-    args = sna_arguments(bs)
+def lammps_sna(atoms, bs, style="sna/atom"):
+    """(callable, close) evaluating LAMMPS compute `style` (sna/atom or snad/atom) for the
+    descriptor `bs` once per call."""
     lammps, lmp = _start(
         atoms,
         bs,
         [
             f"pair_style zero {bs.cutoff + 0.5}",
             "pair_coeff * *",
-            f"compute b all sna/atom {args}",
+            f"compute b all {style} {sna_arguments(bs)}",
             "run 0",
         ],
     )
@@ -65,18 +66,42 @@ def lammps_times(atoms, bs, coefficients, repeat):
         lmp.command("run 1 pre no post no")
         lmp.numpy.extract_compute("b", lammps.LMP_STYLE_ATOM, lammps.LMP_TYPE_ARRAY)
 
-    t_sna = best_of(repeat, sna)
-    lmp.close()
+    return sna, lmp.close
 
+
+def lammps_snap(atoms, bs, coefficients, directory, steps=1):
+    """(callable, close): `steps` steps of pair_style snap (energy and forces) with the linear
+    coefficients {element: [constant, weights...]}, files written to `directory`."""
+    coeff, param = write_snap_files(directory, bs, coefficients)
+    elements = " ".join(bs.elements)
+    _, lmp = _start(atoms, bs, ["pair_style snap", f"pair_coeff * * {coeff} {param} {elements}", "run 0"])
+    return (lambda: lmp.command(f"run {steps} pre no post no")), lmp.close
+
+
+def lammps_times(atoms, bs, coefficients, repeat):
+    sna, close = lammps_sna(atoms, bs)
+    t_sna = best_of(repeat, sna)
+    close()
     with tempfile.TemporaryDirectory() as d:
-        coeff, param = write_snap_files(d, bs, coefficients)
-        lammps, lmp = _start(
-            atoms, bs, ["pair_style snap", f"pair_coeff * * {coeff} {param} Ni", "run 0"]
-        )
         steps = 3
-        t_snap = best_of(repeat, lambda: lmp.command(f"run {steps} pre no post no")) / steps
-        lmp.close()
+        snap, close = lammps_snap(atoms, bs, coefficients, d, steps)
+        t_snap = best_of(repeat, snap) / steps
+        close()
     return t_sna, t_snap
+
+
+def rattled_nickel(n, seed=0):
+    """Rattled fcc Ni, n cubic cells per side (4 n^3 atoms), wrapped."""
+    rng = np.random.default_rng(seed)
+    atoms = bulk("Ni", "fcc", a=3.52, cubic=True) * (n, n, n)
+    atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+    atoms.wrap()
+    return atoms
+
+
+def nickel_bispectrum(twojmax):
+    """The bench's Bispectrum: rcutfac 4.1, rfac0 0.99363, rmin0 0, radelem 0.5, wj 1."""
+    return mlpot.Bispectrum(twojmax, 4.1, rfac0=0.99363, rmin0=0.0, radelem={"Ni": 0.5}, wj={"Ni": 1.0})
 
 
 def main():
@@ -85,17 +110,15 @@ def main():
     parser.add_argument("--atoms-per-side", type=int, default=10, help="fcc cubic cells per side (4 n^3 atoms)")
     args = parser.parse_args()
 
+    atoms = rattled_nickel(args.atoms_per_side)
     rng = np.random.default_rng(0)
-    n = args.atoms_per_side
-    atoms = bulk("Ni", "fcc", a=3.52, cubic=True) * (n, n, n)
-    atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
-    atoms.wrap()
+    rng.normal(0.0, 0.05, atoms.positions.shape)  # the rattle's draws: beta as before
     n_atoms = len(atoms)
     print(f"load average before (1, 5, 15 min): {os.getloadavg()}, {os.cpu_count()} CPUs")
     print(f"{n_atoms} atoms of rattled fcc Ni, rcutfac 4.1, radelem 0.5; times per atom, best of {args.repeat}")
     rows = []
     for twojmax in (6, 8):
-        bs = mlpot.Bispectrum(twojmax, 4.1, rfac0=0.99363, rmin0=0.0, radelem={"Ni": 0.5}, wj={"Ni": 1.0})
+        bs = nickel_bispectrum(twojmax)
         beta = rng.normal(size=bs.n_features + 1)
         t_sna, t_snap = lammps_times(atoms, bs, {"Ni": beta}, args.repeat)
         ours = {}

@@ -30,8 +30,9 @@ from ase.build import bulk
 HYPERS = dict(cutoff=5.0, n_max=8, l_max=6, atom_sigma=0.5, cutoff_transition_width=0.5)
 
 
-def structure():
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (5, 5, 5)
+def structure(n=5):
+    """Rattled diamond Si, n cubic cells per side (8 n^3 atoms)."""
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
     atoms.rattle(0.05, seed=0)
     return atoms
 
@@ -50,20 +51,25 @@ def time_mlpot(atoms, threads, repeat):
 
 
 def time_featomic(atoms, repeat):
-    import featomic
-
     from bispectrum import best_of
 
-    calc = featomic.SoapPowerSpectrum(
+    calc = featomic_calculator()
+    calc.compute(atoms, gradients=["positions"])
+    return best_of(repeat, lambda: calc.compute(atoms)), best_of(
+        repeat, lambda: calc.compute(atoms, gradients=["positions"])
+    )
+
+
+def featomic_calculator():
+    """featomic's SoapPowerSpectrum with the settings of HYPERS."""
+    import featomic
+
+    return featomic.SoapPowerSpectrum(
         cutoff={"radius": HYPERS["cutoff"],
                 "smoothing": {"type": "ShiftedCosine", "width": HYPERS["cutoff_transition_width"]}},
         density={"type": "Gaussian", "width": HYPERS["atom_sigma"]},
         basis={"type": "TensorProduct", "max_angular": HYPERS["l_max"],
                "radial": {"type": "Gto", "max_radial": HYPERS["n_max"] - 1}},
-    )
-    calc.compute(atoms, gradients=["positions"])
-    return best_of(repeat, lambda: calc.compute(atoms)), best_of(
-        repeat, lambda: calc.compute(atoms, gradients=["positions"])
     )
 
 

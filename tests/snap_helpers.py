@@ -157,7 +157,7 @@ def gap_from_parts(m, n_max=4, l_max=3, seed=0):
     soap = mlpot.SOAP(cutoff=5.0, n_max=n_max, l_max=l_max, species=["Si"], normalize=True)
     x = np.abs(rng.normal(size=(m, soap.n_features)))
     x /= np.linalg.norm(x, axis=1)[:, None]
-    term = _Term("soap", soap, 0.2, x, [14] * m, 4.0)
+    term = _Term(soap, 0.2, x, [14] * m, 4.0)
     posterior = np.triu(rng.normal(size=(m, m))) + m * np.eye(m)
     settings = dict(zeta=4.0, n_sparse=m, delta=None, sparse_method="cur", default_sigma=(0.01, 0.05, 0.01),
                     group_sigma={}, seed=0, e0=None)

@@ -177,7 +177,7 @@ def _descriptor_calls():
     soap = mlpot.SOAP(cutoff=4.0, n_max=2, l_max=2, species=["Si"])
     snap = mlpot.SNAP(bs)
     snap.coefficients = {"Si": np.ones(snap.n_coefficients)}
-    pair = mlpot.models.gap._Term("distance_2b", mlpot.Distance2b(cutoff=4.0), 1.0, [1.0, 2.0, 3.0])
+    pair = mlpot.models.gap._Term(mlpot.Distance2b(cutoff=4.0), 1.0, [1.0, 2.0, 3.0])
     structure = lambda a: mlpot.models.gap._structure(a, [14])  # noqa: E731
     return {
         "bispectrum": bs.compute,

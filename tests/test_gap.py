@@ -339,3 +339,57 @@ def test_bad_input_raises_clear_errors(cu_model):
         mlpot.GAP(soap()).fit(emt_frames(1, seed=0, elements=("Cu", "Al")), progress=False)
     with pytest.raises(ValueError, match="cutoff_transition_width"):
         mlpot.Distance2b(cutoff=3.0, cutoff_transition_width=4.0)
+
+
+def test_one_neighbor_list_per_structure_for_soap_pair_and_zbl(alloy_model):
+    """The terms of a model (SOAP, distance_2b, the ZBL baseline) share one neighbor list,
+    built at the largest cutoff; each reads only its own pairs (tests/test_descriptor
+    contract and the Rust contract tests check that a longer list changes nothing)."""
+    from mlpot import _core
+
+    model, _ = alloy_model
+    atoms = emt_frames(1, seed=12, elements=("Cu", "Al"))[0]
+    own = model.predict(atoms)
+    model.baseline = mlpot.ZBL(1.5, 2.0)
+    try:
+        before = _core.lists_built()
+        p = model.predict(atoms, variance=True)
+        assert _core.lists_built() - before == 1
+        zbl = mlpot.ZBL(1.5, 2.0).predict(atoms)
+    finally:
+        model.baseline = None
+    for key in ("energy", "forces", "stress", "energies"):
+        np.testing.assert_allclose(p[key], own[key] + zbl[key], rtol=1e-12, atol=1e-12)
+
+
+def test_a_gap_on_the_bispectrum():
+    """The GAP kernel takes any per-atom descriptor: on the bispectrum (its vectors used as
+    they are) it fits EMT copper, with forces and stress the derivatives of its energy, and
+    round-trips through a model file."""
+    frames = emt_frames(8, seed=4)
+    bs = mlpot.Bispectrum(twojmax=4, rcutfac=2.0, radelem={"Cu": 1.0})
+    model = mlpot.GAP(bs, zeta=2, n_sparse=40, default_sigma=(0.001, 0.03, 0.01)).fit(frames, progress=False)
+    assert model.descriptors[0] is bs
+    test = emt_frames(4, seed=5)
+    errors = mlpot.errors(model, test)
+    assert errors.overall.energy_mae < 0.01 and errors.overall.force_mae < 0.1  # eV/atom, eV/A
+    atoms = emt_frames(1, seed=6, reps=(1, 1, 2))[0]
+    p = model.predict(atoms)
+    # raw bispectrum components reach ~80, so the kernel values are large and the energy
+    # differences lose digits to roundoff below h ~ 1e-3 (measured: 1e-5 at 1e-3, 2e-4 at 1e-4)
+    forces, stress = numeric_forces_and_stress(model, atoms, h=1e-3)
+    np.testing.assert_allclose(p["forces"], forces, atol=1e-4)
+    np.testing.assert_allclose(p["stress"], stress, atol=3e-6)
+
+
+def test_a_gap_on_the_bispectrum_round_trips(tmp_path):
+    frames = emt_frames(4, seed=7)
+    bs = mlpot.Bispectrum(twojmax=2, rcutfac=2.0, radelem={"Cu": 1.0})
+    model = mlpot.GAP(bs, n_sparse=10).fit(frames, progress=False)
+    path = tmp_path / "model.mlpot"
+    model.save(path)
+    loaded = mlpot.load(path)
+    a, b = model.predict(frames[0], variance=True), loaded.predict(frames[0], variance=True)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert loaded.to_dict() == model.to_dict()

@@ -4,6 +4,7 @@ available is a MemoryError naming it, never an abort of the interpreter.
 Cases that could exhaust memory on a regression run in a subprocess under RLIMIT_AS, so that
 a broken build aborts (or is refused) there instead of taking the test machine's memory."""
 
+import json
 import os
 import subprocess
 import sys
@@ -84,20 +85,34 @@ def test_the_bounds_are_generous_and_python_agrees_with_the_core():
     # the Rust layer does not trust Python: it refuses the same values with the same bounds
     soap = dict(cutoff=5.0, n_max=8, l_max=8, atom_sigma=0.5, cutoff_transition_width=0.5,
                 species=[14], center_atom_weight=1.0, normalize=True)
+
+    def core_soap(**change):
+        return _core.Descriptor("soap", json.dumps({**soap, **change}))
+
     with pytest.raises(ValueError, match=f"n_max must be >= 1 and <= {MAX_N_MAX}"):
-        _core.SOAP(**{**soap, "n_max": MAX_N_MAX + 1})
+        core_soap(n_max=MAX_N_MAX + 1)
     with pytest.raises(ValueError, match=f"l_max must be >= 0 and <= {MAX_L_MAX}"):
-        _core.SOAP(**{**soap, "l_max": MAX_L_MAX + 1})
+        core_soap(l_max=MAX_L_MAX + 1)
     with pytest.raises(ValueError, match="atom_sigma must be at least"):
-        _core.SOAP(**{**soap, "atom_sigma": 1e-7})
+        core_soap(atom_sigma=1e-7)
     with pytest.raises(ValueError, match="species: atomic number 200"):
-        _core.SOAP(**{**soap, "species": [200]})
+        core_soap(species=[200])
+    with pytest.raises(ValueError, match="soap parameters: invalid value: integer `-1`"):
+        core_soap(n_max=-1)  # not a usize: the serde struct refuses it
+    with pytest.raises(ValueError, match="unknown field `zeta`"):
+        core_soap(zeta=2)
     flags = dict(switchflag=True, bzeroflag=False, chemflag=False, bnormflag=False, wselfallflag=False)
-    bispectrum = (4.1, 0.99363, 0.0, [14], [0.5], [1.0])
+    bispectrum = dict(rcutfac=4.1, rfac0=0.99363, rmin0=0.0, species=[14], radelem=[0.5], wj=[1.0], **flags)
+
+    def core_bispectrum(**change):
+        return _core.Descriptor("bispectrum", json.dumps({"twojmax": 2, **bispectrum, **change}))
+
     with pytest.raises(ValueError, match=f"twojmax must be even and at most {MAX_TWOJMAX}"):
-        _core.Bispectrum(MAX_TWOJMAX + 2, *bispectrum, **flags)
+        core_bispectrum(twojmax=MAX_TWOJMAX + 2)
     with pytest.raises(ValueError, match="atomic number 0 is not an element"):
-        _core.Bispectrum(2, 4.1, 0.99363, 0.0, [0], [0.5], [1.0], **flags)
+        core_bispectrum(species=[0])
+    with pytest.raises(ValueError, match="unknown descriptor kind"):
+        _core.Descriptor("acsf", "{}")
 
 
 BIG = 'atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (8, 8, 8)  # 4096 atoms'
@@ -111,7 +126,7 @@ BIG = 'atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (8, 8, 8)  # 4096 ato
          "d.compute(atoms, gradients=True)", "SOAP gradients of 4096 atoms"),
         # ~2 GB of force rows: 2 x 10011 quadratic SNAP columns per force component
         (BIG + "\nm = mlpot.SNAP(mlpot.Bispectrum(12, 4.1, radelem={'Si': 0.5, 'C': 0.5}), quadratic=True)",
-         "m.design_rows(atoms)", "SNAP design rows of 4096 atoms"),
+         "m.design_rows(atoms)", "(SNAP) design rows of 4096 atoms"),
         # chemflag with 20 elements: 6.5 million components per atom
         ("atoms = bulk('Si', 'diamond', a=5.43, cubic=True) * (2, 2, 2)\n"
          "els = ['Si', 'H', 'He', 'Li', 'Be', 'B', 'C', 'N', 'O', 'F', 'Ne', 'Na', 'Mg', 'Al', 'P', 'S', "

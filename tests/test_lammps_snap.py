@@ -190,7 +190,7 @@ def test_design_rows_equal_lammps_compute_snap(quadratic, flags):
 
     bs = descriptor(2 if flags else 4, **flags)
     atoms = structure(np.random.default_rng(53), reps=(2, 1, 1))
-    rows = _core.snap_design_rows(bs._core, bs._structure(atoms), quadratic)
+    rows = _core.Term.linear(bs._core, quadratic).rows(bs._structure(atoms))
     ref = compute_snap(atoms, bs, quadratic)[:, :-1]
     n_el = len(bs.elements)
     ours = np.vstack([rows["energy"], rows["forces"], rows["virial"]]).reshape(-1, n_el, mlpot.SNAP(bs, quadratic).n_coefficients)

@@ -28,6 +28,9 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Threads each core call uses; never raises."""
 
+def lists_built() -> int:
+    """Neighbor lists built for descriptors and models so far in this process (for tests)."""
+
 class Structure:
     """A validated structure (positions and cell in Angstrom, atomic numbers); raises
     ValueError on NaN positions, degenerate periodic cells or unknown elements."""
@@ -41,119 +44,66 @@ class Structure:
     ) -> None: ...
     def __len__(self) -> int: ...
 
-class Bispectrum:
-    """The SNAP bispectrum core; use ``mlpot.Bispectrum``, which validates the arguments."""
+Arrays = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
 
-    def __init__(
-        self,
-        twojmax: int,
-        rcutfac: float,
-        rfac0: float,
-        rmin0: float,
-        species: list[int],
-        radelem: list[float],
-        wj: list[float],
-        switchflag: bool,
-        bzeroflag: bool,
-        chemflag: bool,
-        bnormflag: bool,
-        wselfallflag: bool,
-    ) -> None: ...
+class Descriptor:
+    """Any descriptor of the core, by kind ("bispectrum", "soap") from its parameters as
+    JSON (the fields of the core's parameter struct; unknown fields are an error). Use
+    ``mlpot.Bispectrum`` or ``mlpot.SOAP``, which validate and document the parameters."""
+
+    def __init__(self, kind: str, params: str) -> None: ...
+    @property
+    def kind(self) -> str: ...
     @property
     def n_features(self) -> int: ...
-    def compute(
-        self,
-        structure: Structure,
-    ) -> npt.NDArray[np.float64]:
-        """B, (n_atoms, n_features)."""
-    def compute_gradients(
-        self,
-        structure: Structure,
-    ) -> dict[str, np.ndarray]:
+    @property
+    def species(self) -> list[int]:
+        """Atomic numbers in the order of the descriptor's species."""
+    def compute(self, structure: Structure) -> npt.NDArray[np.float64]:
+        """X, (n_atoms, n_features)."""
+    def compute_gradients(self, structure: Structure) -> dict[str, np.ndarray]:
         """descriptors (n_atoms, n_features); centers, atoms (n_rows,) int64; values
-        (n_rows, 3, n_features) dB_i/dr_j; virial (n_atoms, 6, n_features)."""
-    def adjoint(
-        self,
-        structure: Structure,
-        beta: npt.NDArray[np.float64],
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """(B (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) of E = sum beta * B."""
+        (n_rows, 3, n_features) dX_i/dr_j; virial (n_atoms, 6, n_features)."""
+    def backprop(self, structure: Structure, de_dx: npt.NDArray[np.float64]) -> Arrays:
+        """(X (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) of E = sum de_dx * X."""
+    def forward(self, structure: Structure, displacement: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """dX (n_atoms, n_features) along the displacement field (n_atoms, 3)."""
 
 class ZBL:
     """ZBL repulsion as LAMMPS pair_style zbl; use ``mlpot.ZBL``. Raises ValueError unless
     0 < inner < outer (Angstrom)."""
 
     def __init__(self, inner: float, outer: float) -> None: ...
-    def compute(
-        self,
-        structure: Structure,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def compute(self, structure: Structure) -> Arrays:
         """(energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom, virials (n_atoms, 6) eV
         in Voigt order xx yy zz yz xz xy, LAMMPS's sign: the stress is -sum / volume)."""
 
-class SOAP:
-    """The SOAP power spectrum core; use ``mlpot.SOAP``, which validates the arguments."""
+TermPrediction = tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64] | None,
+]
 
-    def __init__(
-        self,
-        cutoff: float,
-        n_max: int,
-        l_max: int,
-        atom_sigma: float,
-        cutoff_transition_width: float,
-        species: list[int],
-        center_atom_weight: float,
-        normalize: bool,
-    ) -> None: ...
-    @property
-    def n_features(self) -> int: ...
-    @property
-    def species(self) -> list[int]:
-        """Atomic numbers, sorted: the order of the species pairs."""
-    def compute(self, structure: Structure) -> npt.NDArray[np.float64]:
-        """P, (n_atoms, n_features)."""
-    def compute_gradients(self, structure: Structure) -> dict[str, np.ndarray]:
-        """descriptors (n_atoms, n_features); centers, atoms (n_rows,) int64; values
-        (n_rows, 3, n_features) dP_i/dr_j; virial (n_atoms, 6, n_features)."""
-
-def snap_design_rows(
-    bispectrum: Bispectrum,
-    structure: Structure,
-    quadratic: bool,
-) -> dict[str, np.ndarray]:
-    """Design rows of one structure for (quadratic) SNAP: energy (n_columns,), forces
-    (3 n_atoms, n_columns), virial (6, n_columns); one block of [1, B, q(B)] columns per
-    element."""
-
-class SnapModel:
-    """A SNAP or quadratic SNAP potential; use ``mlpot.SNAP``."""
-
-    def __init__(
-        self,
-        bispectrum: Bispectrum,
-        quadratic: bool,
-        coefficients: npt.NDArray[np.float64],
-    ) -> None:
-        """coefficients: (n_elements, n_coefficients) in snapcoeff order per element."""
-    def predict(
-        self,
-        structure: Structure,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """(energies (n_atoms,), forces (n_atoms, 3), virial (6,), LAMMPS sign)."""
-
-class KernelTerm:
-    """One GAP kernel term with its sparse points; use ``mlpot.GAP``."""
+class Term:
+    """One term of a model, linear in its weights (the coefficients of a linear model, the
+    alphas of a kernel, none for ZBL). Rows and predictions: forces -dE/dr, virial with
+    LAMMPS's sign, Voigt order xx yy zz yz xz xy."""
 
     @staticmethod
-    def soap(
-        soap: SOAP,
+    def linear(descriptor: Descriptor, quadratic: bool) -> Term:
+        """The linear (quadratic) model on a descriptor (SNAP on the bispectrum); weights:
+        one block [c0, c_lin, c_quad] per element of the descriptor, in its order."""
+    @staticmethod
+    def dot_product(
+        descriptor: Descriptor,
         zeta: float,
         delta: float,
         sparse: npt.NDArray[np.float64],
         sparse_species: list[int],
-    ) -> KernelTerm:
-        """delta^2 (p . x_m)^zeta on a normalised SOAP; sparse (n_sparse, n_features) grouped
-        by central species in the descriptor's species order."""
+    ) -> Term:
+        """delta^2 (x . x_m)^zeta; sparse (n_sparse, n_features) grouped by central species
+        in the descriptor's species order; weights: one per sparse point."""
     @staticmethod
     def pair(
         cutoff: float,
@@ -162,23 +112,37 @@ class KernelTerm:
         delta: float,
         sparse: list[float],
         species: tuple[int, int] | None = None,
-    ) -> KernelTerm:
+    ) -> Term:
         """gap_fit's distance_2b (squared-exponential kernel) on sparse distances."""
+    @staticmethod
+    def zbl(inner: float, outer: float) -> Term:
+        """The ZBL repulsion as a fixed term (no weights)."""
     @property
-    def n_sparse(self) -> int: ...
+    def n_columns(self) -> int: ...
     def rows(self, structure: Structure) -> dict[str, np.ndarray]:
-        """dE/dalpha: energy (n_sparse,), forces (3 n_atoms, n_sparse) (-dE/dr), virial
-        (6, n_sparse) with LAMMPS's sign."""
+        """dE/dw: energy (n_columns,), forces (3 n_atoms, n_columns), virial (6, n_columns)."""
     def predict(
         self,
         structure: Structure,
-        alpha: npt.NDArray[np.float64],
-        with_kernel: bool,
-    ) -> tuple[
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64] | None,
-    ]:
-        """(energies (n_atoms,), forces (n_atoms, 3), virial (6,), per-atom kernel rows
-        (n_atoms, n_sparse) or None)."""
+        weights: npt.NDArray[np.float64],
+        with_rows: bool,
+    ) -> TermPrediction:
+        """(energies (n_atoms,), forces (n_atoms, 3), virial (6,), per-atom rows (n_atoms,
+        n_columns) or None)."""
+
+def rows_terms(terms: list[Term], structure: Structure) -> list[dict[str, np.ndarray]]:
+    """The rows of every term (as `Term.rows`) from one neighbor list."""
+
+def predict_terms(
+    terms: list[Term],
+    structure: Structure,
+    weights: list[npt.NDArray[np.float64]],
+    with_rows: bool,
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    list[npt.NDArray[np.float64] | None],
+]:
+    """The summed prediction of the terms (weights[k] for term k) from one neighbor list,
+    with each term's per-atom rows on request."""

@@ -70,6 +70,9 @@ class ZBL:
         self.params = ZBLParams(inner=inner, outer=outer)
         inner, outer = self.params.inner, self.params.outer
         self._core = _core.ZBL(inner, outer)  # raises ValueError unless 0 < inner < outer
+        #: the same repulsion as a fixed model term: a model evaluates it with its own terms
+        #: from one neighbor list (`mlpot.models.base.Model.predict`)
+        self.term = _core.Term.zbl(inner, outer)
         self._inner = inner
         self._outer = outer
 

@@ -10,8 +10,10 @@ would not fit in the available memory is a MemoryError saying what and how many 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+
 import numpy as np
 from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 from ase.data import chemical_symbols as _SYMBOLS
@@ -182,8 +184,120 @@ def descriptor_from_dict(data, path: str = "descriptor"):
     return cls.from_dict(data["params"], f"{path}.params")
 
 
+class _CoreDescriptor(_Described):
+    """The calls every descriptor of the Rust core shares (`mlpot._core.Descriptor`): a
+    class builds ``self._core`` from its parameters and sets ``self._numbers`` (atomic
+    numbers in the order of its species) and ``Gradients``; the rest is here.
+
+    Units: positions in Angstrom; dE/dX in eV per unit of X; forces eV/Angstrom; virial eV.
+    """
+
+    Gradients: type
+
+    def _setup_core(self, core_params: dict) -> None:
+        self._core = _core.Descriptor(self.kind, json.dumps(core_params))
+        self._numbers = np.asarray(self._core.species, dtype=np.int64)
+        # atomic number -> position in `species`, -1 for elements the descriptor lacks
+        self._index = np.full(len(_SYMBOLS), -1, dtype=np.int64)
+        self._index[self._numbers] = np.arange(len(self._numbers))
+
+    @property
+    def species(self) -> tuple[str, ...]:
+        """Element symbols in the order of the descriptor's species."""
+        return tuple(_SYMBOLS[z] for z in self._numbers)
+
+    @property
+    def n_features(self) -> int:
+        """Features per atom."""
+        return self._core.n_features
+
+    def normalized(self):
+        """This descriptor with unit-length vectors, as a dot-product kernel (GAP) assumes:
+        a copy with normalisation on where the descriptor has that option, else itself."""
+        return self
+
+    def _unknown_elements(self, names: list[str]) -> str:
+        return f"atoms contains element(s) {names} that are not in species {list(self.species)}"
+
+    def _structure(self, atoms) -> _core.Structure:
+        positions, cell, pbc, numbers = _atoms_arrays(atoms)
+        numbers = np.ascontiguousarray(numbers, dtype=np.int64)
+        if len(numbers) and (numbers.min() < 0 or numbers.max() >= len(self._index)):
+            raise ValueError("atoms has atomic numbers that are not elements")
+        missing = np.unique(numbers[self._index[numbers] < 0]) if len(numbers) else []
+        if len(missing):
+            raise ValueError(self._unknown_elements([_SYMBOLS[z] for z in missing]))
+        return _core.Structure(
+            np.ascontiguousarray(positions, dtype=np.float64),
+            np.ascontiguousarray(cell, dtype=np.float64),
+            [bool(p) for p in pbc],
+            numbers,
+        )
+
+    def compute(self, atoms, gradients: bool = False):
+        """Per-atom descriptors of ``atoms`` (an ``ase.Atoms``, periodic or not).
+
+        Returns X, (n_atoms, n_features) float64; with ``gradients=True``, ``(X,
+        gradients)``, the derivatives sparse in neighbors (see the class's ``Gradients``).
+        """
+        gradients = _flag("gradients", gradients)
+        structure = self._structure(atoms)
+        if not gradients:
+            return self._core.compute(structure)
+        out = self._core.compute_gradients(structure)
+        grads = self.Gradients(
+            centers=out["centers"], neighbors=out["atoms"], values=out["values"], virial=out["virial"]
+        )
+        return out["descriptors"], grads
+
+    def backprop(self, atoms, dE_dX, return_descriptors: bool = False, *, _name: str = "dE_dX"):
+        """Forces and virial of a model E = sum_i e_i(X_i) at the slopes ``dE_dX`` =
+        dE/dX_i, by the adjoint: no dX/dr is stored (one neighbourhood at a time).
+
+        ``dE_dX`` is (n_atoms, n_features) in eV per unit of X, or (n_features,) for the same
+        slope on every atom. Returns ``(forces, virial)``: forces -dE/dr, (n_atoms, 3)
+        eV/Angstrom; virial (6,) eV in Voigt order (xx, yy, zz, yz, xz, xy), -sum over pairs
+        of (dE/dr_ij)_a (r_ij)_b = sum_i dE_dX_i . W_i (ASE's stress is -virial / volume).
+        With ``return_descriptors=True``, ``(X, forces, virial)``; X comes at no extra cost.
+        """
+        return_descriptors = _flag("return_descriptors", return_descriptors)
+        structure = self._structure(atoms)
+        try:
+            slope = np.asarray(dE_dX, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{_name} must be an array of numbers: {e}") from None
+        n_atoms, nf = len(structure), self.n_features
+        if slope.shape == (nf,):
+            slope = np.broadcast_to(slope, (n_atoms, nf))
+        if slope.shape != (n_atoms, nf):
+            raise ValueError(
+                f"{_name} must have shape (n_atoms, n_features) = ({n_atoms}, {nf}) "
+                f"or ({nf},), got {slope.shape}"
+            )
+        if not np.isfinite(slope).all():
+            raise ValueError(f"{_name} contains NaN or infinite values")
+        x, forces, virial = self._core.backprop(structure, np.ascontiguousarray(slope))
+        return (x, forces, virial) if return_descriptors else (forces, virial)
+
+    def forward(self, atoms, displacement) -> np.ndarray:
+        """The forward-mode product: dX_i = sum_k (dX_i/dr_k) . u_k, the first-order change
+        of every atom's descriptor when the atoms move along the displacement field
+        ``displacement`` (u, (n_atoms, 3), Angstrom). Returns (n_atoms, n_features) in units
+        of X per Angstrom of u; dX/dr of the structure is never stored."""
+        structure = self._structure(atoms)
+        try:
+            u = np.asarray(displacement, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"displacement must be an array of numbers: {e}") from None
+        if u.shape != (len(structure), 3):
+            raise ValueError(f"displacement must have shape (n_atoms, 3) = ({len(structure)}, 3), got {u.shape}")
+        if not np.isfinite(u).all():
+            raise ValueError("displacement contains NaN or infinite values")
+        return self._core.forward(structure, np.ascontiguousarray(u))
+
+
 @register_descriptor
-class Bispectrum(_Described):
+class Bispectrum(_CoreDescriptor):
     """The SNAP bispectrum descriptor, with the keywords, values and component order of
     LAMMPS ``compute sna/atom`` (Thompson et al., J. Comput. Phys. 285, 316 (2015); explicit
     multi-element form: Cusentino et al., J. Phys. Chem. A 124, 5456 (2020)).
@@ -222,6 +336,7 @@ class Bispectrum(_Described):
 
     kind = "bispectrum"
     Params = BispectrumParams
+    Gradients = BispectrumGradients
 
     def __init__(
         self,
@@ -244,8 +359,6 @@ class Bispectrum(_Described):
         )
         p = self.params
         numbers = [_ATOMIC_NUMBERS[e] for e in p.radelem]
-        radii, weights = list(p.radelem.values()), list(p.wj.values())
-        self._numbers = numbers
         self._radelem = dict(p.radelem)
         self._wj = dict(p.wj)
         self._flags = {name: getattr(p, name) for name in _BISPECTRUM_FLAGS}
@@ -256,12 +369,11 @@ class Bispectrum(_Described):
         self.rcutfac = p.rcutfac
         self.rfac0 = p.rfac0
         self.rmin0 = p.rmin0
-        self._core = _core.Bispectrum(
-            self.twojmax, p.rcutfac, p.rfac0, p.rmin0, numbers, radii, weights, **self._flags
-        )
-        # atomic number -> position in `species`, -1 for elements the descriptor lacks
-        self._index = np.full(len(_SYMBOLS), -1, dtype=np.int64)
-        self._index[numbers] = np.arange(len(numbers))
+        self._setup_core({
+            "twojmax": p.twojmax, "rcutfac": p.rcutfac, "rfac0": p.rfac0, "rmin0": p.rmin0,
+            "species": numbers, "radelem": list(p.radelem.values()), "wj": list(p.wj.values()),
+            **self._flags,
+        })
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -311,65 +423,20 @@ class Bispectrum(_Described):
         Returns B, (n_atoms, n_features) float64, in the order of LAMMPS ``compute
         sna/atom``; with ``gradients=True``, ``(B, BispectrumGradients)``.
         """
-        gradients = _flag("gradients", gradients)
-        structure = self._structure(atoms)
-        if not gradients:
-            return self._core.compute(structure)
-        out = self._core.compute_gradients(structure)
-        grads = BispectrumGradients(
-            centers=out["centers"], neighbors=out["atoms"], values=out["values"], virial=out["virial"]
-        )
-        return out["descriptors"], grads
+        return super().compute(atoms, gradients)
 
     def forces(self, atoms, beta, return_descriptors: bool = False):
-        """Forces and virial of the model E = sum_i sum_k beta[i, k] B[i, k] (the adjoint
-        path: no dB/dr is stored).
+        """Forces and virial of the model E = sum_i sum_k beta[i, k] B[i, k]: `backprop`
+        with ``beta`` = dE/dB (the name of LAMMPS's SNAP adjoint), (n_atoms, n_features) in
+        eV or (n_features,) for the same weights on every atom; B comes at no extra cost,
+        so E = (beta * B).sum()."""
+        return self.backprop(atoms, beta, return_descriptors, _name="beta")
 
-        ``beta`` is dE/dB per atom, (n_atoms, n_features) in eV, or (n_features,) for the
-        same weights on every atom. Returns ``(forces, virial)``: forces -dE/dr, (n_atoms, 3)
-        eV/Angstrom; virial (6,) eV in Voigt order (xx, yy, zz, yz, xz, xy), -sum over pairs
-        of (dE/dr_ij)_a (r_ij)_b, the virial of LAMMPS (ASE's stress is -virial / volume).
-        With ``return_descriptors=True``, ``(B, forces, virial)``; B comes at no extra cost,
-        so E = (beta * B).sum().
-        """
-        return_descriptors = _flag("return_descriptors", return_descriptors)
-        structure = self._structure(atoms)
-        try:
-            beta = np.asarray(beta, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"beta must be an array of numbers: {e}") from None
-        n_atoms = len(structure)
-        if beta.shape == (self.n_features,):
-            beta = np.broadcast_to(beta, (n_atoms, self.n_features))
-        if beta.shape != (n_atoms, self.n_features):
-            raise ValueError(
-                f"beta must have shape (n_atoms, n_features) = ({n_atoms}, {self.n_features}) "
-                f"or ({self.n_features},), got {beta.shape}"
-            )
-        if not np.isfinite(beta).all():
-            raise ValueError("beta contains NaN or infinite values")
-        b, forces, virial = self._core.adjoint(structure, np.ascontiguousarray(beta))
-        return (b, forces, virial) if return_descriptors else (forces, virial)
-
-    def _structure(self, atoms) -> _core.Structure:
-        positions, cell, pbc, numbers = _atoms_arrays(atoms)
-        numbers = np.ascontiguousarray(numbers, dtype=np.int64)
-        if len(numbers) and (numbers.min() < 0 or numbers.max() >= len(self._index)):
-            raise ValueError("atoms has atomic numbers that are not elements")
-        missing = np.unique(numbers[self._index[numbers] < 0]) if len(numbers) else []
-        if len(missing):
-            names = [_SYMBOLS[z] for z in missing]
-            raise ValueError(
-                f"atoms contains element(s) {names} that are missing from radelem/wj "
-                f"(the descriptor has {list(self.species)})"
-            )
-        return _core.Structure(
-            np.ascontiguousarray(positions, dtype=np.float64),
-            np.ascontiguousarray(cell, dtype=np.float64),
-            [bool(p) for p in pbc],
-            numbers,
+    def _unknown_elements(self, names: list[str]) -> str:
+        return (
+            f"atoms contains element(s) {names} that are missing from radelem/wj "
+            f"(the descriptor has {list(self.species)})"
         )
-
 
 
 @dataclass(frozen=True)
@@ -384,7 +451,7 @@ class SOAPGradients(BispectrumGradients):
 
 
 @register_descriptor
-class SOAP(_Described):
+class SOAP(_CoreDescriptor):
     """The SOAP power spectrum (Bartok, Kondor and Csanyi, Phys. Rev. B 87, 184115 (2013)) of
     every atom, for any number of species, with analytic gradients and per-atom virials.
 
@@ -451,6 +518,7 @@ class SOAP(_Described):
 
     kind = "soap"
     Params = SOAPParams
+    Gradients = SOAPGradients
 
     def __init__(
         self,
@@ -481,21 +549,11 @@ class SOAP(_Described):
         self.cutoff_transition_width = width
         self.center_atom_weight = center_atom_weight
         self.normalize = p.normalize
-        self._core = _core.SOAP(
-            cutoff, self.n_max, self.l_max, atom_sigma, width, numbers, center_atom_weight,
-            self.normalize,
-        )
-        self._numbers = np.asarray(self._core.species, dtype=np.int64)
-
-    @property
-    def species(self) -> tuple[str, ...]:
-        """Element symbols, sorted by atomic number: the order of the species pairs."""
-        return tuple(_SYMBOLS[z] for z in self._numbers)
-
-    @property
-    def n_features(self) -> int:
-        """n_species (n_species + 1) / 2 * (l_max + 1) * n_max^2."""
-        return self._core.n_features
+        self._setup_core({
+            "cutoff": cutoff, "n_max": self.n_max, "l_max": self.l_max, "atom_sigma": atom_sigma,
+            "cutoff_transition_width": width, "species": numbers,
+            "center_atom_weight": center_atom_weight, "normalize": self.normalize,
+        })
 
     def __repr__(self) -> str:
         return (
@@ -505,34 +563,19 @@ class SOAP(_Described):
             f"normalize={self.normalize})"
         )
 
+    def normalized(self) -> "SOAP":
+        """This SOAP with ``normalize=True`` (itself if it already is)."""
+        if self.normalize:
+            return self
+        return SOAP(**{**self.params.values(), "normalize": True})
+
     def compute(self, atoms, gradients: bool = False):
         """Per-atom power spectra of ``atoms`` (an ``ase.Atoms``, periodic or not).
 
         Returns P, (n_atoms, n_features) float64; with ``gradients=True``, ``(P,
         SOAPGradients)``.
         """
-        gradients = _flag("gradients", gradients)
-        positions, cell, pbc, numbers = _atoms_arrays(atoms)
-        numbers = np.ascontiguousarray(numbers, dtype=np.int64)
-        unknown = np.unique(numbers[~np.isin(numbers, self._numbers)])
-        if len(unknown):
-            names = [_SYMBOLS[z] if 0 <= z < len(_SYMBOLS) else str(z) for z in unknown]
-            raise ValueError(
-                f"atoms contains element(s) {names} that are not in species {list(self.species)}"
-            )
-        structure = _core.Structure(
-            np.ascontiguousarray(positions, dtype=np.float64),
-            np.ascontiguousarray(cell, dtype=np.float64),
-            [bool(p) for p in pbc],
-            numbers,
-        )
-        if not gradients:
-            return self._core.compute(structure)
-        out = self._core.compute_gradients(structure)
-        grads = SOAPGradients(
-            centers=out["centers"], neighbors=out["atoms"], values=out["values"], virial=out["virial"]
-        )
-        return out["descriptors"], grads
+        return super().compute(atoms, gradients)
 
 
 def _flag(name: str, value) -> bool:

@@ -90,7 +90,9 @@ def primitive_neighbor_list(
     cell = _float_array(cell, "cell")
     if cell.shape != (3, 3):
         raise ValueError(f"cell must have shape (3, 3), got {cell.shape}")
-    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    pbc = np.asarray(pbc, dtype=bool)
+    if pbc.shape != (3,):  # broadcast_to alone costs as much as the list of a small cell
+        pbc = np.broadcast_to(pbc, (3,))
     if numbers is None:
         numbers = np.zeros(n_atoms, dtype=np.int64)
     else:
@@ -102,7 +104,7 @@ def primitive_neighbor_list(
     arrays = _core.neighbor_list(
         positions,
         cell,
-        [bool(p) for p in pbc],
+        pbc.tolist(),
         numbers,
         quantities,
         self_interaction=bool(self_interaction),

@@ -16,6 +16,8 @@ pub mod models;
 pub mod neighbors;
 pub mod parallel;
 pub mod structure;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 #[cfg(feature = "python")]
 mod python {
@@ -27,12 +29,14 @@ mod python {
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
-    use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams, Gradients};
-    use crate::descriptors::soap::{Soap, SoapParams};
+    use std::sync::Arc;
+
+    use crate::descriptors::{self, Descriptor, DescriptorExt, Gradients};
     use crate::error::Error;
-    use crate::models::kernel::{KernelPrediction, KernelRows, PairKernel, SoapKernel};
-    use crate::models::linear::{design_rows, SnapModel};
+    use crate::models::kernel::{DotProductKernel, PairKernel};
+    use crate::models::linear::LinearTerm;
     use crate::models::zbl::Zbl;
+    use crate::models::{self, Prediction, Rows, Term};
     use crate::neighbors::{
         neighbor_list as build_neighbor_list, Cutoff, ListOptions, NeighborList,
     };
@@ -50,12 +54,29 @@ mod python {
     /// panic (a bug) into a RuntimeError instead of letting it unwind into Python. The first
     /// call warns (RuntimeWarning) about an unusable thread-count variable.
     fn run<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+        run_on(py, true, work)
+    }
+
+    /// `run`, on a pool when `pooled`, else on the calling thread: for work that uses no
+    /// threads, where the round trip to a pool thread would cost more than the work.
+    fn run_on<T: Send>(
+        py: Python<'_>,
+        pooled: bool,
+        work: impl FnOnce() -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
         if let Some(warning) = parallel::take_environment_warning() {
             let category = py.get_type::<PyRuntimeWarning>();
             PyErr::warn(py, category.as_any(), &std::ffi::CString::new(warning)?, 1)?;
         }
-        let outcome = py
-            .detach(|| catch_unwind(AssertUnwindSafe(|| parallel::install(work).and_then(|r| r))));
+        let outcome = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                if pooled {
+                    parallel::install(work).and_then(|r| r)
+                } else {
+                    work()
+                }
+            }))
+        });
         match outcome {
             Ok(result) => result.map_err(to_py_err),
             Err(panic) => {
@@ -179,7 +200,10 @@ mod python {
             shifts: quantities.contains('S'),
             extra_bytes_per_pair: output_bytes_per_pair(quantities),
         };
-        let list = run(py, || build_neighbor_list(&structure, &cutoff, options))?;
+        let pooled = !crate::neighbors::runs_inline(structure.len());
+        let list = run_on(py, pooled, || {
+            build_neighbor_list(&structure, &cutoff, options)
+        })?;
         neighbor_arrays(py, list, quantities)
     }
 
@@ -277,57 +301,37 @@ mod python {
         }
     }
 
-    /// The SNAP bispectrum; see `mlpot.Bispectrum`, which validates and documents the arguments.
-    #[pyclass(name = "Bispectrum", module = "mlpot._core", frozen)]
-    struct PyBispectrum {
-        inner: Bispectrum,
+    /// Any descriptor of the core, built by kind from its parameters as JSON (the serde
+    /// struct of that descriptor); see `mlpot.Bispectrum`, `mlpot.SOAP`, which validate and
+    /// document the parameters.
+    #[pyclass(name = "Descriptor", module = "mlpot._core", frozen)]
+    struct PyDescriptor {
+        inner: Arc<dyn Descriptor>,
     }
 
     #[pymethods]
-    impl PyBispectrum {
+    impl PyDescriptor {
         #[new]
-        #[pyo3(signature = (twojmax, rcutfac, rfac0, rmin0, species, radelem, wj, switchflag,
-                            bzeroflag, chemflag, bnormflag, wselfallflag))]
-        #[allow(clippy::too_many_arguments)]
-        fn new(
-            twojmax: i64,
-            rcutfac: f64,
-            rfac0: f64,
-            rmin0: f64,
-            species: Vec<u32>,
-            radelem: Vec<f64>,
-            wj: Vec<f64>,
-            switchflag: bool,
-            bzeroflag: bool,
-            chemflag: bool,
-            bnormflag: bool,
-            wselfallflag: bool,
-        ) -> PyResult<Self> {
-            let twojmax = usize::try_from(twojmax).map_err(|_| {
-                PyValueError::new_err(format!("twojmax must be >= 0, got {twojmax}"))
-            })?;
-            let params = BispectrumParams {
-                twojmax,
-                rcutfac,
-                rfac0,
-                rmin0,
-                species,
-                radelem,
-                wj,
-                switchflag,
-                bzeroflag,
-                chemflag,
-                bnormflag,
-                wselfallflag,
-            };
-            Ok(PyBispectrum {
-                inner: Bispectrum::new(params).map_err(to_py_err)?,
-            })
+        fn new(py: Python<'_>, kind: &str, params: &str) -> PyResult<Self> {
+            // building tables (the SOAP radial spline) takes milliseconds: release the GIL
+            let inner = run(py, || descriptors::from_json(kind, params))?;
+            Ok(PyDescriptor { inner })
+        }
+
+        #[getter]
+        fn kind(&self) -> &'static str {
+            self.inner.kind()
         }
 
         #[getter]
         fn n_features(&self) -> usize {
             self.inner.n_features()
+        }
+
+        /// Atomic numbers in the order of the descriptor's species indices.
+        #[getter]
+        fn species(&self) -> Vec<u32> {
+            self.inner.species().to_vec()
         }
 
         /// (n_atoms, n_features)
@@ -338,8 +342,8 @@ mod python {
         ) -> PyResult<Bound<'py, PyArray2<f64>>> {
             let structure = &structure.inner;
             let n = structure.len();
-            let b = run(py, || self.inner.compute(structure))?;
-            Ok(matrix(b, n, self.inner.n_features()).into_pyarray(py))
+            let x = run(py, || self.inner.compute(structure))?;
+            Ok(matrix(x, n, self.inner.n_features()).into_pyarray(py))
         }
 
         /// dict with descriptors (n_atoms, n_features), centers and atoms (n_rows,), values
@@ -355,109 +359,44 @@ mod python {
         }
 
         /// (descriptors (n_atoms, n_features), forces (n_atoms, 3), virial (6,)) for
-        /// E = sum beta * B.
-        fn adjoint<'py>(
+        /// E = sum de_dx * X.
+        fn backprop<'py>(
             &self,
             py: Python<'py>,
             structure: &PyStructure,
-            beta: PyReadonlyArray2<'py, f64>,
-        ) -> PyResult<AdjointArrays<'py>> {
+            de_dx: PyReadonlyArray2<'py, f64>,
+        ) -> PyResult<BackpropArrays<'py>> {
             let structure = &structure.inner;
-            let n = structure.len();
-            let nf = self.inner.n_features();
-            let beta_view = beta.as_array();
-            if beta_view.shape() != [n, nf] {
+            let (n, nf) = (structure.len(), self.inner.n_features());
+            let view = de_dx.as_array();
+            if view.shape() != [n, nf] {
                 return Err(PyValueError::new_err(format!(
-                    "beta must have shape (n_atoms, n_features) = ({n}, {nf}), got {:?}",
-                    beta_view.shape()
+                    "dE/dX must have shape (n_atoms, n_features) = ({n}, {nf}), got {:?}",
+                    view.shape()
                 )));
             }
-            let beta: Vec<f64> = beta_view.iter().cloned().collect();
-            let a = run(py, || self.inner.adjoint(structure, &beta))?;
-            let forces = Array2::from_shape_vec((n, 3), flatten_triples(a.forces)).unwrap();
+            let de_dx: Vec<f64> = view.iter().cloned().collect();
+            let b = run(py, || self.inner.backprop(structure, &de_dx))?;
+            let forces = matrix(flatten_triples(b.forces), n, 3);
             Ok((
-                matrix(a.descriptors, n, nf).into_pyarray(py),
+                matrix(b.descriptors, n, nf).into_pyarray(py),
                 forces.into_pyarray(py),
-                a.virial.to_vec().into_pyarray(py),
+                b.virial.to_vec().into_pyarray(py),
             ))
         }
-    }
 
-    /// The SOAP power spectrum; see `mlpot.SOAP`, which validates and documents the arguments.
-    #[pyclass(name = "SOAP", module = "mlpot._core", frozen)]
-    struct PySoap {
-        inner: Soap,
-    }
-
-    #[pymethods]
-    impl PySoap {
-        #[new]
-        #[pyo3(signature = (cutoff, n_max, l_max, atom_sigma, cutoff_transition_width, species,
-                            center_atom_weight, normalize))]
-        #[allow(clippy::too_many_arguments)]
-        fn new(
-            py: Python<'_>,
-            cutoff: f64,
-            n_max: i64,
-            l_max: i64,
-            atom_sigma: f64,
-            cutoff_transition_width: f64,
-            species: Vec<u32>,
-            center_atom_weight: f64,
-            normalize: bool,
-        ) -> PyResult<Self> {
-            let n_max = usize::try_from(n_max)
-                .map_err(|_| PyValueError::new_err(format!("n_max must be >= 1, got {n_max}")))?;
-            let l_max = usize::try_from(l_max)
-                .map_err(|_| PyValueError::new_err(format!("l_max must be >= 0, got {l_max}")))?;
-            let params = SoapParams {
-                cutoff,
-                n_max,
-                l_max,
-                atom_sigma,
-                cutoff_transition_width,
-                species,
-                center_atom_weight,
-                normalize,
-            };
-            // building the radial table takes milliseconds: release the GIL
-            let inner = run(py, || Soap::new(params))?;
-            Ok(PySoap { inner })
-        }
-
-        #[getter]
-        fn n_features(&self) -> usize {
-            self.inner.n_features()
-        }
-
-        /// Atomic numbers in feature order (sorted).
-        #[getter]
-        fn species(&self) -> Vec<u32> {
-            self.inner.params().species.clone()
-        }
-
-        /// (n_atoms, n_features)
-        fn compute<'py>(
+        /// dX (n_atoms, n_features) along the displacement field (n_atoms, 3).
+        fn forward<'py>(
             &self,
             py: Python<'py>,
             structure: &PyStructure,
+            displacement: PyReadonlyArray2<'py, f64>,
         ) -> PyResult<Bound<'py, PyArray2<f64>>> {
             let structure = &structure.inner;
+            let u = rows3("displacement", &displacement)?;
             let n = structure.len();
-            let p = run(py, || self.inner.compute(structure))?;
-            Ok(matrix(p, n, self.inner.n_features()).into_pyarray(py))
-        }
-
-        /// dict with descriptors (n_atoms, n_features), centers and atoms (n_rows,), values
-        /// (n_rows, 3, n_features) and virial (n_atoms, 6, n_features).
-        fn compute_gradients<'py>(
-            &self,
-            py: Python<'py>,
-            structure: &PyStructure,
-        ) -> PyResult<Bound<'py, PyDict>> {
-            let structure = &structure.inner;
-            let g = run(py, || self.inner.compute_with_gradients(structure))?;
-            gradients_dict(py, g, structure.len(), self.inner.n_features())
+            let dx = run(py, || self.inner.forward(structure, &u))?;
+            Ok(matrix(dx, n, self.inner.n_features()).into_pyarray(py))
         }
     }
 
@@ -484,8 +423,8 @@ mod python {
         Ok(out)
     }
 
-    /// (descriptors, forces, virial) of `Bispectrum.adjoint`.
-    type AdjointArrays<'py> = (
+    /// (descriptors, forces, virial) of `Descriptor.backprop`.
+    type BackpropArrays<'py> = (
         Bound<'py, PyArray2<f64>>,
         Bound<'py, PyArray2<f64>>,
         Bound<'py, PyArray1<f64>>,
@@ -536,78 +475,8 @@ mod python {
         Array2::from_shape_vec((rows, cols), v).unwrap()
     }
 
-    /// dict with energy (n_columns,), forces (3 n_atoms, n_columns) and virial
-    /// (6, n_columns): the design rows of one structure for (quadratic) SNAP.
-    #[pyfunction]
-    fn snap_design_rows<'py>(
-        py: Python<'py>,
-        bispectrum: &PyBispectrum,
-        structure: &PyStructure,
-        quadratic: bool,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let (bs, s) = (&bispectrum.inner, &structure.inner);
-        let rows = run(py, || design_rows(bs, s, quadratic))?;
-        let n = rows.n_columns;
-        let out = PyDict::new(py);
-        out.set_item("energy", rows.energy.into_pyarray(py))?;
-        out.set_item(
-            "forces",
-            matrix(rows.forces, 3 * s.len(), n).into_pyarray(py),
-        )?;
-        out.set_item("virial", matrix(rows.virial, 6, n).into_pyarray(py))?;
-        Ok(out)
-    }
-
-    /// (energies, forces, virial) of `SnapModel.predict`.
-    type PredictionArrays<'py> = (
-        Bound<'py, PyArray1<f64>>,
-        Bound<'py, PyArray2<f64>>,
-        Bound<'py, PyArray1<f64>>,
-    );
-
-    /// A SNAP or quadratic SNAP potential; see `mlpot.SNAP`.
-    #[pyclass(name = "SnapModel", module = "mlpot._core", frozen)]
-    struct PySnapModel {
-        inner: SnapModel,
-    }
-
-    #[pymethods]
-    impl PySnapModel {
-        #[new]
-        fn new(
-            bispectrum: &PyBispectrum,
-            quadratic: bool,
-            coefficients: PyReadonlyArray2<'_, f64>,
-        ) -> PyResult<Self> {
-            let c: Vec<f64> = coefficients.as_array().iter().cloned().collect();
-            Ok(PySnapModel {
-                inner: SnapModel::new(bispectrum.inner.clone(), quadratic, c).map_err(to_py_err)?,
-            })
-        }
-
-        /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,))
-        fn predict<'py>(
-            &self,
-            py: Python<'py>,
-            structure: &PyStructure,
-        ) -> PyResult<PredictionArrays<'py>> {
-            let s = &structure.inner;
-            let p = run(py, || self.inner.predict(s))?;
-            let forces = Array2::from_shape_vec((s.len(), 3), flatten_triples(p.forces)).unwrap();
-            Ok((
-                p.energies.into_pyarray(py),
-                forces.into_pyarray(py),
-                p.virial.to_vec().into_pyarray(py),
-            ))
-        }
-    }
-
     /// dict with energy (n_columns,), forces (3 n_atoms, n_columns), virial (6, n_columns).
-    fn kernel_rows_dict(
-        py: Python<'_>,
-        rows: KernelRows,
-        n_atoms: usize,
-    ) -> PyResult<Bound<'_, PyDict>> {
+    fn rows_dict(py: Python<'_>, rows: Rows, n_atoms: usize) -> PyResult<Bound<'_, PyDict>> {
         let n = rows.n_columns;
         let out = PyDict::new(py);
         out.set_item("energy", rows.energy.into_pyarray(py))?;
@@ -619,59 +488,59 @@ mod python {
         Ok(out)
     }
 
-    /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,), kernel (n_atoms, n_sparse) or
-    /// None).
-    type KernelPredictionArrays<'py> = (
+    /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,)).
+    type PredictionArrays<'py> = (
         Bound<'py, PyArray1<f64>>,
         Bound<'py, PyArray2<f64>>,
         Bound<'py, PyArray1<f64>>,
-        Option<Bound<'py, PyArray2<f64>>>,
     );
 
-    fn kernel_prediction_arrays(
-        py: Python<'_>,
-        p: KernelPrediction,
-        n_atoms: usize,
-        n_sparse: usize,
-    ) -> KernelPredictionArrays<'_> {
-        let forces = matrix(flatten_triples(p.prediction.forces), n_atoms, 3);
+    fn prediction_arrays(py: Python<'_>, p: Prediction) -> PredictionArrays<'_> {
+        let n = p.energies.len();
         (
-            p.prediction.energies.into_pyarray(py),
-            forces.into_pyarray(py),
-            p.prediction.virial.to_vec().into_pyarray(py),
-            p.kernel
-                .map(|k| matrix(k, n_atoms, n_sparse).into_pyarray(py)),
+            p.energies.into_pyarray(py),
+            matrix(flatten_triples(p.forces), n, 3).into_pyarray(py),
+            p.virial.to_vec().into_pyarray(py),
         )
     }
 
-    /// One GAP kernel term (SOAP or distance_2b) with its sparse points; see `mlpot.GAP`.
-    #[pyclass(name = "KernelTerm", module = "mlpot._core", frozen)]
-    struct PyKernelTerm {
-        inner: Term,
+    /// One term of a model (`models::Term`): linear in its weights, with the rows of a
+    /// structure for a fit and the prediction for given weights. See `mlpot.SNAP`,
+    /// `mlpot.GAP` and `mlpot.baselines.ZBL`.
+    #[pyclass(name = "Term", module = "mlpot._core", frozen)]
+    struct PyTerm {
+        inner: Arc<dyn Term>,
     }
 
-    enum Term {
-        Soap(SoapKernel),
-        Pair(PairKernel),
+    fn term(t: impl Term + 'static) -> PyTerm {
+        PyTerm { inner: Arc::new(t) }
     }
 
     #[pymethods]
-    impl PyKernelTerm {
-        /// Dot-product kernel on normalised SOAP to the power zeta.
+    impl PyTerm {
+        /// The linear (quadratic: and quadratic) model on a descriptor: SNAP on the
+        /// bispectrum. Weights: one snapcoeff block per element.
         #[staticmethod]
-        fn soap(
-            soap: &PySoap,
+        fn linear(descriptor: &PyDescriptor, quadratic: bool) -> PyResult<Self> {
+            let t = LinearTerm::new(descriptor.inner.clone(), quadratic).map_err(to_py_err)?;
+            Ok(term(t))
+        }
+
+        /// The dot-product kernel to the power zeta against sparse points (n_sparse,
+        /// n_features) of the given central atomic numbers. Weights: one per sparse point.
+        #[staticmethod]
+        fn dot_product(
+            py: Python<'_>,
+            descriptor: &PyDescriptor,
             zeta: f64,
             delta: f64,
             sparse: PyReadonlyArray2<'_, f64>,
             sparse_species: Vec<u32>,
         ) -> PyResult<Self> {
             let x: Vec<f64> = sparse.as_array().iter().cloned().collect();
-            let k = SoapKernel::new(soap.inner.clone(), zeta, delta, x, &sparse_species)
-                .map_err(to_py_err)?;
-            Ok(PyKernelTerm {
-                inner: Term::Soap(k),
-            })
+            let d = descriptor.inner.clone();
+            let k = run(py, || DotProductKernel::new(d, zeta, delta, x, &sparse_species))?;
+            Ok(term(k))
         }
 
         /// gap_fit's distance_2b with a squared-exponential kernel.
@@ -694,55 +563,121 @@ mod python {
                 species,
             )
             .map_err(to_py_err)?;
-            Ok(PyKernelTerm {
-                inner: Term::Pair(k),
-            })
+            Ok(term(k))
+        }
+
+        /// The ZBL repulsion as a fixed term (no weights).
+        #[staticmethod]
+        fn zbl(inner: f64, outer: f64) -> PyResult<Self> {
+            Ok(term(Zbl::new(inner, outer).map_err(to_py_err)?))
         }
 
         #[getter]
-        fn n_sparse(&self) -> usize {
-            match &self.inner {
-                Term::Soap(k) => k.n_sparse(),
-                Term::Pair(k) => k.n_sparse(),
-            }
+        fn n_columns(&self) -> usize {
+            self.inner.n_columns()
         }
 
-        /// dict with energy (n_sparse,), forces (3 n_atoms, n_sparse), virial (6, n_sparse).
+        /// dict with energy (n_columns,), forces (3 n_atoms, n_columns), virial (6, n_columns).
         fn rows<'py>(
             &self,
             py: Python<'py>,
             structure: &PyStructure,
         ) -> PyResult<Bound<'py, PyDict>> {
             let s = &structure.inner;
-            let rows = run(py, || match &self.inner {
-                Term::Soap(k) => k.rows(s),
-                Term::Pair(k) => k.rows(s),
-            })?;
-            kernel_rows_dict(py, rows, s.len())
+            let rows = run(py, || models::rows_terms(&[self.inner.as_ref()], s))?;
+            rows_dict(py, rows.into_iter().next().unwrap(), s.len())
         }
 
+        /// (energies (n_atoms,), forces (n_atoms, 3), virial (6,), per-atom rows (n_atoms,
+        /// n_columns) or None).
         fn predict<'py>(
             &self,
             py: Python<'py>,
             structure: &PyStructure,
-            alpha: PyReadonlyArray1<'py, f64>,
-            with_kernel: bool,
-        ) -> PyResult<KernelPredictionArrays<'py>> {
+            weights: PyReadonlyArray1<'py, f64>,
+            with_rows: bool,
+        ) -> PyResult<TermPredictionArrays<'py>> {
             let s = &structure.inner;
-            let alpha = alpha.as_array().to_vec();
-            let p = run(py, || match &self.inner {
-                Term::Soap(k) => k.predict(s, &alpha, with_kernel),
-                Term::Pair(k) => k.predict(s, &alpha, with_kernel),
+            let w = weights.as_array().to_vec();
+            let (p, mut rows) = run(py, || {
+                models::predict_terms(&[self.inner.as_ref()], s, &[&w], with_rows)
             })?;
-            Ok(kernel_prediction_arrays(py, p, s.len(), self.n_sparse()))
+            let rows = rows.pop().flatten();
+            let (e, f, v) = prediction_arrays(py, p);
+            let m = self.inner.n_columns();
+            Ok((e, f, v, rows.map(|r| matrix(r, s.len(), m).into_pyarray(py))))
         }
     }
+
+    /// (energies, forces, virial, per-atom rows or None) of `Term.predict`.
+    type TermPredictionArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Option<Bound<'py, PyArray2<f64>>>,
+    );
+
+    fn core_terms<'a>(terms: &'a [PyRef<'a, PyTerm>]) -> Vec<&'a dyn Term> {
+        terms.iter().map(|t| t.inner.as_ref()).collect()
+    }
+
+    /// The rows of every term of a model for one structure, from one neighbor list: a list
+    /// of dicts as `Term.rows`.
+    #[pyfunction]
+    fn rows_terms<'py>(
+        py: Python<'py>,
+        terms: Vec<PyRef<'py, PyTerm>>,
+        structure: &PyStructure,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let s = &structure.inner;
+        let core = core_terms(&terms);
+        let rows = run(py, || models::rows_terms(&core, s))?;
+        rows.into_iter().map(|r| rows_dict(py, r, s.len())).collect()
+    }
+
+    /// The summed prediction of the terms of a model (weights[k] for term k) from one
+    /// neighbor list: (energies, forces, virial, [per-atom rows of each term or None]).
+    #[pyfunction]
+    fn predict_terms<'py>(
+        py: Python<'py>,
+        terms: Vec<PyRef<'py, PyTerm>>,
+        structure: &PyStructure,
+        weights: Vec<PyReadonlyArray1<'py, f64>>,
+        with_rows: bool,
+    ) -> PyResult<ModelPredictionArrays<'py>> {
+        let s = &structure.inner;
+        let core = core_terms(&terms);
+        let w: Vec<Vec<f64>> = weights.iter().map(|w| w.as_array().to_vec()).collect();
+        let views: Vec<&[f64]> = w.iter().map(|w| w.as_slice()).collect();
+        let (p, rows) = run(py, || models::predict_terms(&core, s, &views, with_rows))?;
+        let (e, f, v) = prediction_arrays(py, p);
+        let rows = rows
+            .into_iter()
+            .zip(&core)
+            .map(|(r, t)| r.map(|r| matrix(r, s.len(), t.n_columns()).into_pyarray(py)))
+            .collect();
+        Ok((e, f, v, rows))
+    }
+
+    /// (energies, forces, virial, per-term rows) of `predict_terms`.
+    type ModelPredictionArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Vec<Option<Bound<'py, PyArray2<f64>>>>,
+    );
 
     /// See `mlpot.set_num_threads`; a negative or absurd `n` is a ValueError.
     #[pyfunction]
     fn set_num_threads(py: Python<'_>, n: i64) -> PyResult<()> {
         py.detach(|| parallel::set_num_threads(n))
             .map_err(to_py_err)
+    }
+
+    /// Neighbor lists built for descriptors and models so far in this process (for tests).
+    #[pyfunction]
+    fn lists_built() -> usize {
+        descriptors::lists_built()
     }
 
     #[pyfunction]
@@ -757,13 +692,13 @@ mod python {
         m.add_function(wrap_pyfunction!(neighbor_list, m)?)?;
         m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
         m.add_class::<PyStructure>()?;
-        m.add_class::<PyBispectrum>()?;
-        m.add_class::<PySoap>()?;
+        m.add_class::<PyDescriptor>()?;
         m.add_class::<PyZbl>()?;
-        m.add_class::<PySnapModel>()?;
-        m.add_class::<PyKernelTerm>()?;
-        m.add_function(wrap_pyfunction!(snap_design_rows, m)?)?;
+        m.add_class::<PyTerm>()?;
+        m.add_function(wrap_pyfunction!(rows_terms, m)?)?;
+        m.add_function(wrap_pyfunction!(predict_terms, m)?)?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(lists_built, m)?)?;
         Ok(())
     }
 }

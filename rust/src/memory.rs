@@ -43,7 +43,11 @@ fn advise_huge_pages(_start: usize, _bytes: usize) {}
 ///
 /// Overcommit means a too-large allocation usually "succeeds" and the process is killed when
 /// it touches the pages, so large buffers are checked against this before they are made.
+/// Reading /proc costs tens of microseconds, as much as a whole small neighbor list: callers
+/// ask only for large work (`UNCHECKED_BELOW`).
 pub fn available_bytes() -> Option<u64> {
+    #[cfg(test)]
+    READS.with(|r| r.set(r.get() + 1));
     let system = mem_available();
     let limit = address_space_room();
     match (system, limit) {
@@ -90,10 +94,25 @@ fn address_space_room() -> Option<u64> {
     None
 }
 
+/// Work of fewer bytes is not checked against the memory available: reading it costs tens of
+/// microseconds (one or two /proc files), as much as a neighbor list or descriptor of a small
+/// structure; buffers this small cannot exhaust a machine that still runs Python; and an
+/// allocation the allocator refuses is still an error (`try_large_vec`), not an abort.
+pub const UNCHECKED_BELOW: u128 = 64 << 20;
+
+#[cfg(test)]
+thread_local! {
+    /// Calls of `available_bytes` on this thread, for tests that small work reads no /proc.
+    pub static READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Fails with `Error::OutOfMemory` naming `what` when `bytes` more would not fit in the
-/// memory available. Call it with the whole estimate before a large computation starts, so
-/// the user is told before minutes of work, not after.
+/// memory available (not checked below `UNCHECKED_BELOW`). Call it with the whole estimate
+/// before a large computation starts, so the user is told before minutes of work, not after.
 pub fn ensure_fits(bytes: u128, what: &str) -> crate::error::Result<()> {
+    if bytes < UNCHECKED_BELOW {
+        return Ok(());
+    }
     let Some(room) = available_bytes() else {
         return Ok(());
     };
@@ -135,14 +154,22 @@ mod tests {
         let r = try_large_vec::<u8>(1usize << 60, "a test buffer");
         match r {
             Err(crate::error::Error::OutOfMemory(m)) => assert!(m.contains("a test buffer"), "{m}"),
-            other => panic!("expected OutOfMemory, got {:?}", other.map(|v| v.capacity())),
+            other => panic!(
+                "expected OutOfMemory, got {:?}",
+                other.map(|v| v.capacity())
+            ),
         }
     }
 
     #[test]
-    fn a_small_buffer_is_allocated() {
+    fn a_small_buffer_is_allocated_without_reading_proc() {
+        let before = READS.with(|r| r.get());
         let v = try_large_vec::<f64>(1000, "small").unwrap();
         assert!(v.capacity() >= 1000);
         assert!(ensure_fits(1 << 20, "1 MB").is_ok());
+        assert_eq!(READS.with(|r| r.get()), before, "small buffers read /proc");
+        // above the threshold the memory available is read
+        assert!(ensure_fits(UNCHECKED_BELOW, "64 MB").is_ok());
+        assert_eq!(READS.with(|r| r.get()), before + 1);
     }
 }

@@ -20,6 +20,7 @@
 //! checked against what is available while the pairs are found.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -38,6 +39,13 @@ pub const MAX_IMAGES_PER_ATOM: f64 = 1e6;
 
 /// Atoms per parallel work item. Fixed, so chunking never depends on the thread count.
 const CHUNK: usize = 128;
+
+/// Whether a list of `n_atoms` atoms is one work item, built on the calling thread with no
+/// thread pool: the bindings then skip the round trip to a pool thread as well, which costs
+/// more than a list of a few atoms.
+pub fn runs_inline(n_atoms: usize) -> bool {
+    n_atoms <= CHUNK
+}
 
 /// Target bin width as a fraction of the largest cutoff: small enough that the scanned volume
 /// is close to the sphere's bounding box, large enough that empty bins stay cheap.
@@ -189,16 +197,24 @@ pub fn neighbor_list(
     cutoff: &Cutoff,
     options: ListOptions,
 ) -> Result<NeighborList> {
-    neighbor_list_within(structure, cutoff, options, crate::memory::available_bytes())
+    neighbor_list_within(
+        structure,
+        cutoff,
+        options,
+        &crate::memory::available_bytes,
+        crate::memory::UNCHECKED_BELOW,
+    )
 }
 
-/// `neighbor_list` with the memory available given (None: unknown, only refused
-/// allocations stop the build).
+/// `neighbor_list` with the memory available read from `available` (None: unknown, only
+/// refused allocations stop the build), at most once and only when the list's peak memory
+/// reaches `unchecked_below` bytes.
 fn neighbor_list_within(
     structure: &Structure,
     cutoff: &Cutoff,
     options: ListOptions,
-    available: Option<u64>,
+    available: &(dyn Fn() -> Option<u64> + Sync),
+    unchecked_below: u128,
 ) -> Result<NeighborList> {
     let n_atoms = structure.len();
     let rc_max = cutoff.validate(n_atoms)?;
@@ -216,47 +232,49 @@ fn neighbor_list_within(
     }
     let lattice = SearchLattice::new(structure);
     let grid = Grid::new(structure, &lattice, rc_max)?;
-    let budget = MemoryBudget::new(available, &options);
+    let budget = MemoryBudget::new(available, unchecked_below, &options);
 
     // pass 1: find the pairs, keeping only (j, S) per pair
     let n_chunks = n_atoms.div_ceil(CHUNK);
-    let chunks: Vec<Chunk> = (0..n_chunks)
-        .into_par_iter()
-        .map(|c| {
-            let atoms = c * CHUNK..((c + 1) * CHUNK).min(n_atoms);
-            let mut chunk = Chunk::new(atoms.len(), &budget);
-            let mut wrap_buffer = Vec::new();
-            for i in atoms {
-                if budget.exceeded() {
-                    break;
-                }
-                let before = chunk.pairs.len();
-                // one monomorphised search per cutoff form keeps the hot loop free of a match
-                match cutoff {
-                    Cutoff::Uniform(rc) => grid.search(
-                        structure,
-                        |_, _| *rc,
-                        options.self_interaction,
-                        i,
-                        &mut chunk,
-                        &mut wrap_buffer,
-                    ),
-                    _ => grid.search(
-                        structure,
-                        |i, j| cutoff.pair(i, j),
-                        options.self_interaction,
-                        i,
-                        &mut chunk,
-                        &mut wrap_buffer,
-                    ),
-                }
-                let found = chunk.pairs.len() - before;
-                chunk.counts.push(found);
-                budget.add_pairs(found);
+    let search_chunk = |c: usize| {
+        let atoms = c * CHUNK..((c + 1) * CHUNK).min(n_atoms);
+        let mut chunk = Chunk::new(atoms.len(), &budget);
+        let mut wrap_buffer = Vec::new();
+        for i in atoms {
+            if budget.exceeded() {
+                break;
             }
-            chunk
-        })
-        .collect();
+            let before = chunk.pairs.len();
+            // one monomorphised search per cutoff form keeps the hot loop free of a match
+            match cutoff {
+                Cutoff::Uniform(rc) => grid.search(
+                    structure,
+                    |_, _| *rc,
+                    options.self_interaction,
+                    i,
+                    &mut chunk,
+                    &mut wrap_buffer,
+                ),
+                _ => grid.search(
+                    structure,
+                    |i, j| cutoff.pair(i, j),
+                    options.self_interaction,
+                    i,
+                    &mut chunk,
+                    &mut wrap_buffer,
+                ),
+            }
+            let found = chunk.pairs.len() - before;
+            chunk.counts.push(found);
+            budget.add_pairs(found);
+        }
+        chunk
+    };
+    let chunks: Vec<Chunk> = if n_chunks == 1 {
+        vec![search_chunk(0)]
+    } else {
+        (0..n_chunks).into_par_iter().map(search_chunk).collect()
+    };
     if budget.exceeded() {
         let searched: usize = chunks.iter().map(|c| c.counts.len()).sum();
         drop(chunks);
@@ -279,12 +297,15 @@ fn list_bytes_per_pair(shifts: bool) -> u64 {
 }
 
 /// The memory a build will need, counted while pass 1 runs and checked against the memory
-/// available when it started. The peak is reached either at the end of pass 2 (pass 1's
-/// buffers and the final list both alive) or when the caller copies the list (the list and
-/// the copies alive, pass 1's buffers freed): pairs · list + max(pass 1 bytes, pairs · extra).
-struct MemoryBudget {
-    /// Bytes available at the start; None when unknown.
-    available: Option<u64>,
+/// available, read once when the count first reaches `unchecked_below` (a small list never
+/// reads /proc). The peak is reached either at the end of pass 2 (pass 1's buffers and the
+/// final list both alive) or when the caller copies the list (the list and the copies alive,
+/// pass 1's buffers freed): pairs · list + max(pass 1 bytes, pairs · extra).
+struct MemoryBudget<'a> {
+    source: &'a (dyn Fn() -> Option<u64> + Sync),
+    unchecked_below: u128,
+    /// Bytes available, once read; None inside when unknown.
+    available: OnceLock<Option<u64>>,
     list_bytes_per_pair: u64,
     extra_bytes_per_pair: u64,
     /// Pairs found so far, and bytes reserved by pass 1's buffers so far.
@@ -295,10 +316,16 @@ struct MemoryBudget {
     refused: AtomicBool,
 }
 
-impl MemoryBudget {
-    fn new(available: Option<u64>, options: &ListOptions) -> Self {
+impl<'a> MemoryBudget<'a> {
+    fn new(
+        source: &'a (dyn Fn() -> Option<u64> + Sync),
+        unchecked_below: u128,
+        options: &ListOptions,
+    ) -> Self {
         MemoryBudget {
-            available,
+            source,
+            unchecked_below,
+            available: OnceLock::new(),
             list_bytes_per_pair: list_bytes_per_pair(options.shifts),
             extra_bytes_per_pair: options.extra_bytes_per_pair as u64,
             pairs: AtomicU64::new(0),
@@ -317,9 +344,12 @@ impl MemoryBudget {
     /// Whether the peak with `pairs` pairs and `reserved` bytes of pass 1 fits; marks the
     /// budget exceeded when not.
     fn check(&self, pairs: u64, reserved: u64) -> bool {
-        let fits = self
-            .available
-            .is_none_or(|room| self.peak(pairs, reserved) <= room as u128);
+        let peak = self.peak(pairs, reserved);
+        if peak < self.unchecked_below {
+            return true;
+        }
+        let available = *self.available.get_or_init(self.source);
+        let fits = available.is_none_or(|room| peak <= room as u128);
         if !fits {
             self.exceeded.store(true, Ordering::Relaxed);
         }
@@ -341,7 +371,7 @@ impl MemoryBudget {
         let peak = self.peak(pairs, self.reserved.load(Ordering::Relaxed));
         let per_pair = peak as f64 / pairs.max(1) as f64;
         let expected = pairs as f64 * n_atoms as f64 / searched.max(1) as f64;
-        let room = match self.available {
+        let room = match self.available.get().copied().flatten() {
             Some(room) if !self.refused.load(Ordering::Relaxed) => {
                 format!("only {:.2} GB of memory is available", room as f64 / 1e9)
             }
@@ -369,13 +399,13 @@ struct Found {
 struct Chunk<'a> {
     counts: Vec<usize>,
     pairs: Vec<Found>,
-    budget: &'a MemoryBudget,
+    budget: &'a MemoryBudget<'a>,
     /// A growth was refused: further pairs are dropped, and the build fails.
     full: bool,
 }
 
 impl<'a> Chunk<'a> {
-    fn new(n_atoms: usize, budget: &'a MemoryBudget) -> Self {
+    fn new(n_atoms: usize, budget: &'a MemoryBudget<'a>) -> Self {
         let mut chunk = Chunk {
             counts: Vec::with_capacity(n_atoms),
             pairs: Vec::new(),
@@ -480,29 +510,43 @@ fn materialize(
         .collect();
     let positions = structure.positions();
     let cell = structure.cell();
-    targets
-        .into_par_iter()
-        .zip(chunks.into_par_iter())
-        .enumerate()
-        .for_each(|(c, ((((j_out, s_out), v_out), d_out), chunk))| {
-            let mut pair = 0;
-            for (a, &count) in chunk.counts.iter().enumerate() {
-                let i = c * CHUNK + a;
-                for _ in 0..count {
-                    let Found { j, shift } = chunk.pairs[pair];
-                    let j = j as usize;
-                    let v = pair_vector(positions[i], positions[j], shift, cell);
-                    j_out[pair].write(j);
-                    v_out[pair].write(v);
-                    d_out[pair].write((v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt());
-                    if keep_shifts {
-                        s_out[pair].write(shift);
-                    }
-                    pair += 1;
+    use std::mem::MaybeUninit;
+    let write = |c: usize,
+                 j_out: &mut [MaybeUninit<usize>],
+                 s_out: &mut [MaybeUninit<[i32; 3]>],
+                 v_out: &mut [MaybeUninit<[f64; 3]>],
+                 d_out: &mut [MaybeUninit<f64>],
+                 chunk: Chunk| {
+        let mut pair = 0;
+        for (a, &count) in chunk.counts.iter().enumerate() {
+            let i = c * CHUNK + a;
+            for _ in 0..count {
+                let Found { j, shift } = chunk.pairs[pair];
+                let j = j as usize;
+                let v = pair_vector(positions[i], positions[j], shift, cell);
+                j_out[pair].write(j);
+                v_out[pair].write(v);
+                d_out[pair].write((v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt());
+                if keep_shifts {
+                    s_out[pair].write(shift);
                 }
+                pair += 1;
             }
-            debug_assert_eq!(pair, j_out.len());
-        });
+        }
+        debug_assert_eq!(pair, j_out.len());
+    };
+    // one chunk (a list of a few atoms) is written here, without a round trip to the pool
+    if chunks.len() == 1 {
+        for (c, ((((j, s), v), d), chunk)) in targets.into_iter().zip(chunks).enumerate() {
+            write(c, j, s, v, d, chunk);
+        }
+    } else {
+        targets
+            .into_par_iter()
+            .zip(chunks.into_par_iter())
+            .enumerate()
+            .for_each(|(c, ((((j, s), v), d), chunk))| write(c, j, s, v, d, chunk));
+    }
     // SAFETY: the chunks' slices tile 0..n_pairs (lengths sum to n_pairs) and the loop above
     // wrote every element of every slice, so the first n_pairs elements are initialized.
     unsafe {
@@ -1385,15 +1429,66 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(2);
         let s = random_structure(&mut rng, 400, [true; 3], 0.0);
         let cutoff = Cutoff::Uniform(6.0);
-        let full = neighbor_list_within(&s, &cutoff, ALL, None).unwrap();
+        let full = neighbor_list_within(&s, &cutoff, ALL, &|| None, 0).unwrap();
         let bytes = full.n_pairs() as u64 * list_bytes_per_pair(true);
-        let small = neighbor_list_within(&s, &cutoff, ALL, Some(bytes / 2));
+        let small = neighbor_list_within(&s, &cutoff, ALL, &|| Some(bytes / 2), 0);
         match small {
             Err(Error::OutOfMemory(m)) => assert!(m.contains("cutoff of 6 Angstrom"), "{m}"),
             other => panic!("expected OutOfMemory, got {other:?}"),
         }
-        let roomy = neighbor_list_within(&s, &cutoff, ALL, Some(4 * bytes)).unwrap();
+        let roomy = neighbor_list_within(&s, &cutoff, ALL, &|| Some(4 * bytes), 0).unwrap();
         assert_eq!(roomy, full);
+    }
+
+    #[test]
+    fn the_memory_available_is_read_once_and_only_for_a_large_list() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let s = random_structure(&mut rng, 400, [true; 3], 0.0);
+        let cutoff = Cutoff::Uniform(6.0);
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let counted = || {
+            reads.fetch_add(1, Ordering::Relaxed);
+            Some(u64::MAX)
+        };
+        let full = neighbor_list_within(&s, &cutoff, ALL, &counted, u128::MAX).unwrap();
+        assert_eq!(
+            reads.load(Ordering::Relaxed),
+            0,
+            "a small list read the memory available"
+        );
+        // a threshold this list passes: the memory is read exactly once, whatever the threads
+        let large = neighbor_list_within(&s, &cutoff, ALL, &counted, 1 << 10).unwrap();
+        assert_eq!(reads.load(Ordering::Relaxed), 1);
+        assert_eq!(large, full);
+    }
+
+    #[test]
+    fn a_small_list_is_built_on_the_calling_thread_without_reading_proc() {
+        let mut rng = SmallRng::seed_from_u64(4);
+        let s = random_structure(&mut rng, 8, [true; 3], 0.0);
+        assert!(runs_inline(s.len()));
+        let before = crate::memory::READS.with(|r| r.get());
+        let list = neighbor_list(&s, &Cutoff::Uniform(5.0), ALL).unwrap();
+        assert!(list.n_pairs() > 0);
+        // the count is per thread, so it holds every read only if the search ran here
+        assert_eq!(
+            crate::memory::READS.with(|r| r.get()),
+            before,
+            "/proc was read"
+        );
+        let here = std::thread::current().id();
+        let searched_on = std::sync::Mutex::new(None);
+        let record = || {
+            *searched_on.lock().unwrap() = Some(std::thread::current().id());
+            None
+        };
+        let again = neighbor_list_within(&s, &Cutoff::Uniform(5.0), ALL, &record, 0).unwrap();
+        assert_eq!(
+            *searched_on.lock().unwrap(),
+            Some(here),
+            "searched on another thread"
+        );
+        assert_eq!(again, list);
     }
 
     #[test]

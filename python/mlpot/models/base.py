@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from mlpot import modelfile
+from mlpot import _core, modelfile
 from mlpot.calculator import MLPotCalculator
 from mlpot.descriptors import _flag
 
@@ -46,10 +46,12 @@ class Model:
 
     - ``species``: the element symbols the model knows;
     - ``fit(frames, ...)`` returning the fitted model;
-    - ``_predict_core(atoms, **options) -> (energies, forces, virial, extras)``: the
-      model's own per-atom energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom and
-      virial (6,) eV, baseline excluded, and a dict of extra results (may be empty);
-      ValueError for atoms the model cannot evaluate (unknown elements, NaN positions);
+    - ``_predict_core(atoms, terms=(), **options) -> (energies, forces, virial, extras)``:
+      the model's own per-atom energies (n_atoms,) eV, forces (n_atoms, 3) eV/Angstrom and
+      virial (6,) eV, plus those of ``terms`` (fixed `mlpot._core.Term` s of the baseline,
+      no weights) evaluated with the model's own terms from one neighbor list, and a dict
+      of extra results (may be empty); ValueError for atoms the model cannot evaluate
+      (unknown elements, NaN positions);
     - ``_document()``: the model as a model-file body whose large arrays are float64
       numpy arrays (written in binary by `mlpot.modelfile`), and the classmethod
       ``from_dict(data)`` inverting it (lists or arrays).
@@ -76,8 +78,15 @@ class Model:
         (eV/Angstrom^3, ASE's sign and Voigt order xx yy zz yz xz xy) of ``atoms``, baseline
         included, and the model's extras for ``options`` (e.g. GAP's ``variance=True``).
         Raises ValueError naming any element the model does not know."""
-        energies, forces, virial, extras = self._predict_core(atoms, **options)
-        if self.baseline is not None:
+        # a baseline of the core (ZBL) runs with the model's terms, on the same neighbor
+        # list; any other baseline is evaluated on its own and added
+        term = getattr(self.baseline, "term", None)
+        core_baseline = isinstance(term, _core.Term)
+        energies, forces, virial, extras = self._predict_core(
+            atoms, terms=(term,) if core_baseline else (), **options
+        )
+        base = None
+        if self.baseline is not None and not core_baseline:
             base = self.baseline.predict(atoms)
             energies = energies + np.asarray(base["energies"], dtype=np.float64)
             forces = forces + np.asarray(base["forces"], dtype=np.float64)
@@ -85,7 +94,7 @@ class Model:
         out = {"energy": energy, "free_energy": energy, "forces": forces, "energies": energies}
         if bool(np.all(atoms.pbc)):
             stress = -virial / atoms.get_volume()
-            if self.baseline is not None:
+            if base is not None:
                 stress = stress + np.asarray(base["stress"], dtype=np.float64)
             out["stress"] = stress
         out.update(extras)

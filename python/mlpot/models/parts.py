@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from mlpot import baselines
-from mlpot.descriptors import MAX_L_MAX, MAX_N_MAX, MAX_TWOJMAX, SOAP, Bispectrum
+from mlpot.descriptors import DESCRIPTORS, MAX_L_MAX, MAX_N_MAX, MAX_TWOJMAX, SOAP, Bispectrum
 from mlpot.modelfile import (
     anything,
     array,
@@ -33,6 +33,8 @@ __all__ = [
     "baseline_to_dict",
     "bispectrum_from_dict",
     "bispectrum_to_dict",
+    "descriptor_body",
+    "descriptor_from_body",
     "soap_from_dict",
     "soap_to_dict",
 ]
@@ -127,6 +129,35 @@ def soap_from_dict(data, path: str = "soap", normalize: bool = True) -> SOAP:
     if p["cutoff_transition_width"] >= p["cutoff"]:
         fail(at(path, "cutoff_transition_width"), f"must be smaller than the cutoff {p['cutoff']}")
     return build(path, lambda: SOAP(**p, normalize=normalize))
+
+
+# ------------------------------------------------------------------ any descriptor
+
+#: The model-file forms that predate the descriptor registry, kept so that every file
+#: written since still loads: kind -> (to_dict, from_dict). A descriptor without an entry
+#: is stored as its spec (`_Described.to_dict`) and read by its registered class.
+_LEGACY_FORMS = {
+    "bispectrum": (bispectrum_to_dict, lambda data, path: bispectrum_from_dict(data, path)),
+    "soap": (soap_to_dict, lambda data, path: soap_from_dict(data, path)),
+}
+
+
+def descriptor_body(descriptor) -> dict:
+    """The parameters of any registered descriptor, as a model file stores them under its
+    kind."""
+    to_dict = _LEGACY_FORMS.get(descriptor.kind, (lambda d: d.to_dict(), None))[0]
+    return to_dict(descriptor)
+
+
+def descriptor_from_body(kind: str, data, path: str):
+    """The descriptor of kind ``kind`` from `descriptor_body`'s data; ModelFileError naming
+    the field."""
+    if kind in _LEGACY_FORMS:
+        return _LEGACY_FORMS[kind][1](data, path)
+    cls = DESCRIPTORS.get(kind)
+    if cls is None:
+        fail(path, f"unknown descriptor kind {show(kind)} (known: {sorted(DESCRIPTORS)})")
+    return build(path, lambda: cls.from_dict(data, path))
 
 
 # -------------------------------------------------------------------- baselines

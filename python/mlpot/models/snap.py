@@ -28,6 +28,9 @@ from mlpot.models.registry import register
 from mlpot.models.specs import SNAPParams
 from mlpot.models.system import LinearSystem
 
+#: The weights of a fixed term (a core baseline).
+_NO_WEIGHTS = np.zeros(0)
+
 __all__ = ["LinearSystem", "SNAP"]
 
 
@@ -66,7 +69,10 @@ class SNAP(Model):
         self._quadratic = quadratic
         self.baseline = check_baseline(baseline)
         self._coefficients: dict[str, np.ndarray] | None = None
-        self._core: _core.SnapModel | None = None
+        # the linear model on the descriptor, as a term of the core: rows for fits and the
+        # prediction for the concatenated coefficients (its weights)
+        self._term = _core.Term.linear(bispectrum._core, quadratic)
+        self._weights: np.ndarray | None = None
 
     @property
     def bispectrum(self) -> Bispectrum:
@@ -125,9 +131,7 @@ class SNAP(Model):
                 raise ValueError(f"coefficients[{e!r}] contains NaN or infinite values")
             c.flags.writeable = False
             blocks[e] = c
-        self._core = _core.SnapModel(
-            self._bispectrum._core, self._quadratic, np.stack([blocks[e] for e in elements])
-        )
+        self._weights = np.concatenate([blocks[e] for e in elements])
         self._coefficients = blocks
 
     def __repr__(self) -> str:
@@ -271,7 +275,7 @@ class SNAP(Model):
         c that concatenation, energy (eV) = rows["energy"] @ c, forces (eV/Angstrom) =
         (rows["forces"] @ c).reshape(-1, 3) and stress = -rows["virial"] @ c / volume.
         For custom regressions or fast re-evaluation of many coefficient sets."""
-        return _core.snap_design_rows(self._bispectrum._core, self._structure(atoms), self._quadratic)
+        return self._term.rows(self._structure(atoms))
 
     def _signature(self):
         """What a LinearSystem's rows depend on: descriptor, quadratic flag, baseline."""
@@ -290,7 +294,7 @@ class SNAP(Model):
                 structure = self._structure(atoms)
             except ValueError as error:
                 raise ValueError(f"{where}: {error}") from None
-            rows = _core.snap_design_rows(self._bispectrum._core, structure, self._quadratic)
+            rows = self._term.rows(structure)
             yield group, atoms, ref, rows
             n_frames += 1
         if n_frames == 0:
@@ -313,10 +317,13 @@ class SNAP(Model):
     def _structure(self, atoms) -> _core.Structure:
         return self._bispectrum._structure(atoms)
 
-    def _predict_core(self, atoms):
-        if self._core is None:
+    def _predict_core(self, atoms, terms=()):
+        if self._weights is None:
             raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
-        energies, forces, virial = self._core.predict(self._structure(atoms))
+        weights = [self._weights] + [_NO_WEIGHTS] * len(terms)
+        energies, forces, virial, _ = _core.predict_terms(
+            [self._term, *terms], self._structure(atoms), weights, False
+        )
         return energies, forces, virial, {}
 
     # ---------------------------------------------------------- serialization

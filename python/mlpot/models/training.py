@@ -181,7 +181,7 @@ def frame_blocks(rows: Mapping[str, np.ndarray], ref: Reference, atoms, baseline
     """Unweighted design rows and targets of one frame, ``{kind: (A, b)}`` for the kinds
     in ``kinds`` the frame has references for, in FitSNAP's units before weighting: one
     energy row in eV/atom, 3 N force rows in eV/Angstrom, 6 stress rows in bar. Built from
-    the frame's design rows (energy, forces, virial, as `_core.snap_design_rows` gives
+    the frame's design rows (energy, forces, virial, as `_core.Term.rows` gives
     them) and its reference, less the baseline's contribution."""
     n_atoms = len(atoms)
     present = {

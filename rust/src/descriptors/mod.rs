@@ -1,17 +1,179 @@
-//! Descriptors of atomic environments, one module each. Each takes a validated `Structure`,
-//! builds its own neighbor list and works per central atom over that atom's neighbor slice.
+//! Descriptors of atomic environments, one module each, behind one trait, `Descriptor`.
 //!
-//! Shared here: the neighbor list every descriptor (and the GAP pair kernel) uses, which
-//! refuses coincident atoms, and the memory guards of their output buffers.
+//! A descriptor describes one central atom at a time from that atom's slice of a neighbor
+//! list that the caller builds (`driver`): one list per structure, at the largest cutoff of
+//! every term of a model, handed to each of them; a descriptor reads only the pairs within
+//! its own cutoffs. The per-atom methods are the whole contract: values, gradients (rows of
+//! dX_i/dr_j and the per-atom virial) and, optionally, a faster adjoint. Everything per
+//! structure (parallel loops, buffers, memory checks, streaming, the forward-mode product)
+//! is written once in `driver` over the trait.
+//!
+//! Shared here as well: the check for coincident atoms and the memory guards of the output
+//! buffers.
 
 pub mod bispectrum;
+#[cfg(test)]
+mod contract_tests;
+pub mod driver;
 pub mod soap;
+
+use std::any::Any;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::neighbors::{neighbor_list, Cutoff, ListOptions, NeighborList};
 use crate::structure::Structure;
+
+pub use driver::DescriptorExt;
+
+/// Voigt order (xx, yy, zz, yz, xz, xy) as (gradient component, pair-vector component).
+pub const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+
+/// Per-atom descriptors with their derivatives, sparse in neighbors.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    /// (n_atoms, n_features)
+    pub descriptors: Vec<f64>,
+    /// Per gradient row: the central atom i and the atom j it is differentiated by. The rows
+    /// of atom i are the distinct j within its cutoffs and i itself, sorted by j; periodic
+    /// images of one atom are summed into its row.
+    pub centers: Vec<usize>,
+    pub atoms: Vec<usize>,
+    /// dX_i/dr_j, (n_rows, 3, n_features), 1/Angstrom times the units of X.
+    pub values: Vec<f64>,
+    /// Per-atom virial of X_i, (n_atoms, 6, n_features) in Voigt order:
+    /// W_i[ab] = -sum_j (dX_i/dr_ij)_a (r_ij)_b (LAMMPS `compute snav/atom` summed over atoms).
+    pub virial: Vec<f64>,
+}
+
+/// What a structure-level call needs per atom, for scratch-memory estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Values,
+    Gradients,
+    Backprop,
+}
+
+/// One structure as a descriptor sees it: the neighbor list (possibly built at a larger
+/// cutoff than the descriptor's) and each atom's species index (its position in
+/// `Descriptor::species`).
+pub struct Env<'a> {
+    pub list: &'a NeighborList,
+    pub types: &'a [usize],
+}
+
+/// A descriptor of atomic environments. Object safe: models hold `Arc<dyn Descriptor>`.
+///
+/// Implementing one: parameters (one serde struct, registered in `from_json`), `species`,
+/// the pair cutoffs, `n_features`, a per-thread workspace, `atom_values` and
+/// `atom_gradients`. `atom_backprop` has a default through `atom_gradients`; override it
+/// when an adjoint avoids forming dX/dr (the bispectrum's Y, SOAP's density adjoint).
+pub trait Descriptor: Send + Sync {
+    /// The registry name, as in model files ("bispectrum", "soap").
+    fn kind(&self) -> &'static str;
+    /// Atomic numbers, in the order of the species indices of `Env::types`.
+    fn species(&self) -> &[u32];
+    /// Features per atom.
+    fn n_features(&self) -> usize;
+    /// Cutoff between species indices a and b, Angstrom: pairs at r >= it are not
+    /// neighbors. 0 for none.
+    fn pair_cutoff(&self, a: usize, b: usize) -> f64;
+    /// "the <descriptor> {what} of n atoms (<the sizes that matter>)" (`job_name`), for
+    /// memory errors; `what` is "" for the values, or "gradients", "forces", ...
+    fn describe(&self, what: &str, n_atoms: usize) -> String;
+    /// Bytes of one thread's scratch for atoms of up to `max_neighbors` neighbors.
+    fn scratch_bytes(&self, max_neighbors: usize, need: Need) -> u128;
+    /// A fresh per-thread workspace, reused from atom to atom.
+    fn workspace(&self) -> Box<dyn Any + Send>;
+    /// X_i into `out` (n_features).
+    fn atom_values(&self, env: &Env, i: usize, ws: &mut dyn Any, out: &mut [f64]);
+    /// X_i into `values`, dX_i/dr_j into `gradients` ((rows.len(), 3, n_features), zeroed,
+    /// rows as `driver::atom_rows` gives them) and W_i into `virial` ((6, n_features),
+    /// zeroed).
+    #[allow(clippy::too_many_arguments)]
+    fn atom_gradients(
+        &self,
+        env: &Env,
+        i: usize,
+        ws: &mut dyn Any,
+        rows: &[usize],
+        values: &mut [f64],
+        gradients: &mut [f64],
+        virial: &mut [f64],
+    );
+    /// The adjoint for one atom's energy E_i(X_i): X_i into `values`, then `slope(X_i, de)`
+    /// writes dE_i/dX_i into `de` (n_features, zeroed), and the contributions -dE_i/dr_j
+    /// are appended to `forces` as (j, force) in an order that depends only on the
+    /// structure, and -sum_j (dE_i/dr_ij)_a (r_ij)_b added to `virial`.
+    #[allow(clippy::too_many_arguments)]
+    fn atom_backprop(
+        &self,
+        env: &Env,
+        i: usize,
+        ws: &mut dyn Any,
+        values: &mut [f64],
+        slope: &mut dyn FnMut(&[f64], &mut [f64]),
+        forces: &mut Vec<(usize, [f64; 3])>,
+        virial: &mut [f64; 6],
+    ) {
+        let nf = self.n_features();
+        let mut rows = Vec::new();
+        driver::atom_rows(self, env, i, &mut rows);
+        let mut g = vec![0.0; rows.len() * 3 * nf];
+        let mut w = vec![0.0; 6 * nf];
+        self.atom_gradients(env, i, ws, &rows, values, &mut g, &mut w);
+        let mut de = vec![0.0; nf];
+        slope(values, &mut de);
+        for (r, &j) in rows.iter().enumerate() {
+            let f = std::array::from_fn(|a| {
+                -crate::linalg::dot(&g[(3 * r + a) * nf..(3 * r + a + 1) * nf], &de)
+            });
+            forces.push((j, f));
+        }
+        for (v, wv) in virial.iter_mut().enumerate() {
+            *wv += crate::linalg::dot(&w[v * nf..(v + 1) * nf], &de);
+        }
+    }
+    /// For a dot-product kernel: the features it needs and their weights, when dot products
+    /// of two vectors need only some of them (SOAP stores each species pair once; see
+    /// `PowerSpectrum::symmetric_columns`). None: every feature, weight 1.
+    fn dot_product_columns(&self) -> Option<(Vec<usize>, Vec<f64>)> {
+        None
+    }
+    /// Whether the vectors are normalised to unit length (what a dot-product kernel on
+    /// them assumes).
+    fn normalized(&self) -> bool {
+        false
+    }
+}
+
+/// "the {name}" or "the {name} {what}", for the messages of memory errors.
+pub(crate) fn job_name(name: &str, what: &str) -> String {
+    if what.is_empty() {
+        format!("the {name}")
+    } else {
+        format!("the {name} {what}")
+    }
+}
+
+/// The descriptor of kind `kind` from its parameters as JSON (the serde struct of that
+/// descriptor; unknown fields are an error). The one list of descriptors of the core.
+pub fn from_json(kind: &str, json: &str) -> Result<std::sync::Arc<dyn Descriptor>> {
+    fn parse<T: serde::de::DeserializeOwned>(kind: &str, json: &str) -> Result<T> {
+        serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("{kind} parameters: {e}")))
+    }
+    Ok(match kind {
+        "bispectrum" => std::sync::Arc::new(bispectrum::Bispectrum::new(parse(kind, json)?)?),
+        "soap" => std::sync::Arc::new(soap::Soap::new(parse(kind, json)?)?),
+        _ => {
+            return Err(Error::invalid(format!(
+                "unknown descriptor kind {kind:?} (known: bispectrum, soap)"
+            )))
+        }
+    })
+}
 
 /// The largest atomic number: species lists hold distinct elements, so at most this many.
 pub const MAX_ATOMIC_NUMBER: u32 = 118;
@@ -42,11 +204,6 @@ pub(crate) fn check_species(species: &[u32]) -> Result<()> {
 /// such a structure is an error rather than a pair silently left out.
 pub const COINCIDENT_DISTANCE: f64 = 1e-10;
 
-/// Estimates below this many bytes are not checked against the available memory: reading it
-/// costs tens of microseconds (two /proc files), as much as a descriptor of a small structure,
-/// and buffers this small cannot exhaust a machine that still runs Python.
-const CHECK_ABOVE_BYTES: u128 = 64 << 20;
-
 /// Splits `buf` into one slice per atom: atom i gets rows offsets[i]..offsets[i+1] of `width`.
 pub(crate) fn split_by_offsets<'a, T>(
     mut buf: &'a mut [T],
@@ -62,11 +219,20 @@ pub(crate) fn split_by_offsets<'a, T>(
     out
 }
 
+/// Neighbor lists built for descriptors and models so far, in this process: what a test
+/// reads to check that a model of several terms builds one list per structure.
+static LISTS_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn lists_built() -> usize {
+    LISTS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Checks the neighbors of `structure` for coincident atoms: every pair (i, j, S) at a
 /// distance below `COINCIDENT_DISTANCE`, including j's periodic image j + S·cell, is an
 /// error naming the first such pair (in list order, so the same whatever the thread count).
 /// O(pairs); the list keeps such pairs (ase's semantics), the descriptors refuse them.
 pub(crate) fn descriptor_neighbors(structure: &Structure, cutoff: &Cutoff) -> Result<NeighborList> {
+    LISTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let list = neighbor_list(structure, cutoff, ListOptions::default())?;
     let coincident = list
         .distances
@@ -112,9 +278,9 @@ fn coincident_atoms(
 }
 
 /// Fails with `Error::OutOfMemory` naming `what` when `bytes` would not fit in the available
-/// memory; small estimates pass unchecked (see `CHECK_ABOVE_BYTES`).
+/// memory; small estimates pass unchecked (see `crate::memory::UNCHECKED_BELOW`).
 pub(crate) fn ensure_fits(bytes: u128, what: impl FnOnce() -> String) -> Result<()> {
-    if bytes < CHECK_ABOVE_BYTES {
+    if bytes < crate::memory::UNCHECKED_BELOW {
         return Ok(());
     }
     crate::memory::ensure_fits(bytes, &what())
@@ -142,7 +308,7 @@ pub(crate) fn bytes_of<T>(count: u128) -> u128 {
 /// A zero-filled buffer of `n` floats with the huge-page hint, checked: too large for the
 /// memory available, or refused by the allocator, is `Error::OutOfMemory` naming `what`.
 pub(crate) fn zeros_checked(n: usize, what: impl FnOnce() -> String) -> Result<Vec<f64>> {
-    let mut v = if bytes_of::<f64>(n as u128) < CHECK_ABOVE_BYTES {
+    let mut v = if bytes_of::<f64>(n as u128) < crate::memory::UNCHECKED_BELOW {
         crate::memory::large_vec(n)
     } else {
         crate::memory::try_large_vec(n, &what())?

@@ -10,10 +10,10 @@
 //!   kernel values (for the predicted variance, solved in Python).
 //!
 //! Terms:
-//! - `SoapKernel`: k(i, m) = delta^2 (p_i . x_m)^zeta on normalised SOAP vectors, zero
-//!   between atoms of different central species (gap_fit's add_species: one GP per species
-//!   with shared hyperparameters). The energy is the sum of local energies
-//!   e_i = sum_m alpha_m k(i, m).
+//! - `DotProductKernel`: k(i, m) = delta^2 (p_i . x_m)^zeta on any descriptor (GAP uses
+//!   normalised SOAP), zero between atoms of different central species (gap_fit's
+//!   add_species: one GP per species with shared hyperparameters). The energy is the sum of
+//!   local energies e_i = sum_m alpha_m k(i, m).
 //! - `PairKernel` (gap_fit's distance_2b): as in QUIP, every ordered pair (i, j) within the
 //!   cutoff is one descriptor with the local energy f_c(r) f(r), so an unordered pair counts
 //!   twice; f is a GP of squared-exponential covariance delta^2 exp(-(r - r')^2 /
@@ -21,61 +21,34 @@
 //!   exp(-(r - x_m)^2 / (2 theta^2)), f_c QUIP's cosine switch of width
 //!   `cutoff_transition_width` below the cutoff. Atom i's energy is that of its pairs (i, j).
 //!
-//! Output conventions as `linear::DesignRows`: forces are -dE/dr (eV/Angstrom per unit
+//! Output conventions as `models::Rows`: forces are -dE/dr (eV/Angstrom per unit
 //! alpha), the virial has LAMMPS's sign (ASE's stress is -virial / volume), Voigt order xx yy
 //! zz yz xz xy.
+
+use std::sync::Arc;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::descriptors::soap::Soap;
-use crate::descriptors::{bytes_of, calloc_checked, descriptor_neighbors, ensure_fits};
+use super::{check_weights, Prediction, Rows, Term, TermPrediction};
+use crate::descriptors::driver::{self, add_atom_forces, check_list, cutoff_by_number};
+use crate::descriptors::{bytes_of, calloc_checked, ensure_fits, Descriptor, VOIGT};
 use crate::error::{Error, Result};
 use crate::linalg::{dot, row_dots, rows_combination};
-use crate::models::linear::Prediction;
-use crate::neighbors::{Cutoff, NeighborList};
+use crate::neighbors::NeighborList;
 use crate::structure::Structure;
-
-const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
 
 /// Atoms whose gradients are alive at once during a fit or prediction.
 const CHUNK: usize = 64;
 
-/// Derivatives of one structure's energy, forces and virial by the weights of a term's
-/// sparse points (one column each).
-#[derive(Debug, Clone)]
-pub struct KernelRows {
-    pub n_columns: usize,
-    /// (n_columns,): dE/dalpha.
-    pub energy: Vec<f64>,
-    /// (3 n_atoms, n_columns): row 3 j + a is -dE/dr_ja per unit alpha.
-    pub forces: Vec<f64>,
-    /// (6, n_columns).
-    pub virial: Vec<f64>,
-}
-
-/// A prediction with, on request, the per-atom kernel rows (n_atoms, n_columns): the
-/// derivative of each atom's energy by alpha, for the predicted variance.
-#[derive(Debug, Clone)]
-pub struct KernelPrediction {
-    pub prediction: Prediction,
-    pub kernel: Option<Vec<f64>>,
-}
+/// Kernel rows: see `models::Rows`.
+pub type KernelRows = Rows;
+/// A prediction with the per-atom kernel values (n_atoms, n_sparse) on request.
+pub type KernelPrediction = TermPrediction;
 
 fn check_alpha(alpha: &[f64], n: usize) -> Result<()> {
-    if alpha.len() != n {
-        return Err(Error::invalid(format!(
-            "expected {n} weights (one per sparse point), got {}",
-            alpha.len()
-        )));
-    }
-    if alpha.iter().any(|a| !a.is_finite()) {
-        return Err(Error::invalid(
-            "the weights alpha contain NaN or infinite values",
-        ));
-    }
-    Ok(())
+    check_weights(alpha, n, "one per sparse point")
 }
 
 /// "the GAP {what} of n atoms (m sparse points)", for memory errors.
@@ -105,15 +78,15 @@ fn check_positive(name: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
-// ----------------------------------------------------------------------------- SOAP
+// ------------------------------------------------------------------ dot product
 
-/// Dot-product kernel on normalised SOAP to the power zeta.
-#[derive(Debug, Clone)]
-pub struct SoapKernel {
-    soap: Soap,
+/// Dot-product kernel to the power zeta on any descriptor.
+#[derive(Clone)]
+pub struct DotProductKernel {
+    descriptor: Arc<dyn Descriptor>,
     zeta: f64,
     delta: f64,
-    /// The SOAP features the kernel reads (`Soap::symmetric_columns`): dot products with
+    /// The features the kernel reads (`Descriptor::dot_product_columns`): dot products with
     /// the sparse points need only these.
     columns: Vec<usize>,
     /// (n_sparse, columns.len()), sorted by species: the sparse points at `columns`, times
@@ -123,24 +96,19 @@ pub struct SoapKernel {
     ranges: Vec<std::ops::Range<usize>>,
 }
 
-impl SoapKernel {
+impl DotProductKernel {
     /// `sparse_species[m]` is the central atomic number of sparse point m; the points must be
     /// grouped by species in the descriptor's species order.
     pub fn new(
-        soap: Soap,
+        descriptor: Arc<dyn Descriptor>,
         zeta: f64,
         delta: f64,
         sparse: Vec<f64>,
         sparse_species: &[u32],
     ) -> Result<Self> {
-        if !soap.params().normalize {
-            return Err(Error::invalid(
-                "the GAP SOAP kernel needs a SOAP descriptor with normalize=True",
-            ));
-        }
         check_positive("zeta", zeta)?;
         check_positive("delta", delta)?;
-        let nf = soap.n_features();
+        let nf = descriptor.n_features();
         if sparse.len() != sparse_species.len() * nf {
             return Err(Error::invalid(format!(
                 "sparse points must have shape ({}, {nf}), got {} values",
@@ -153,7 +121,7 @@ impl SoapKernel {
                 "sparse points contain NaN or infinite values",
             ));
         }
-        let species = &soap.params().species;
+        let species = descriptor.species();
         let mut ranges = Vec::with_capacity(species.len());
         let mut start = 0;
         for z in species {
@@ -170,13 +138,15 @@ impl SoapKernel {
                 &sparse_species[start..start.saturating_add(1).min(sparse_species.len())]
             )));
         }
-        let (columns, weights) = soap.symmetric_columns();
+        let (columns, weights) = descriptor
+            .dot_product_columns()
+            .unwrap_or_else(|| ((0..nf).collect(), vec![1.0; nf]));
         let sparse = sparse
             .chunks(nf.max(1))
             .flat_map(|x| columns.iter().zip(&weights).map(|(&k, w)| w * x[k]))
             .collect();
-        Ok(SoapKernel {
-            soap,
+        Ok(DotProductKernel {
+            descriptor,
             zeta,
             delta,
             columns,
@@ -189,22 +159,6 @@ impl SoapKernel {
         self.ranges.last().map_or(0, |r| r.end)
     }
 
-    fn species_index(&self, structure: &Structure) -> Result<Vec<usize>> {
-        let species = &self.soap.params().species;
-        structure
-            .numbers()
-            .iter()
-            .enumerate()
-            .map(|(i, z)| {
-                species.binary_search(z).map_err(|_| {
-                    Error::invalid(format!(
-                        "atom {i} has atomic number {z}, which is not in species {species:?}"
-                    ))
-                })
-            })
-            .collect()
-    }
-
     /// X of species t at the kernel's columns, weighted, as an (n_t, columns) view.
     fn block(&self, t: usize) -> ArrayView2<'_, f64> {
         let nc = self.columns.len();
@@ -214,7 +168,7 @@ impl SoapKernel {
 
     /// Rows of n_features-long vectors reduced to the kernel's columns.
     fn gather(&self, rows: &[f64]) -> Vec<f64> {
-        let nf = self.soap.n_features();
+        let nf = self.descriptor.n_features();
         rows.chunks(nf.max(1))
             .flat_map(|row| self.columns.iter().map(move |&k| row[k]))
             .collect()
@@ -245,20 +199,32 @@ impl SoapKernel {
             .collect();
         (k, s)
     }
+}
+
+impl Term for DotProductKernel {
+    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
+        cutoff_by_number(self.descriptor.as_ref(), zi, zj)
+    }
+
+    fn n_columns(&self) -> usize {
+        self.n_sparse()
+    }
 
     /// The kernel rows of one structure.
-    pub fn rows(&self, structure: &Structure) -> Result<KernelRows> {
-        let types = self.species_index(structure)?;
+    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<KernelRows> {
+        let types = driver::types(self.descriptor.as_ref(), structure)?;
         let m = self.n_sparse();
         let n = structure.len();
-        let what = "SOAP kernel rows";
+        let what = "dot-product kernel rows";
         let mut forces = calloc_checked(rows_len(n, m, 3, what)?, || describe(what, n, m))?;
         let mut energy = vec![0.0; m];
         let mut virial = vec![0.0; 6 * m];
         // per atom: its kernel values, gradient-row atoms, and -d k / d r_j rows and virial
         // rows over its species' columns: G_i X^T and W_i X^T scaled by the kernel slope
-        self.soap.for_each_atom_gradients(
+        driver::for_each_atom_gradients(
+            self.descriptor.as_ref(),
             structure,
+            list,
             CHUNK,
             |atom| {
                 let t = types[atom.center];
@@ -328,22 +294,21 @@ impl SoapKernel {
     }
 
     /// Energies, forces and virial for weights `alpha` (one per sparse point): per atom,
-    /// dE_i/dP_i = sum_m alpha_m dk(i, m)/dP_i, pulled back through the SOAP expansion
-    /// (`Soap::for_each_atom_forces`), so dP/dr is never formed.
-    pub fn predict(
+    /// dE_i/dX_i = sum_m alpha_m dk(i, m)/dX_i, pulled back through the descriptor's adjoint
+    /// (`driver::for_each_atom_forces`), so dX/dr is never formed.
+    fn predict(
         &self,
         structure: &Structure,
+        list: &NeighborList,
         alpha: &[f64],
         with_kernel: bool,
     ) -> Result<KernelPrediction> {
         check_alpha(alpha, self.n_sparse())?;
-        let types = self.species_index(structure)?;
+        let types = driver::types(self.descriptor.as_ref(), structure)?;
         let m = self.n_sparse();
         let n = structure.len();
-        let mut energies = vec![0.0; n];
-        let mut forces = vec![[0.0; 3]; n];
-        let mut virial = [0.0; 6];
-        let what = "SOAP kernel values";
+        let mut prediction = Prediction::zeros(n);
+        let what = "dot-product kernel values";
         let mut kernel = if with_kernel {
             Some(calloc_checked(rows_len(n, m, 1, what)?, || {
                 describe(what, n, m)
@@ -351,51 +316,41 @@ impl SoapKernel {
         } else {
             None
         };
-        self.soap.for_each_atom_forces(
+        driver::for_each_atom_forces(
+            self.descriptor.as_ref(),
             structure,
+            list,
             CHUNK,
-            |i, values| {
+            |i, values, de| {
                 let t = types[i];
                 let (k, slope) = self.kernel_and_slope(t, values);
                 let a = &alpha[self.ranges[t].clone()];
                 let e: f64 = k.iter().zip(a).map(|(k, a)| k * a).sum();
-                // dE_i/dP_i = X^T (alpha * slope)
-                // X^T (alpha * slope)
+                // dE_i/dX_i = X^T (alpha * slope) at the kernel's columns; the weights carry
+                // the dropped columns' share, so those stay zero
                 let w: Vec<f64> = slope.iter().zip(a).map(|(s, a)| s * a).collect();
                 let mut dx = vec![0.0; self.columns.len()];
                 rows_combination(self.block(t).as_slice().expect("row-major"), &w, &mut dx);
-                // dE_i/dP_i at the kernel's columns; the weights carry the dropped mirror
-                // columns' share, so they stay zero
-                let mut de = vec![0.0; self.soap.n_features()];
                 for (&k, v) in self.columns.iter().zip(dx) {
                     de[k] = v;
                 }
-                ((t, e, if with_kernel { k } else { Vec::new() }), de)
+                (t, e, if with_kernel { k } else { Vec::new() })
             },
-            |i, ((t, e, k), rows, f, w)| {
-                energies[i] = e;
-                for (&j, fj) in rows.iter().zip(&f) {
-                    for a in 0..3 {
-                        forces[j][a] += fj[a];
-                    }
-                }
-                for v in 0..6 {
-                    virial[v] += w[v];
-                }
+            |i, atom| {
+                let (t, e, k) = &atom.result;
+                prediction.energies[i] = *e;
+                add_atom_forces(&atom, &mut prediction.forces, &mut prediction.virial);
                 if let Some(kernel) = kernel.as_mut() {
-                    kernel[i * m..(i + 1) * m][self.ranges[t].clone()].copy_from_slice(&k);
+                    kernel[i * m..(i + 1) * m][self.ranges[*t].clone()].copy_from_slice(k);
                 }
             },
         )?;
-        Ok(KernelPrediction {
-            prediction: Prediction {
-                energies,
-                forces,
-                virial,
-            },
-            kernel,
+        Ok(TermPrediction {
+            prediction,
+            per_atom_rows: kernel,
         })
     }
+
 }
 
 // ------------------------------------------------------------------------ two-body
@@ -465,11 +420,6 @@ impl PairKernel {
         }
     }
 
-    /// The neighbor list; coincident atoms are an error (the pair direction is undefined).
-    fn list(&self, structure: &Structure) -> Result<NeighborList> {
-        descriptor_neighbors(structure, &Cutoff::Uniform(self.cutoff))
-    }
-
     /// Fails with `Error::OutOfMemory` unless the per-atom rows (10 n_sparse values per
     /// atom) and `extra` floats per atom and sparse point fit.
     fn ensure_rows_fit(&self, n_atoms: usize, extra: usize, what: &str) -> Result<()> {
@@ -478,13 +428,10 @@ impl PairKernel {
         ensure_fits(bytes_of::<f64>(floats), || describe(what, n_atoms, m))
     }
 
-    fn counts(&self, numbers: &[u32], i: usize, j: usize) -> bool {
+    fn counts(&self, zi: u32, zj: u32) -> bool {
         match self.species {
             None => true,
-            Some((a, b)) => {
-                let (zi, zj) = (numbers[i], numbers[j]);
-                (zi == a && zj == b) || (zi == b && zj == a)
-            }
+            Some((a, b)) => (zi == a && zj == b) || (zi == b && zj == a),
         }
     }
 
@@ -501,34 +448,27 @@ impl PairKernel {
         }
     }
 
-    /// Visits the pairs of atom i (each unordered pair is seen from both atoms).
-    fn per_atom<T: Send>(
-        &self,
-        structure: &Structure,
-        f: impl Fn(usize, &NeighborList) -> T + Sync + Send,
-    ) -> Result<Vec<T>> {
-        let list = self.list(structure)?;
-        Ok((0..structure.len())
-            .into_par_iter()
-            .map(|i| f(i, &list))
-            .collect())
-    }
-
     /// Per atom: the kernel rows of its pairs (i, j) (its energy), its force rows
     /// F_i = 2 sum_j dk(r_ij)/dr r^_ij (a gather: E counts each pair from both atoms, and
     /// both directions are listed) and its pairs' virial rows.
-    fn atom_rows(&self, structure: &Structure) -> Result<Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>> {
+    fn atom_rows(
+        &self,
+        structure: &Structure,
+        list: &NeighborList,
+    ) -> Result<Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>> {
+        check_list(structure, list)?;
         let m = self.n_sparse();
         let numbers = structure.numbers();
-        self.per_atom(structure, |i, list| {
+        Ok((0..structure.len()).into_par_iter().map(|i| {
             let (mut e, mut f, mut w) = (vec![0.0; m], vec![0.0; 3 * m], vec![0.0; 6 * m]);
             let (mut k, mut dk) = (vec![0.0; m], vec![0.0; m]);
             for p in list.pairs_of(i) {
                 let j = list.neighbors[p];
-                if !self.counts(numbers, i, j) {
+                let (r, v) = (list.distances[p], list.vectors[p]);
+                // the list may reach further than the cutoff (shared with other terms)
+                if r >= self.cutoff || !self.counts(numbers[i], numbers[j]) {
                     continue;
                 }
-                let (r, v) = (list.distances[p], list.vectors[p]);
                 self.kernel(r, &mut k, &mut dk);
                 let u = [v[0] / r, v[1] / r, v[2] / r];
                 for c in 0..m {
@@ -542,16 +482,30 @@ impl PairKernel {
                 }
             }
             (e, f, w)
-        })
+        }).collect())
+    }
+}
+
+impl Term for PairKernel {
+    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
+        if self.counts(zi, zj) {
+            self.cutoff
+        } else {
+            0.0
+        }
     }
 
-    pub fn rows(&self, structure: &Structure) -> Result<KernelRows> {
+    fn n_columns(&self) -> usize {
+        self.n_sparse()
+    }
+
+    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<KernelRows> {
         let m = self.n_sparse();
         let n = structure.len();
         let what = "distance_2b kernel rows";
         self.ensure_rows_fit(n, 3, what)?;
         let mut forces = calloc_checked(rows_len(n, m, 3, what)?, || describe(what, n, m))?;
-        let per_atom = self.atom_rows(structure)?;
+        let per_atom = self.atom_rows(structure, list)?;
         let mut energy = vec![0.0; m];
         let mut virial = vec![0.0; 6 * m];
         for (i, (e, f, w)) in per_atom.into_iter().enumerate() {
@@ -568,9 +522,10 @@ impl PairKernel {
     }
 
     /// Atom i's energy is the sum over its pairs (i, j) of f_c(r) f(r).
-    pub fn predict(
+    fn predict(
         &self,
         structure: &Structure,
+        list: &NeighborList,
         alpha: &[f64],
         with_kernel: bool,
     ) -> Result<KernelPrediction> {
@@ -580,7 +535,7 @@ impl PairKernel {
         let what = "distance_2b prediction";
         self.ensure_rows_fit(structure.len(), usize::from(with_kernel), what)?;
         rows_len(structure.len(), m, 10, what)?;
-        let per_atom = self.atom_rows(structure)?;
+        let per_atom = self.atom_rows(structure, list)?;
         let mut prediction = Prediction {
             energies: Vec::with_capacity(per_atom.len()),
             forces: Vec::with_capacity(per_atom.len()),
@@ -601,6 +556,10 @@ impl PairKernel {
                 k.extend_from_slice(&e);
             }
         }
-        Ok(KernelPrediction { prediction, kernel })
+        Ok(TermPrediction {
+            prediction,
+            per_atom_rows: kernel,
+        })
     }
+
 }

@@ -1,23 +1,32 @@
-//! Linear and quadratic SNAP (Thompson et al., J. Comput. Phys. 285, 316 (2015); Wood and
-//! Thompson, J. Chem. Phys. 148, 241721 (2018)), with the coefficients and conventions of
-//! LAMMPS `pair_style snap`. Atom i of element e has the energy
+//! The linear and quadratic model on any descriptor. SNAP (Thompson et al., J. Comput.
+//! Phys. 285, 316 (2015)) and quadratic SNAP (Wood and Thompson, J. Chem. Phys. 148, 241721
+//! (2018)) are this model on the bispectrum, with the coefficients and conventions of LAMMPS
+//! `pair_style snap`. Atom i of element e has the energy
 //!
-//!   E_i = c_e0 + sum_k c_ek B_ik + sum_{k <= l} c_ekl q_kl(B_i),
-//!   q_kk = B_k^2 / 2,  q_kl = B_k B_l (k < l),
+//!   E_i = c_e0 + sum_k c_ek X_ik + sum_{k <= l} c_ekl q_kl(X_i),
+//!   q_kk = X_k^2 / 2,  q_kl = X_k X_l (k < l),
 //!
 //! and one element's coefficients are stored as in a snapcoeff block: [c_0, c_1..c_K, then
 //! c_kl for k = 0..K, l = k..K] (the quadratic part only with `quadratic`).
 //!
 //! Two jobs: the rows of the least-squares design matrix of one structure (the derivatives
 //! of its energy, forces and virial by every coefficient, since all three are linear in the
-//! coefficients), and prediction through the adjoint of the bispectrum.
+//! coefficients), and prediction in one adjoint pass (dE_i/dX_i is formed from X_i between
+//! the descriptor and its adjoint, so quadratic models need no second pass).
+
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::descriptors::bispectrum::Bispectrum;
-use crate::descriptors::{bytes_of, calloc_checked, ensure_fits, zeros_checked};
+use super::{Prediction, Rows, Term, TermPrediction};
+use crate::descriptors::driver::{self, add_atom_forces, cutoff_by_number};
+use crate::descriptors::{bytes_of, ensure_fits, zeros_checked, Descriptor};
 use crate::error::{Error, Result};
+use crate::neighbors::NeighborList;
 use crate::structure::Structure;
+
+/// Atoms whose per-atom results are alive at once during a prediction.
+const CHUNK: usize = 1024;
 
 /// Coefficients per element: the constant, K linear and, for quadratic SNAP, K(K+1)/2
 /// quadratic terms (LAMMPS's ncoeffall).
@@ -27,32 +36,15 @@ pub fn columns_per_element(n_features: usize, quadratic: bool) -> usize {
 }
 
 /// Coefficients of all elements, or `Error::OutOfMemory` when they cannot even be counted
-/// (a quadratic SNAP on a huge chemflag descriptor).
-fn total_columns(bs: &Bispectrum, quadratic: bool) -> Result<usize> {
-    let per = columns_per_element(bs.n_features(), quadratic);
-    bs.params().species.len().checked_mul(per).ok_or_else(|| {
+/// (a quadratic model on a huge descriptor).
+fn total_columns(d: &dyn Descriptor, quadratic: bool) -> Result<usize> {
+    let per = columns_per_element(d.n_features(), quadratic);
+    d.species().len().checked_mul(per).ok_or_else(|| {
         Error::OutOfMemory(format!(
             "{} elements x {per} coefficients per element is more than 2^64 coefficients",
-            bs.params().species.len()
+            d.species().len()
         ))
     })
-}
-
-/// The position of every atom's element in the descriptor's element list.
-fn element_indices(bs: &Bispectrum, structure: &Structure) -> Result<Vec<usize>> {
-    let species = &bs.params().species;
-    structure
-        .numbers()
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            species.iter().position(|s| s == z).ok_or_else(|| {
-                Error::invalid(format!(
-                    "atom {i} has atomic number {z}, which the model has no coefficients for"
-                ))
-            })
-        })
-        .collect()
 }
 
 /// Adds `scale` times the derivative of the quadratic features q(B) along `db` (the
@@ -72,36 +64,26 @@ fn add_quadratic(b: &[f64], db: &[f64], scale: f64, out: &mut [f64]) {
     }
 }
 
-/// Rows of the design matrix of one structure. Columns: one block of
-/// `columns_per_element` per element of the descriptor, in its element order.
-#[derive(Debug, Clone)]
-pub struct DesignRows {
-    /// Columns in all (n_elements blocks).
-    pub n_columns: usize,
-    /// (n_columns,): d E / d c, the sum over the atoms of each element of [1, B, q(B)].
-    pub energy: Vec<f64>,
-    /// (3 n_atoms, n_columns): row 3 j + a is -d/d r_ja of the energy row, the force on atom
-    /// j per unit coefficient (eV/Angstrom per eV).
-    pub forces: Vec<f64>,
-    /// (6, n_columns): the virial of each column in Voigt order (xx, yy, zz, yz, xz, xy)
-    /// with LAMMPS's sign, W_ab = -sum over pairs of (dE/dr_ij)_a (r_ij)_b; ASE's stress
-    /// is -W / volume.
-    pub virial: Vec<f64>,
-}
-
-/// The design rows of `structure` for SNAP (or quadratic SNAP) on descriptor `bs`.
+/// The design rows of `structure` for the linear (or quadratic) model on descriptor `d`.
+/// Columns: one block of `columns_per_element` per element of the descriptor, in its
+/// element order; the energy row is the sum over the atoms of each element of [1, X, q(X)].
 /// Gradients of one structure are formed and folded into per-atom force rows here; nothing
 /// per pair is returned, so a fit holds one structure's derivatives at a time.
-pub fn design_rows(bs: &Bispectrum, structure: &Structure, quadratic: bool) -> Result<DesignRows> {
-    let elements = element_indices(bs, structure)?;
-    let k = bs.n_features();
+pub fn design_rows(
+    d: &dyn Descriptor,
+    structure: &Structure,
+    list: &NeighborList,
+    quadratic: bool,
+) -> Result<Rows> {
+    let elements = driver::types(d, structure)?;
+    let k = d.n_features();
     let per = columns_per_element(k, quadratic);
-    let n_columns = total_columns(bs, quadratic)?;
+    let n_columns = total_columns(d, quadratic)?;
     let n_atoms = structure.len();
     // the force rows, the largest output, are checked before the gradients are computed
     let describe = || {
         format!(
-            "the SNAP design rows of {n_atoms} atoms ({n_columns} columns{})",
+            "the linear-model (SNAP) design rows of {n_atoms} atoms ({n_columns} columns{})",
             if quadratic { ", quadratic" } else { "" }
         )
     };
@@ -110,7 +92,7 @@ pub fn design_rows(bs: &Bispectrum, structure: &Structure, quadratic: bool) -> R
         bytes_of::<f64>(force_values + 7 * n_columns as u128),
         describe,
     )?;
-    let g = bs.compute_with_gradients(structure)?;
+    let g = driver::gradients(d, structure, list)?;
     let b_of = |i: usize| &g.descriptors[i * k..(i + 1) * k];
 
     let mut energy = vec![0.0; n_columns];
@@ -181,7 +163,7 @@ pub fn design_rows(bs: &Bispectrum, structure: &Structure, quadratic: bool) -> R
             }
         });
 
-    Ok(DesignRows {
+    Ok(Rows {
         n_columns,
         energy,
         forces,
@@ -189,32 +171,42 @@ pub fn design_rows(bs: &Bispectrum, structure: &Structure, quadratic: bool) -> R
     })
 }
 
-/// A SNAP or quadratic SNAP potential ready to evaluate.
-#[derive(Debug, Clone)]
-pub struct SnapModel {
-    bispectrum: Bispectrum,
+/// The linear (or quadratic) model on a descriptor as a model term: its weights are the
+/// coefficients, one snapcoeff block per element of the descriptor, in its order.
+#[derive(Clone)]
+pub struct LinearTerm {
+    descriptor: Arc<dyn Descriptor>,
     quadratic: bool,
-    /// (n_elements, columns_per_element), snapcoeff order per element.
-    coefficients: Vec<f64>,
+    n_columns: usize,
 }
 
-/// Energies, forces and virial of one structure.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    /// Per-atom energies E_i, eV.
-    pub energies: Vec<f64>,
-    /// -dE/dr, eV/Angstrom.
-    pub forces: Vec<[f64; 3]>,
-    /// Virial in Voigt order with LAMMPS's sign, eV (ASE's stress is -virial / volume).
-    pub virial: [f64; 6],
-}
+impl LinearTerm {
+    pub fn new(descriptor: Arc<dyn Descriptor>, quadratic: bool) -> Result<Self> {
+        let n_columns = total_columns(descriptor.as_ref(), quadratic)?;
+        Ok(LinearTerm {
+            descriptor,
+            quadratic,
+            n_columns,
+        })
+    }
 
-impl SnapModel {
-    /// `coefficients` holds one snapcoeff block per element of `bispectrum`, in its order.
-    pub fn new(bispectrum: Bispectrum, quadratic: bool, coefficients: Vec<f64>) -> Result<Self> {
-        let per = columns_per_element(bispectrum.n_features(), quadratic);
-        let n_elements = bispectrum.params().species.len();
-        if coefficients.len() != total_columns(&bispectrum, quadratic)? {
+    pub fn descriptor(&self) -> &dyn Descriptor {
+        self.descriptor.as_ref()
+    }
+
+    pub fn quadratic(&self) -> bool {
+        self.quadratic
+    }
+
+    fn per_element(&self) -> usize {
+        columns_per_element(self.descriptor.n_features(), self.quadratic)
+    }
+
+    /// Checks the coefficients: one block per element, all finite.
+    pub fn check_coefficients(&self, coefficients: &[f64]) -> Result<()> {
+        let per = self.per_element();
+        let n_elements = self.descriptor.species().len();
+        if coefficients.len() != self.n_columns {
             return Err(Error::invalid(format!(
                 "expected {n_elements} x {per} coefficients (elements x coefficients per \
                  element), got {}",
@@ -228,82 +220,98 @@ impl SnapModel {
                 c / per
             )));
         }
-        Ok(SnapModel {
-            bispectrum,
-            quadratic,
-            coefficients,
-        })
+        Ok(())
     }
 
-    pub fn bispectrum(&self) -> &Bispectrum {
-        &self.bispectrum
-    }
-
-    fn block(&self, element: usize) -> &[f64] {
-        let per = columns_per_element(self.bispectrum.n_features(), self.quadratic);
-        &self.coefficients[element * per..(element + 1) * per]
-    }
-
-    /// Energies, forces and virial. Linear SNAP has beta_i = dE_i/dB_i fixed per element, so
-    /// one adjoint pass gives everything. Quadratic SNAP first needs B_i for
-    /// beta_i = c_lin + A B_i (A the symmetric matrix of the quadratic coefficients, with
-    /// A_kk = c_kk); the bispectrum module exposes no per-atom hook between B and the
-    /// adjoint, so that is a B-only pass before the adjoint pass.
-    pub fn predict(&self, structure: &Structure) -> Result<Prediction> {
-        let elements = element_indices(&self.bispectrum, structure)?;
-        let k = self.bispectrum.n_features();
-        let n_atoms = structure.len();
-        let mut beta = calloc_checked(n_atoms * k, || {
-            format!("the SNAP prediction of {n_atoms} atoms ({k} bispectrum components)")
-        })?;
-        let energies: Vec<f64> = if self.quadratic {
-            let b = self.bispectrum.compute(structure)?;
-            beta.par_chunks_mut(k.max(1))
-                .zip(b.par_chunks(k.max(1)))
-                .zip(elements.par_iter())
-                .map(|((beta_i, b_i), &e)| {
-                    let c = self.block(e);
-                    let linear = &c[1..=k];
-                    beta_i.copy_from_slice(linear);
-                    let mut q = 1 + k;
-                    for a in 0..k {
-                        beta_i[a] += c[q] * b_i[a];
-                        q += 1;
-                        for l in a + 1..k {
-                            beta_i[a] += c[q] * b_i[l];
-                            beta_i[l] += c[q] * b_i[a];
-                            q += 1;
-                        }
-                    }
-                    // E_i = c0 + B.c_lin + B.A.B / 2 = c0 + B.(c_lin + beta_i) / 2
-                    let bb: f64 = (0..k).map(|a| b_i[a] * (linear[a] + beta_i[a])).sum();
-                    c[0] + 0.5 * bb
-                })
-                .collect()
-        } else {
-            for (beta_i, &e) in beta.chunks_mut(k.max(1)).zip(&elements) {
-                beta_i.copy_from_slice(&self.block(e)[1..=k]);
+    /// E_i and dE_i/dX_i (into `beta`) of an atom with X_i = `x` and coefficient block `c`.
+    /// Quadratic: beta_i = c_lin + A X_i (A the symmetric matrix of the quadratic
+    /// coefficients, A_kk = c_kk) and E_i = c0 + X.c_lin + X.A.X / 2 = c0 + X.(c_lin + beta) / 2.
+    fn energy_and_slope(&self, c: &[f64], x: &[f64], beta: &mut [f64]) -> f64 {
+        let k = x.len();
+        let linear = &c[1..=k];
+        beta.copy_from_slice(linear);
+        if !self.quadratic {
+            return c[0] + x.iter().zip(linear).map(|(b, w)| b * w).sum::<f64>();
+        }
+        let mut q = 1 + k;
+        for a in 0..k {
+            beta[a] += c[q] * x[a];
+            q += 1;
+            for l in a + 1..k {
+                beta[a] += c[q] * x[l];
+                beta[l] += c[q] * x[a];
+                q += 1;
             }
-            Vec::new()
-        };
-        let adjoint = self.bispectrum.adjoint(structure, &beta)?;
-        let energies = if self.quadratic {
-            energies
+        }
+        let xx: f64 = (0..k).map(|a| x[a] * (linear[a] + beta[a])).sum();
+        c[0] + 0.5 * xx
+    }
+
+    /// The energy row of one atom of element e: [1, X, q(X)] in block e.
+    fn atom_energy_row(&self, e: usize, x: &[f64], out: &mut [f64]) {
+        let (k, per) = (x.len(), self.per_element());
+        let block = &mut out[e * per..(e + 1) * per];
+        block[0] = 1.0;
+        block[1..=k].copy_from_slice(x);
+        if self.quadratic {
+            add_quadratic(x, x, 0.5, &mut block[1 + k..]);
+        }
+    }
+}
+
+impl Term for LinearTerm {
+    fn pair_cutoff(&self, zi: u32, zj: u32) -> f64 {
+        cutoff_by_number(self.descriptor.as_ref(), zi, zj)
+    }
+
+    fn n_columns(&self) -> usize {
+        self.n_columns
+    }
+
+    fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<Rows> {
+        design_rows(self.descriptor.as_ref(), structure, list, self.quadratic)
+    }
+
+    fn predict(
+        &self,
+        structure: &Structure,
+        list: &NeighborList,
+        coefficients: &[f64],
+        per_atom_rows: bool,
+    ) -> Result<TermPrediction> {
+        self.check_coefficients(coefficients)?;
+        let d = self.descriptor.as_ref();
+        let elements = driver::types(d, structure)?;
+        let n = structure.len();
+        let per = self.per_element();
+        let m = self.n_columns;
+        let mut rows = if per_atom_rows {
+            let what = || format!("the per-atom rows of {n} atoms ({m} coefficients)");
+            Some(zeros_checked(n.saturating_mul(m), what)?)
         } else {
-            adjoint
-                .descriptors
-                .par_chunks(k.max(1))
-                .zip(elements.par_iter())
-                .map(|(b_i, &e)| {
-                    let c = self.block(e);
-                    c[0] + b_i.iter().zip(&c[1..=k]).map(|(b, w)| b * w).sum::<f64>()
-                })
-                .collect()
+            None
         };
-        Ok(Prediction {
-            energies,
-            forces: adjoint.forces,
-            virial: adjoint.virial,
+        let mut p = Prediction::zeros(n);
+        driver::for_each_atom_forces(
+            d,
+            structure,
+            list,
+            CHUNK,
+            |i, x, beta| {
+                let e = elements[i];
+                self.energy_and_slope(&coefficients[e * per..(e + 1) * per], x, beta)
+            },
+            |i, atom| {
+                p.energies[i] = atom.result;
+                add_atom_forces(&atom, &mut p.forces, &mut p.virial);
+                if let Some(rows) = rows.as_mut() {
+                    self.atom_energy_row(elements[i], &atom.values, &mut rows[i * m..(i + 1) * m]);
+                }
+            },
+        )?;
+        Ok(TermPrediction {
+            prediction: p,
+            per_atom_rows: rows,
         })
     }
 }

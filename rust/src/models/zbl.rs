@@ -253,6 +253,51 @@ impl Zbl {
     }
 }
 
+/// ZBL as a model term with no weights: a fixed baseline, from the model's shared list.
+impl crate::models::Term for Zbl {
+    fn pair_cutoff(&self, _: u32, _: u32) -> f64 {
+        self.outer
+    }
+
+    fn n_columns(&self) -> usize {
+        0
+    }
+
+    fn rows(&self, _: &Structure, _: &NeighborList) -> Result<crate::models::Rows> {
+        Ok(crate::models::Rows {
+            n_columns: 0,
+            energy: Vec::new(),
+            forces: Vec::new(),
+            virial: Vec::new(),
+        })
+    }
+
+    fn predict(
+        &self,
+        structure: &Structure,
+        list: &NeighborList,
+        weights: &[f64],
+        per_atom_rows: bool,
+    ) -> Result<crate::models::TermPrediction> {
+        crate::models::check_weights(weights, 0, "ZBL has none")?;
+        let out = self.compute_with_list(structure, list)?;
+        let mut virial = [0.0; 6];
+        for w in &out.virials {
+            for v in 0..6 {
+                virial[v] += w[v];
+            }
+        }
+        Ok(crate::models::TermPrediction {
+            prediction: crate::models::Prediction {
+                energies: out.energies,
+                forces: out.forces,
+                virial,
+            },
+            per_atom_rows: per_atom_rows.then(Vec::new),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

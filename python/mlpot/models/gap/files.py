@@ -33,7 +33,8 @@ from mlpot.modelfile import (
 from mlpot.models.gap.fit import Fitted, packed_diagonal
 from mlpot.models.gap.sparse import SPARSE_METHODS
 from mlpot.models.gap.terms import MAX_SPARSE, Distance2b, Term
-from mlpot.models.parts import baseline_from_dict, baseline_to_dict, soap_from_dict, soap_to_dict
+from mlpot.descriptors import DESCRIPTORS
+from mlpot.models.parts import baseline_from_dict, baseline_to_dict, descriptor_body, descriptor_from_body
 
 __all__ = ["document", "from_document", "term_to_dict"]
 
@@ -41,15 +42,15 @@ __all__ = ["document", "from_document", "term_to_dict"]
 def term_to_dict(term: Term, alpha: np.ndarray) -> dict:
     """A term and its weights; arrays as float64 arrays."""
     out = {"type": term.kind, "delta": term.delta, "alpha": alpha}
-    if term.kind == "soap":
-        out.update(
-            soap=soap_to_dict(term.descriptor),
-            zeta=term.zeta,
-            sparse_points=term.sparse,
-            sparse_species=[chemical_symbols[z] for z in term.sparse_species],
-        )
-    else:
+    if term.pairwise:
         out.update(distance_2b=term.descriptor.to_dict(), sparse_points=term.sparse)
+    else:  # the descriptor under its kind ("soap": {...}), as files always had it
+        out.update({
+            term.kind: descriptor_body(term.descriptor),
+            "zeta": term.zeta,
+            "sparse_points": term.sparse,
+            "sparse_species": [chemical_symbols[z] for z in term.sparse_species],
+        })
     return out
 
 
@@ -136,33 +137,35 @@ def from_document(cls, data):
     return build("GAP model", lambda: cls._from_fitted([t.descriptor for t in terms], settings, d["jitter"], baseline, fitted))
 
 
-def _soap_term(data, path: str, settings: dict):
+def _atom_term(data, path: str, settings: dict, kind: str):
+    """A dot-product term on the per-atom descriptor of kind ``kind``."""
     d = fields(
         data,
-        {"type": anything, "delta": positive, "alpha": array(1), "soap": anything, "zeta": positive,
+        {"type": anything, "delta": positive, "alpha": array(1), kind: anything, "zeta": positive,
          "sparse_points": array(2), "sparse_species": listed(element, min_length=1)},
         path,
     )
-    soap = soap_from_dict(d["soap"], at(path, "soap"))
+    descriptor = descriptor_from_body(kind, d[kind], at(path, kind)).normalized()
     if d["zeta"] != settings["zeta"]:
         fail(at(path, "zeta"), f"is {d['zeta']}, but settings.zeta is {settings['zeta']}")
     if settings["delta"] is not None and d["delta"] != settings["delta"]:
         fail(at(path, "delta"), f"is {d['delta']}, but settings.delta is {settings['delta']}")
     species = d["sparse_species"]
-    order = sorted(atomic_numbers[s] for s in soap.species)
+    order = [atomic_numbers[s] for s in descriptor.species]
     numbers = [atomic_numbers[s] for s in species]
     for k, z in enumerate(numbers):
         if z not in order:
-            fail(f"{at(path, 'sparse_species')}[{k}]", f"{species[k]} is not in {at(path, 'soap.species')}")
-        if k and z < numbers[k - 1]:
-            fail(f"{at(path, 'sparse_species')}[{k}]", "the sparse points must be sorted by atomic number")
+            fail(f"{at(path, 'sparse_species')}[{k}]", f"{species[k]} is not in {at(path, kind + '.species')}")
+        if k and order.index(z) < order.index(numbers[k - 1]):
+            fail(f"{at(path, 'sparse_species')}[{k}]",
+                 f"the sparse points must be grouped in the order of the species {list(descriptor.species)}")
     n = len(species)
     x = d["sparse_points"]
-    check_shape(x, (n, soap.n_features), at(path, "sparse_points"),
-                f"one SOAP vector per entry of {at(path, 'sparse_species')}")
-    x = x.reshape(n, soap.n_features)
+    check_shape(x, (n, descriptor.n_features), at(path, "sparse_points"),
+                f"one {kind} vector per entry of {at(path, 'sparse_species')}")
+    x = x.reshape(n, descriptor.n_features)
     check_shape(d["alpha"], (n,), at(path, "alpha"), f"one weight per entry of {at(path, 'sparse_species')}")
-    term = build(path, lambda: Term("soap", soap, d["delta"], x, numbers, d["zeta"]))
+    term = build(path, lambda: Term(descriptor, d["delta"], x, numbers, d["zeta"]))
     return term, d["alpha"]
 
 
@@ -183,7 +186,7 @@ def _pair_term(data, path: str):
         fail(at(path, "sparse_points"), "must not be empty")
     check_shape(d["alpha"], (len(x),), at(path, "alpha"), f"one weight per entry of {at(path, 'sparse_points')}")
     pair = build(at(path, "distance_2b"), lambda: Distance2b(**p, sparse_points=x))
-    term = build(path, lambda: Term("distance_2b", pair, d["delta"], x))
+    term = build(path, lambda: Term(pair, d["delta"], x))
     return term, d["alpha"]
 
 
@@ -194,8 +197,8 @@ def _terms(value, settings: dict):
         path = f"terms[{k}]"
         if not isinstance(data, dict):
             fail(path, f"must be a JSON object, got {show(data)}")
-        kind = string(["soap", "distance_2b"])(data.get("type"), at(path, "type"))
-        out.append(_soap_term(data, path, settings) if kind == "soap" else _pair_term(data, path))
+        kind = string(sorted(DESCRIPTORS))(data.get("type"), at(path, "type"))
+        out.append(_pair_term(data, path) if kind == Distance2b.kind else _atom_term(data, path, settings, kind))
     return out
 
 

@@ -26,13 +26,12 @@ import numpy as np
 import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot import _memory
-from mlpot.descriptors import SOAP
+from mlpot import _core, _memory
 from mlpot.models import lstsq, training
 from mlpot.models.base import progress as progress_bar
 from mlpot.models.gap.sparse import select_terms
-from mlpot.models.gap.terms import Term, positive, prior_factor, structure, symbol
-from mlpot.models.parts import soap_to_dict
+from mlpot.models.gap.terms import Distance2b, Term, positive, prior_factor, structure, symbol
+from mlpot.models.parts import descriptor_body
 from mlpot.models.system import GAPSystem
 
 __all__ = ["Fitted", "assemble", "fit_frames", "fit_system", "signature"]
@@ -172,11 +171,11 @@ def signature(model) -> tuple:
     jitter (a digest of them), and the baseline."""
     descriptors = []
     for d in model.descriptors:
-        if isinstance(d, SOAP):
-            descriptors.append({"soap": soap_to_dict(d)})
-        else:
+        if isinstance(d, Distance2b):
             points = None if d.sparse_points is None else d.sparse_points.tolist()
             descriptors.append({"distance_2b": d.to_dict(), "sparse_points": points})
+        else:
+            descriptors.append({d.kind: descriptor_body(d)})
     points = None
     if model.sparse_points is not None:
         x, elements = model.sparse_points
@@ -262,7 +261,8 @@ def _warn_unused_groups(model, groups) -> None:
 def observation_blocks(data: TrainingData, progress: bool, desc: str):
     """(group, `frame_blocks`) of each frame, its kernel rows computed on the fly."""
     for k in progress_bar(range(len(data.frames)), progress, desc):
-        rows = [t.core.rows(data.structures[k]) for t in data.terms]
+        # one neighbor list for all terms, at the largest cutoff
+        rows = _core.rows_terms([t.core for t in data.terms], data.structures[k])
         atoms = data.frames[k]
         blocks = frame_blocks(atoms, data.refs[k], data.base[k], data.e0, rows)
         yield atoms.info.get("group"), blocks

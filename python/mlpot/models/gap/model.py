@@ -8,14 +8,13 @@ from collections.abc import Mapping
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot.descriptors import SOAP, _flag
+from mlpot.descriptors import _CoreDescriptor, _flag
 from mlpot.modelfile import plain
 from mlpot.models.base import Model, check_baseline
 from mlpot.models.gap import files, fit
 from mlpot.models.gap.fit import Fitted
 from mlpot.models.gap.predict import predict_terms
 from mlpot.models.gap.terms import Distance2b
-from mlpot.models.parts import soap_to_dict
 from mlpot.models.registry import register
 from mlpot.models.specs import GAPParams
 from mlpot.models.system import GAPSystem
@@ -31,8 +30,10 @@ class GAP(Model):
     Parameters
     ----------
     descriptors
-        An `mlpot.SOAP`, a `Distance2b`, or a list of them (a sum of terms). SOAP vectors
-        are used normalised (the descriptor is rebuilt with ``normalize=True`` if needed).
+        An `mlpot.SOAP` (or any other per-atom descriptor, such as `mlpot.Bispectrum`: a
+        dot-product kernel on its vectors), a `Distance2b`, or a list of them (a sum of
+        terms). Vectors are used normalised where the descriptor can normalise them
+        (`descriptor.normalized()`: SOAP is rebuilt with ``normalize=True`` if needed).
     zeta
         Exponent of the SOAP dot-product kernel (gap_fit ``zeta``).
     n_sparse
@@ -97,14 +98,16 @@ class GAP(Model):
             raise ValueError("descriptors must name at least one SOAP or Distance2b")
         self.descriptors = []
         for d in terms:
-            if isinstance(d, SOAP):
-                if not d.normalize:
-                    d = SOAP(**soap_to_dict(d), normalize=True)
+            # a pair term, or a dot-product kernel on any per-atom descriptor (normalised)
+            if isinstance(d, Distance2b):
                 self.descriptors.append(d)
-            elif isinstance(d, Distance2b):
-                self.descriptors.append(d)
+            elif isinstance(d, _CoreDescriptor):
+                self.descriptors.append(d.normalized())
             else:
-                raise TypeError(f"descriptors must be mlpot.SOAP or mlpot.Distance2b, got {type(d).__name__}")
+                raise TypeError(
+                    "descriptors must be mlpot.SOAP or mlpot.Distance2b (or another per-atom "
+                    f"descriptor, such as mlpot.Bispectrum), got {type(d).__name__}"
+                )
         p = GAPParams(
             zeta=zeta, n_sparse=n_sparse, delta=delta, sparse_method=sparse_method,
             default_sigma=default_sigma, group_sigma=group_sigma, e0=e0, jitter=jitter, seed=seed,
@@ -123,9 +126,7 @@ class GAP(Model):
         """Elements the model knows, sorted by atomic number."""
         zs = set()
         for d in self.descriptors:
-            if isinstance(d, SOAP):
-                zs.update(atomic_numbers[s] for s in d.species)
-            elif d.species is not None:
+            if d.species is not None:  # a Distance2b of every pair has none
                 zs.update(atomic_numbers[s] for s in d.species)
         if not zs and self._fitted is not None:
             zs.update(atomic_numbers[s] for s in self._fitted.e0)
@@ -260,11 +261,11 @@ class GAP(Model):
         """
         return super().predict(atoms, variance=variance)
 
-    def _predict_core(self, atoms, variance: bool = False):
+    def _predict_core(self, atoms, terms=(), variance: bool = False):
         variance = _flag("variance", variance)
         if self._fitted is None:
             raise RuntimeError("the model is not fitted: call fit(frames) first")
-        return predict_terms(self._fitted, self.jitter, atoms, variance)
+        return predict_terms(self._fitted, self.jitter, atoms, variance, terms)
 
     # ------------------------------------------------------------- serialization
 

@@ -17,15 +17,15 @@ import numpy as np
 import scipy.linalg
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot import _memory
+from mlpot import _core, _memory
 from mlpot.models.gap.terms import prior_factor, structure
 
 __all__ = ["predict_terms"]
 
 
-def predict_terms(fitted, jitter: float, atoms, variance: bool):
-    """(energies, forces, virial, extras) of the fitted terms and e0 for ``atoms``, baseline
-    excluded; extras holds the variances when ``variance``. Units: eV, eV/Angstrom, eV; eV^2
+def predict_terms(fitted, jitter: float, atoms, variance: bool, fixed=()):
+    """(energies, forces, virial, extras) of the fitted terms and e0 for ``atoms``, with
+    the fixed core terms ``fixed`` (a baseline) from the same neighbor list; extras holds the variances when ``variance``. Units: eV, eV/Angstrom, eV; eV^2
     for variances. ``fitted`` (a `Fitted`) gets its prior factors if it has none yet."""
     known = sorted(atomic_numbers[e] for e in fitted.e0)
     s = structure(atoms, known)
@@ -41,22 +41,21 @@ def predict_terms(fitted, jitter: float, atoms, variance: bool):
         if fitted.prior_factors is None:  # a loaded model: factorized on first use
             fitted.prior_factors = [prior_factor(t, jitter) for t in fitted.terms]
     energies = np.array([fitted.e0[chemical_symbols[z]] for z in atoms.numbers], dtype=np.float64)
-    forces = np.zeros((n, 3))
-    virial = np.zeros(6)
-    kernels, residual, start = [], np.zeros(n), 0
-    for k, t in enumerate(fitted.terms):
-        a = fitted.alpha[start : start + t.n_sparse]
-        e, f, w, rows = t.core.predict(s, a, variance)
-        energies += e
-        forces += f
-        virial += w
-        if variance:
-            kernels.append(rows)
-            if t.kind == "soap":
+    bounds = np.cumsum([0] + [t.n_sparse for t in fitted.terms])
+    alphas = [fitted.alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    # one neighbor list for all terms, at the largest cutoff
+    cores = [t.core for t in fitted.terms] + list(fixed)
+    alphas += [np.zeros(0)] * len(fixed)
+    e, forces, virial, kernels = _core.predict_terms(cores, s, alphas, variance)
+    kernels = kernels[: len(fitted.terms)]
+    energies += e
+    residual = np.zeros(n)
+    if variance:
+        for k, (t, rows) in enumerate(zip(fitted.terms, kernels)):
+            if not t.pairwise:  # the Nystrom residual of a per-atom kernel
                 lower = fitted.prior_factors[k]
                 q = scipy.linalg.solve_triangular(lower, rows.T, lower=True, check_finite=False)
                 residual += np.maximum(t.delta**2 - (q**2).sum(axis=0), 0.0)
-        start += t.n_sparse
     extras = _variances(fitted.posterior_factor(), kernels, residual) if variance else {}
     return energies, forces, virial, extras
 

@@ -7,7 +7,6 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from mlpot import _memory
-from mlpot.descriptors import SOAP
 from mlpot.models.base import progress as progress_bar
 from mlpot.models.gap.terms import Distance2b, Term, symbol
 from mlpot.models.specs import SPARSE_METHODS
@@ -92,35 +91,39 @@ def select_terms(model, frames, delta_default: float, progress: bool) -> list[Te
     delta the model's or ``delta_default``."""
     terms = []
     for d in model.descriptors:
-        if isinstance(d, SOAP):
-            terms.append(_soap_term(model, d, frames, delta_default, progress))
-        else:
+        if isinstance(d, Distance2b):
             terms.append(_pair_term(d, frames, delta_default))
+        else:
+            terms.append(_atom_term(model, d, frames, delta_default, progress))
     return terms
 
 
-def _soap_term(model, soap: SOAP, frames, delta_default: float, progress: bool) -> Term:
+def _atom_term(model, descriptor, frames, delta_default: float, progress: bool) -> Term:
+    """A dot-product term on a per-atom descriptor, with sparse vectors per central species
+    in the descriptor's species order."""
+    d = descriptor
     delta = model.delta if model.delta is not None else delta_default
     if model.sparse_points is not None:
         points, elements = model.sparse_points
         points = np.atleast_2d(np.asarray(points, dtype=np.float64))
         species = np.array([atomic_numbers[symbol(e)] for e in elements])
-        if points.shape != (len(species), soap.n_features):
-            raise ValueError(f"sparse_points must be ({len(species)}, {soap.n_features}) vectors")
-        order = np.argsort(species, kind="stable")
-        return Term("soap", soap, delta, points[order], species[order], model.zeta)
+        if points.shape != (len(species), d.n_features):
+            raise ValueError(f"sparse_points must be ({len(species)}, {d.n_features}) vectors")
+        rank = {z: k for k, z in enumerate(atomic_numbers[s] for s in d.species)}
+        order = np.argsort([rank.get(z, len(rank)) for z in species], kind="stable")
+        return Term(d, delta, points[order], species[order], model.zeta)
     # values only (no gradients) of every training atom, grouped by central species
     n_atoms = sum(len(a) for a in frames)
     _memory.ensure_fits(
-        8 * 2 * n_atoms * soap.n_features,
-        f"the SOAP vectors of the {n_atoms} training atoms ({soap.n_features} features each) "
+        8 * 2 * n_atoms * d.n_features,
+        f"the descriptor vectors of the {n_atoms} training atoms ({d.n_features} features each) "
         "for the sparse point selection",
     )
-    values = [soap.compute(a) for a in progress_bar(frames, progress, "GAP sparse points")]
+    values = [d.compute(a) for a in progress_bar(frames, progress, "GAP sparse points")]
     numbers = np.concatenate([a.numbers for a in frames])
     values = np.concatenate(values)
     points, species = [], []
-    for z in sorted(atomic_numbers[s] for s in soap.species):
+    for z in (atomic_numbers[s] for s in d.species):
         candidates = values[numbers == z]
         if not len(candidates):
             continue
@@ -128,14 +131,14 @@ def _soap_term(model, soap: SOAP, frames, delta_default: float, progress: bool) 
         points.append(candidates[chosen])
         species.extend([z] * len(chosen))
     if not points:
-        raise ValueError("no training atom has a species of the SOAP descriptor")
-    return Term("soap", soap, delta, np.concatenate(points), np.array(species), model.zeta)
+        raise ValueError("no training atom has a species of the descriptor")
+    return Term(d, delta, np.concatenate(points), np.array(species), model.zeta)
 
 
 def _pair_term(d: Distance2b, frames, delta_default: float) -> Term:
     delta = d.delta if d.delta is not None else delta_default
     if d.sparse_points is not None:
-        return Term("distance_2b", d, delta, d.sparse_points)
+        return Term(d, delta, d.sparse_points)
     shortest = d.cutoff
     for a in frames:
         i, j, dist = neighbor_list("ijd", a, d.cutoff)
@@ -148,4 +151,4 @@ def _pair_term(d: Distance2b, frames, delta_default: float) -> Term:
             shortest = min(shortest, float(dist.min()))
     if shortest >= d.cutoff:
         raise ValueError("no training pair lies within the Distance2b cutoff")
-    return Term("distance_2b", d, delta, np.linspace(shortest, d.cutoff, d.n_sparse))
+    return Term(d, delta, np.linspace(shortest, d.cutoff, d.n_sparse))

@@ -1,4 +1,5 @@
-"""The terms of a GAP: a kernel (Gaussian process) on SOAP or on pair distances
+"""The terms of a GAP: a dot-product kernel (Gaussian process) on any per-atom descriptor
+(SOAP, the bispectrum, ...) or a squared-exponential kernel on pair distances
 (`Distance2b`), each with its sparse points, delta and the Rust kernel that evaluates it;
 and the prior covariance K_MM of a term with its factor.
 
@@ -121,24 +122,29 @@ def switch(r, cutoff, width):
 
 
 class Term:
-    """One kernel term: its descriptor, sparse points, delta and the Rust kernel."""
+    """One kernel term: its descriptor, sparse points, delta and the Rust kernel. A
+    `Distance2b` makes a pair term (sparse distances); any other descriptor a dot-product
+    term on its per-atom vectors (sparse vectors with their central atomic numbers, grouped
+    in the descriptor's species order)."""
 
-    def __init__(self, kind, descriptor, delta, sparse, sparse_species=None, zeta=None):
-        self.kind = kind  # "soap" or "distance_2b"
+    def __init__(self, descriptor, delta, sparse, sparse_species=None, zeta=None):
+        self.kind = descriptor.kind
         self.descriptor = descriptor
+        #: a pair term (the local energy of each pair), else a dot-product term per atom
+        self.pairwise = isinstance(descriptor, Distance2b)
         self.delta = float(delta)
         self.sparse = np.ascontiguousarray(sparse, dtype=np.float64)
         self.sparse_species = None if sparse_species is None else np.asarray(sparse_species, dtype=np.int64)
         self.zeta = zeta
-        if kind == "soap":
-            self.core = _core.KernelTerm.soap(
-                descriptor._core, float(zeta), self.delta, self.sparse, [int(z) for z in self.sparse_species]
-            )
-        else:
+        if self.pairwise:
             d = descriptor
             pair = None if d.species is None else tuple(atomic_numbers[s] for s in d.species)
-            self.core = _core.KernelTerm.pair(
+            self.core = _core.Term.pair(
                 d.cutoff, d.cutoff_transition_width, d.theta, self.delta, self.sparse.tolist(), pair
+            )
+        else:
+            self.core = _core.Term.dot_product(
+                descriptor._core, float(zeta), self.delta, self.sparse, [int(z) for z in self.sparse_species]
             )
 
     @property
@@ -148,7 +154,7 @@ class Term:
     def prior(self) -> np.ndarray:
         """K_MM (without jitter)."""
         d2 = self.delta**2
-        if self.kind == "soap":
+        if not self.pairwise:
             k = self.sparse @ self.sparse.T  # in place from here: n_sparse^2 can be 128 MB
             if float(self.zeta).is_integer():
                 np.power(k, self.zeta, out=k)

@@ -7,7 +7,7 @@ use super::u::{
     adjoint_u, compute_u_du, compute_u_into_total, mirror_total, switching, CayleyKlein,
 };
 use super::{b, db, y, z, Bispectrum};
-use crate::neighbors::NeighborList;
+use crate::descriptors::Env;
 
 /// One neighbor as the stages see it.
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +78,13 @@ pub enum Job<'a> {
     Descriptors,
     /// dB/dr per neighbor into the buffer.
     Gradients(&'a mut Vec<[f64; 3]>),
-    /// dE/dr per neighbor for the given beta.
-    Adjoint(&'a [f64], &'a mut Vec<[f64; 3]>),
+    /// beta = dE/dB from the slope (given B; into the buffer, zeroed first), then dE/dr
+    /// per neighbor.
+    Adjoint(
+        &'a mut dyn FnMut(&[f64], &mut [f64]),
+        &'a mut Vec<f64>,
+        &'a mut Vec<[f64; 3]>,
+    ),
 }
 
 impl Bispectrum {
@@ -89,8 +94,7 @@ impl Bispectrum {
     pub(super) fn run_atom(
         &self,
         ws: &mut Workspace,
-        list: &NeighborList,
-        types: &[usize],
+        env: &Env,
         i: usize,
         out_b: &mut [f64],
         job: Job<'_>,
@@ -101,9 +105,9 @@ impl Bispectrum {
             && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports the features the function is compiled for
-            return unsafe { self.run_atom_avx2_fma(ws, list, types, i, out_b, job) };
+            return unsafe { self.run_atom_avx2_fma(ws, env, i, out_b, job) };
         }
-        self.run_atom_with::<Portable>(ws, list, types, i, out_b, job)
+        self.run_atom_with::<Portable>(ws, env, i, out_b, job)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -111,35 +115,38 @@ impl Bispectrum {
     unsafe fn run_atom_avx2_fma(
         &self,
         ws: &mut Workspace,
-        list: &NeighborList,
-        types: &[usize],
+        env: &Env,
         i: usize,
         out_b: &mut [f64],
         job: Job<'_>,
     ) {
-        self.run_atom_with::<super::simd::Avx2Fma>(ws, list, types, i, out_b, job)
+        self.run_atom_with::<super::simd::Avx2Fma>(ws, env, i, out_b, job)
     }
 
     #[inline(always)]
     fn run_atom_with<S: Simd>(
         &self,
         ws: &mut Workspace,
-        list: &NeighborList,
-        types: &[usize],
+        env: &Env,
         i: usize,
         out_b: &mut [f64],
         job: Job<'_>,
     ) {
         let all_z = !matches!(job, Job::Descriptors);
         let keep_u = matches!(job, Job::Adjoint(..));
-        self.atom_descriptors::<S>(ws, list, types, i, all_z, keep_u, out_b);
+        self.atom_descriptors::<S>(ws, env, i, all_z, keep_u, out_b);
         match job {
             Job::Descriptors => {}
             Job::Gradients(out) => {
                 out.resize(ws.neighbors.len() * self.n_features, [0.0; 3]);
                 self.atom_gradients::<S>(ws, out);
             }
-            Job::Adjoint(beta, out) => self.atom_adjoint::<S>(ws, beta, out),
+            Job::Adjoint(slope, beta, out) => {
+                beta.clear();
+                beta.resize(self.n_features, 0.0);
+                slope(out_b, beta);
+                self.atom_adjoint::<S>(ws, beta, out)
+            }
         }
     }
 
@@ -159,8 +166,7 @@ impl Bispectrum {
     fn atom_descriptors<S: Simd>(
         &self,
         ws: &mut Workspace,
-        list: &NeighborList,
-        types: &[usize],
+        env: &Env,
         i: usize,
         all_z: bool,
         keep_u: bool,
@@ -171,15 +177,21 @@ impl Bispectrum {
         let (n, fl) = (self.n_elements, idx.full_len);
         ws.neighbors.clear();
         // no pair is closer than COINCIDENT_DISTANCE (the list refuses coincident atoms), so
-        // none is skipped here: LAMMPS skips r < 1e-10, which hides an r = 0 dimer's singularity
+        // none is skipped here: LAMMPS skips r < 1e-10, which hides an r = 0 dimer's
+        // singularity. The list may reach beyond the pair cutoffs (shared with other terms).
+        let (list, types) = (env.list, env.types);
         for pair in list.pairs_of(i) {
             let r = list.distances[pair];
             let tj = types[list.neighbors[pair]];
+            let rcut = self.type_pair_cutoff(types[i], tj);
+            if r >= rcut {
+                continue;
+            }
             ws.neighbors.push(Neighbor {
                 pair,
                 rij: list.vectors[pair],
                 r,
-                rcut: self.pair_cutoff(types[i], tj),
+                rcut,
                 wj: p.wj[tj],
                 elem: self.channel(tj),
             });

@@ -2,6 +2,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::descriptors::DescriptorExt;
+use crate::structure::Structure;
 
 fn params(twojmax: usize, species: Vec<u32>) -> BispectrumParams {
     let n = species.len();
@@ -123,7 +125,7 @@ fn adjoint_matches_gradients_and_energy_differences() {
         let beta: Vec<f64> = (0..s.len() * nf)
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
-        let adj = bs.adjoint(&s, &beta).unwrap();
+        let adj = bs.backprop(&s, &beta).unwrap();
         let g = bs.compute_with_gradients(&s).unwrap();
         assert_eq!(adj.descriptors, g.descriptors);
         // forces from the explicit gradients: F_j = -sum_i beta_i . dB_i/dr_j
@@ -226,7 +228,7 @@ fn large_twojmax_is_rotation_invariant_and_consistent() {
     }
     let nf = bs.n_features();
     let beta: Vec<f64> = (0..s.len() * nf).map(|k| (k as f64 * 0.61).cos()).collect();
-    let adj = bs.adjoint(&s, &beta).unwrap();
+    let adj = bs.backprop(&s, &beta).unwrap();
     let g = bs.compute_with_gradients(&s).unwrap();
     let mut forces = vec![[0.0; 3]; s.len()];
     for (row, (&i, &j)) in g.centers.iter().zip(&g.atoms).enumerate() {
@@ -275,7 +277,7 @@ fn same_result_for_any_thread_count() {
         pool.install(|| {
             (
                 bs.compute_with_gradients(&s).unwrap(),
-                bs.adjoint(&s, &beta).unwrap(),
+                bs.backprop(&s, &beta).unwrap(),
             )
         })
     };
@@ -317,8 +319,8 @@ fn portable_kernels_match_the_vector_kernels() {
         close(&g1.values, &g2.values);
         close(&g1.virial, &g2.virial);
         let (a1, a2) = (
-            fast.adjoint(&s, &beta).unwrap(),
-            portable.adjoint(&s, &beta).unwrap(),
+            fast.backprop(&s, &beta).unwrap(),
+            portable.backprop(&s, &beta).unwrap(),
         );
         close(a1.forces.as_flattened(), a2.forces.as_flattened());
         close(&a1.virial, &a2.virial);
@@ -413,7 +415,7 @@ fn workload() {
             std::hint::black_box(bs.compute(&s).unwrap());
         }
         _ => {
-            std::hint::black_box(bs.adjoint(&s, &beta).unwrap());
+            std::hint::black_box(bs.backprop(&s, &beta).unwrap());
         }
     });
 }

@@ -9,10 +9,9 @@ use multiversion::multiversion;
 
 use super::spherical_harmonics::SphericalHarmonics;
 use super::Soap;
-use crate::neighbors::NeighborList;
+use crate::descriptors::Env;
 
-/// Voigt order (xx, yy, zz, yz, xz, xy) as (derivative component, pair-vector component).
-pub const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+use crate::descriptors::VOIGT;
 
 /// Below this distance (Angstrom) a neighbor sits on the centre and its direction is taken
 /// along z, as featomic does.
@@ -31,7 +30,9 @@ pub struct Workspace {
     pub d_rows: Vec<f64>,
     /// sum over pairs of dc/dr_ij (x) r_ij in Voigt order, [species][6][lm][n].
     pub d_virial: Vec<f64>,
-    /// Row index of each pair of the current atom.
+    /// The pairs of the current atom within the cutoff (the list may reach further).
+    pairs: Vec<usize>,
+    /// Row index of each of those pairs.
     pair_rows: Vec<usize>,
     radial: Vec<f64>,
     d_radial: Vec<f64>,
@@ -62,6 +63,7 @@ impl Workspace {
             row_species: Vec::new(),
             d_rows: Vec::new(),
             d_virial: Vec::new(),
+            pairs: Vec::new(),
             pair_rows: Vec::new(),
             radial: vec![0.0; width],
             d_radial: vec![0.0; width],
@@ -76,11 +78,11 @@ impl Workspace {
     pub fn expand(
         &mut self,
         soap: &Soap,
-        list: &NeighborList,
-        types: &[usize],
+        env: &Env,
         i: usize,
         gradients: bool,
     ) {
+        let (list, types) = (env.list, env.types);
         let n_max = soap.params.n_max;
         let l_max = soap.params.l_max;
         let lm_size = self.ylm.len();
@@ -91,17 +93,22 @@ impl Workspace {
         for (c, v) in self.c[own..own + n_max].iter_mut().zip(&self.centre) {
             *c += v;
         }
-        let pairs = list.pairs_of(i);
+        let cutoff = soap.params.cutoff;
+        self.pairs.clear();
+        self.pairs
+            .extend(list.pairs_of(i).filter(|&p| list.distances[p] < cutoff));
         if gradients {
             self.rows.clear();
-            self.rows.extend_from_slice(&list.neighbors[pairs.clone()]);
+            self.rows
+                .extend(self.pairs.iter().map(|&p| list.neighbors[p]));
             self.rows.push(i);
             self.rows.sort_unstable();
             self.rows.dedup();
             self.row_species.clear();
             self.row_species.extend(self.rows.iter().map(|&j| types[j]));
             self.pair_rows.clear();
-            for &j in &list.neighbors[pairs.clone()] {
+            for &p in &self.pairs {
+                let j = list.neighbors[p];
                 self.pair_rows.push(self.rows.binary_search(&j).unwrap());
             }
             self.d_rows.clear();
@@ -109,7 +116,8 @@ impl Workspace {
             self.d_virial.clear();
             self.d_virial.resize(n_species * 6 * block, 0.0);
         }
-        for (k, pair) in pairs.enumerate() {
+        for k in 0..self.pairs.len() {
+            let pair = self.pairs[k];
             let j = list.neighbors[pair];
             let r = list.distances[pair];
             let vector = list.vectors[pair];

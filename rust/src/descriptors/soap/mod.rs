@@ -16,16 +16,13 @@ mod radial;
 mod spherical_harmonics;
 mod spline;
 
-use crate::descriptors::{
-    bytes_of, calloc_checked, check_species, descriptor_neighbors, ensure_work_fits, max_neighbors,
-    split_by_offsets, zeros_checked,
-};
-use rayon::prelude::*;
+use std::any::Any;
 
-use crate::descriptors::bispectrum::Gradients;
+use serde::{Deserialize, Serialize};
+
+use crate::descriptors::driver::workspace_of;
+use crate::descriptors::{bytes_of, check_species, job_name, Descriptor, Env, Need};
 use crate::error::{Error, Result};
-use crate::neighbors::{Cutoff, NeighborList};
-use crate::structure::Structure;
 use expansion::Workspace;
 use power_spectrum::PowerSpectrum;
 use spline::RadialSpline;
@@ -48,7 +45,8 @@ pub const MAX_CUTOFF_OVER_SIGMA: f64 = (spline::MAX_INTERVALS / 4) as f64;
 /// The hyperparameters, with QUIP's names. featomic's are: cutoff.radius = cutoff,
 /// max_radial = n_max - 1, max_angular = l_max, density width = atom_sigma, ShiftedCosine
 /// width = cutoff_transition_width (Step when it is 0), center_atom_weight.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SoapParams {
     /// Angstrom.
     pub cutoff: f64,
@@ -122,16 +120,6 @@ impl SoapParams {
     }
 }
 
-/// What one thread holds per atom besides the density coefficients, for memory estimates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scratch {
-    Values,
-    /// dc/dr of the atom's rows.
-    DensityGradients,
-    /// dc/dr and dP/dr of the atom's rows.
-    PowerSpectrumGradients,
-}
-
 /// A configured descriptor: parameters and the radial table, built once.
 #[derive(Debug, Clone)]
 pub struct Soap {
@@ -163,15 +151,6 @@ impl Soap {
         &self.params
     }
 
-    pub fn n_features(&self) -> usize {
-        self.spectrum.n_features()
-    }
-
-    /// See `PowerSpectrum::symmetric_columns`.
-    pub fn symmetric_columns(&self) -> (Vec<usize>, Vec<f64>) {
-        self.spectrum.symmetric_columns()
-    }
-
     /// The cutoff function f_c(r) and its derivative.
     fn smoothing(&self, r: f64) -> (f64, f64) {
         let rc = self.params.cutoff;
@@ -189,152 +168,20 @@ impl Soap {
         }
     }
 
-    /// The species index (position in the sorted `species`) of every atom.
-    fn types(&self, structure: &Structure) -> Result<Vec<usize>> {
-        structure
-            .numbers()
-            .iter()
-            .enumerate()
-            .map(|(i, z)| {
-                self.params.species.binary_search(z).map_err(|_| {
-                    Error::invalid(format!(
-                        "atom {i} has atomic number {z}, which is not in species {:?}",
-                        self.params.species
-                    ))
-                })
-            })
-            .collect()
-    }
-
-    /// The neighbor list; coincident atoms are an error.
-    fn neighbors(&self, structure: &Structure) -> Result<NeighborList> {
-        descriptor_neighbors(structure, &Cutoff::Uniform(self.params.cutoff))
-    }
-
-    /// Bytes of one thread's scratch for the atoms of `list`, sized by its busiest atom.
-    fn workspace_bytes(&self, list: &NeighborList, scratch: Scratch) -> u128 {
+    /// Bytes of one thread's scratch for atoms of up to `max_neighbors` neighbors.
+    fn workspace_bytes(&self, max_neighbors: usize, need: Need) -> u128 {
         let p = &self.params;
         let (n_max, lm) = (p.n_max as u128, (p.l_max as u128 + 1).pow(2));
         let block = lm * n_max;
-        let rows = max_neighbors(list) as u128 + 1;
+        let rows = max_neighbors as u128 + 1;
         let mut floats = p.species.len() as u128 * block + 8 * (p.l_max as u128 + 1) * n_max;
-        if scratch != Scratch::Values {
+        if need != Need::Values {
             floats += (3 * rows + 6 * p.species.len() as u128) * block;
         }
-        if scratch == Scratch::PowerSpectrumGradients {
-            floats += (3 * rows + 7) * self.n_features() as u128;
+        if need == Need::Gradients {
+            floats += (3 * rows + 7) * self.spectrum.n_features() as u128;
         }
         bytes_of::<f64>(floats)
-    }
-
-    /// "{what} of n atoms (n_max .., l_max .., .. species, .. features per atom)".
-    pub(crate) fn describe(&self, what: &str, n_atoms: usize) -> String {
-        let p = &self.params;
-        format!(
-            "{what} of {n_atoms} atoms (n_max {}, l_max {}, {} species: {} features per atom)",
-            p.n_max,
-            p.l_max,
-            p.species.len(),
-            self.n_features()
-        )
-    }
-
-    /// Per-atom power spectra, (n_atoms, n_features) row-major.
-    pub fn compute(&self, structure: &Structure) -> Result<Vec<f64>> {
-        let types = self.types(structure)?;
-        let list = self.neighbors(structure)?;
-        let nf = self.n_features();
-        let n = structure.len();
-        let what = "the SOAP power spectrum";
-        let size = bytes_of::<f64>(n as u128 * nf as u128);
-        ensure_work_fits(size, self.workspace_bytes(&list, Scratch::Values), || {
-            self.describe(what, list.n_atoms())
-        })?;
-        let mut out = zeros_checked(n * nf, || self.describe(what, n))?;
-        out.par_chunks_mut(nf).enumerate().for_each_init(
-            || Workspace::new(self),
-            |ws, (i, row)| {
-                ws.expand(self, &list, &types, i, false);
-                self.spectrum.values(&ws.c, row);
-                if self.params.normalize {
-                    let norm = norm(row);
-                    if norm > 0.0 {
-                        row.iter_mut().for_each(|p| *p /= norm);
-                    }
-                }
-            },
-        );
-        Ok(out)
-    }
-
-    /// Per-atom power spectra with dP_i/dr_j and the per-atom virials.
-    pub fn compute_with_gradients(&self, structure: &Structure) -> Result<Gradients> {
-        let types = self.types(structure)?;
-        let list = self.neighbors(structure)?;
-        let n_atoms = structure.len();
-        let nf = self.n_features();
-        let what = "the SOAP gradients";
-        // atom i has at most its neighbors and itself as gradient rows
-        let rows_bound = (list.n_pairs() + n_atoms) as u128;
-        let floats = (3 * rows_bound + 7 * n_atoms as u128) * nf as u128;
-        let size = bytes_of::<f64>(floats) + bytes_of::<usize>(3 * rows_bound);
-        ensure_work_fits(
-            size,
-            self.workspace_bytes(&list, Scratch::PowerSpectrumGradients),
-            || self.describe(what, list.n_atoms()),
-        )?;
-
-        // rows of atom i: its distinct neighbors and itself, sorted (as Workspace::expand)
-        let row_counts: Vec<usize> = (0..n_atoms)
-            .into_par_iter()
-            .map(|i| {
-                let mut js: Vec<usize> = list.neighbors[list.pairs_of(i)].to_vec();
-                js.push(i);
-                js.sort_unstable();
-                js.dedup();
-                js.len()
-            })
-            .collect();
-        let mut row_offsets = Vec::with_capacity(n_atoms + 1);
-        row_offsets.push(0);
-        for count in &row_counts {
-            row_offsets.push(row_offsets.last().unwrap() + count);
-        }
-        let n_rows = row_offsets[n_atoms];
-
-        // zeroed allocations come from fresh OS pages without a memset: the pages are first
-        // touched by the parallel loop below, and so cleared by the kernel in parallel
-        let describe = || self.describe(what, n_atoms);
-        let mut descriptors = calloc_checked(n_atoms * nf, describe)?;
-        let mut values = calloc_checked(n_rows * 3 * nf, describe)?;
-        let mut virial = calloc_checked(n_atoms * 6 * nf, describe)?;
-        let mut centers = calloc_checked(n_rows, describe)?;
-        let mut atoms = calloc_checked(n_rows, describe)?;
-        let value_rows = split_by_offsets(&mut values, &row_offsets, 3 * nf);
-        let center_rows = split_by_offsets(&mut centers, &row_offsets, 1);
-        let atom_rows = split_by_offsets(&mut atoms, &row_offsets, 1);
-        descriptors
-            .par_chunks_mut(nf)
-            .zip(virial.par_chunks_mut(6 * nf))
-            .zip(value_rows)
-            .zip(center_rows.into_par_iter().zip(atom_rows))
-            .enumerate()
-            .for_each_init(
-                || (Workspace::new(self), Vec::new()),
-                |(ws, acc), (i, (((p, w), g), (centers, atoms)))| {
-                    ws.expand(self, &list, &types, i, true);
-                    centers.fill(i);
-                    atoms.copy_from_slice(&ws.rows);
-                    self.atom_gradients(ws, acc, i, p, w, g);
-                },
-            );
-        Ok(Gradients {
-            descriptors,
-            centers,
-            atoms,
-            values,
-            virial,
-        })
     }
 
     /// P (nf), its virial W (6, nf) and gradient rows g (rows, 3, nf) of one expanded atom.
@@ -379,165 +226,150 @@ impl Soap {
     }
 }
 
-/// One atom's power spectrum and derivatives, laid out as `compute_with_gradients` lays
-/// out that atom's part.
-pub struct AtomGradients<'a> {
-    pub center: usize,
-    /// The atoms of the gradient rows: the distinct neighbors and the centre, sorted.
-    pub rows: &'a [usize],
-    /// P_i, (n_features).
-    pub values: &'a [f64],
-    /// dP_i/dr_j, (rows, 3, n_features).
-    pub gradients: &'a [f64],
-    /// W_i = -sum_j (dP_i/dr_ij) (x) r_ij in Voigt order, (6, n_features).
-    pub virial: &'a [f64],
+/// One thread's scratch.
+struct Scratch {
+    ws: Workspace,
+    acc: Vec<f64>,
+    /// dE/dP and its pull-back to the density coefficients.
+    de: Vec<f64>,
+    dc: Vec<f64>,
 }
 
-impl Soap {
-    /// Streams the atoms of `structure` with their gradients, so that a model can contract
-    /// them as they come instead of storing the gradients of the whole structure: `map`
-    /// runs on `chunk` atoms at a time in parallel, and `consume` receives its results in
-    /// atom order (so reductions in `consume` do not depend on the thread count).
-    pub fn for_each_atom_gradients<T: Send>(
-        &self,
-        structure: &Structure,
-        chunk: usize,
-        map: impl Fn(AtomGradients<'_>) -> T + Sync,
-        mut consume: impl FnMut(usize, T),
-    ) -> Result<()> {
-        let types = self.types(structure)?;
-        let list = self.neighbors(structure)?;
-        ensure_work_fits(
-            0,
-            self.workspace_bytes(&list, Scratch::PowerSpectrumGradients),
-            || self.describe("the SOAP gradients", list.n_atoms()),
-        )?;
-        let nf = self.n_features();
-        let n = structure.len();
-        let chunk = chunk.max(1);
-        for start in (0..n).step_by(chunk) {
-            let end = (start + chunk).min(n);
-            let results: Vec<T> = (start..end)
-                .into_par_iter()
-                .map_init(
-                    || {
-                        (
-                            Workspace::new(self),
-                            Vec::new(),
-                            vec![0.0; nf],
-                            Vec::new(),
-                            vec![0.0; 6 * nf],
-                        )
-                    },
-                    |(ws, acc, p, g, w), i| {
-                        ws.expand(self, &list, &types, i, true);
-                        // atom_gradients accumulates into g and w
-                        g.clear();
-                        g.resize(ws.rows.len() * 3 * nf, 0.0);
-                        w.fill(0.0);
-                        self.atom_gradients(ws, acc, i, p, w, g);
-                        map(AtomGradients {
-                            center: i,
-                            rows: &ws.rows,
-                            values: p,
-                            gradients: g,
-                            virial: w,
-                        })
-                    },
-                )
-                .collect();
-            for (k, r) in results.into_iter().enumerate() {
-                consume(start + k, r);
-            }
-        }
-        Ok(())
+impl Descriptor for Soap {
+    fn kind(&self) -> &'static str {
+        "soap"
     }
-}
 
-/// What `Soap::for_each_atom_forces` hands back per atom: the model's own result, the
-/// atoms of the rows, -dE_i/dr_j per row (eV/Angstrom) and the virial of E_i (Voigt, eV).
-pub type AtomForces<T> = (T, Vec<usize>, Vec<[f64; 3]>, [f64; 6]);
+    /// Sorted by atomic number: the order of the species pairs.
+    fn species(&self) -> &[u32] {
+        &self.params.species
+    }
 
-impl Soap {
-    /// Streams, for a model whose local energy E_i depends on P_i alone, each atom's
-    /// contribution to the forces and virial: `energy_slope` maps (atom, P_i) to its own
-    /// result and dE_i/dP_i (n_features); the slope is pulled back to the density
-    /// coefficients (`PowerSpectrum::adjoint`) and contracted with dc/dr there, so dP/dr is
-    /// never formed. `consume` receives atoms in order (thread-count independent sums).
-    pub fn for_each_atom_forces<T: Send>(
-        &self,
-        structure: &Structure,
-        chunk: usize,
-        energy_slope: impl Fn(usize, &[f64]) -> (T, Vec<f64>) + Sync,
-        mut consume: impl FnMut(usize, AtomForces<T>),
-    ) -> Result<()> {
-        let types = self.types(structure)?;
-        let list = self.neighbors(structure)?;
-        ensure_work_fits(
-            0,
-            self.workspace_bytes(&list, Scratch::DensityGradients),
-            || self.describe("the SOAP forces", list.n_atoms()),
-        )?;
-        let nf = self.n_features();
-        let n_species = self.params.species.len();
-        let n = structure.len();
-        let chunk = chunk.max(1);
-        for start in (0..n).step_by(chunk) {
-            let end = (start + chunk).min(n);
-            let results: Vec<AtomForces<T>> = (start..end)
-                .into_par_iter()
-                .map_init(
-                    || (Workspace::new(self), vec![0.0; nf], Vec::new()),
-                    |(ws, p, dc), i| {
-                        ws.expand(self, &list, &types, i, true);
-                        self.spectrum.values(&ws.c, p);
-                        let norm = if self.params.normalize { norm(p) } else { 1.0 };
-                        let scale = if norm > 0.0 { norm } else { 1.0 };
-                        p.iter_mut().for_each(|x| *x /= scale);
-                        let (result, mut de) = energy_slope(i, p);
-                        if self.params.normalize && norm > 0.0 {
-                            // through p -> p / |p|: dE/dp = (de - p^ (p^ . de)) / |p|
-                            let along: f64 = de.iter().zip(p.iter()).map(|(d, x)| d * x).sum();
-                            de.iter_mut()
-                                .zip(p.iter())
-                                .for_each(|(d, x)| *d = (*d - x * along) / norm);
-                        }
-                        dc.resize(ws.c.len(), 0.0);
-                        self.spectrum.adjoint(&ws.c, &de, dc);
-                        let block = ws.c.len() / n_species;
-                        let dot = |t: usize, d: &[f64]| -> f64 {
-                            crate::linalg::dot(&dc[t * block..(t + 1) * block], d)
-                        };
-                        let self_row = ws.rows.binary_search(&i).unwrap();
-                        let mut f = vec![[0.0; 3]; ws.rows.len()];
-                        let mut centre = [0.0; 3];
-                        for (row, &t) in ws.row_species.iter().enumerate() {
-                            if row == self_row {
-                                continue;
-                            }
-                            let d = &ws.d_rows[row * 3 * block..(row + 1) * 3 * block];
-                            for a in 0..3 {
-                                f[row][a] = -dot(t, &d[a * block..(a + 1) * block]);
-                                centre[a] -= f[row][a];
-                            }
-                        }
-                        f[self_row] = centre;
-                        let mut w = [0.0; 6];
-                        for t in 0..n_species {
-                            let d = &ws.d_virial[t * 6 * block..(t + 1) * 6 * block];
-                            for (v, wv) in w.iter_mut().enumerate() {
-                                *wv -= dot(t, &d[v * block..(v + 1) * block]);
-                            }
-                        }
-                        (result, ws.rows.clone(), f, w)
-                    },
-                )
-                .collect();
-            for (k, r) in results.into_iter().enumerate() {
-                consume(start + k, r);
+    fn n_features(&self) -> usize {
+        self.spectrum.n_features()
+    }
+
+    fn pair_cutoff(&self, _: usize, _: usize) -> f64 {
+        self.params.cutoff
+    }
+
+    fn describe(&self, what: &str, n_atoms: usize) -> String {
+        let p = &self.params;
+        format!(
+            "{} of {n_atoms} atoms (n_max {}, l_max {}, {} species: {} features per atom)",
+            job_name("SOAP", what),
+            p.n_max,
+            p.l_max,
+            p.species.len(),
+            self.n_features()
+        )
+    }
+
+    fn scratch_bytes(&self, max_neighbors: usize, need: Need) -> u128 {
+        self.workspace_bytes(max_neighbors, need)
+    }
+
+    fn workspace(&self) -> Box<dyn Any + Send> {
+        Box::new(Scratch {
+            ws: Workspace::new(self),
+            acc: Vec::new(),
+            de: Vec::new(),
+            dc: Vec::new(),
+        })
+    }
+
+    fn atom_values(&self, env: &Env, i: usize, ws: &mut dyn Any, row: &mut [f64]) {
+        let s = workspace_of::<Scratch>(ws);
+        s.ws.expand(self, env, i, false);
+        self.spectrum.values(&s.ws.c, row);
+        if self.params.normalize {
+            let norm = norm(row);
+            if norm > 0.0 {
+                row.iter_mut().for_each(|p| *p /= norm);
             }
         }
-        Ok(())
+    }
+
+    fn atom_gradients(
+        &self,
+        env: &Env,
+        i: usize,
+        ws: &mut dyn Any,
+        rows: &[usize],
+        values: &mut [f64],
+        gradients: &mut [f64],
+        virial: &mut [f64],
+    ) {
+        let s = workspace_of::<Scratch>(ws);
+        s.ws.expand(self, env, i, true);
+        debug_assert_eq!(rows, &s.ws.rows[..], "the driver's rows are the expansion's");
+        self.atom_gradients(&s.ws, &mut s.acc, i, values, virial, gradients);
+    }
+
+    /// The slope dE/dP is pulled back to the density coefficients
+    /// (`PowerSpectrum::adjoint`) and contracted with dc/dr there, so dP/dr is never formed.
+    fn atom_backprop(
+        &self,
+        env: &Env,
+        i: usize,
+        ws: &mut dyn Any,
+        p: &mut [f64],
+        slope: &mut dyn FnMut(&[f64], &mut [f64]),
+        forces: &mut Vec<(usize, [f64; 3])>,
+        virial: &mut [f64; 6],
+    ) {
+        let Scratch { ws, de, dc, .. } = workspace_of::<Scratch>(ws);
+        let n_species = self.params.species.len();
+        ws.expand(self, env, i, true);
+        self.spectrum.values(&ws.c, p);
+        let norm = if self.params.normalize { norm(p) } else { 1.0 };
+        let scale = if norm > 0.0 { norm } else { 1.0 };
+        p.iter_mut().for_each(|x| *x /= scale);
+        de.clear();
+        de.resize(p.len(), 0.0);
+        slope(p, de);
+        if self.params.normalize && norm > 0.0 {
+            // through p -> p / |p|: dE/dp = (de - p^ (p^ . de)) / |p|
+            let along: f64 = de.iter().zip(p.iter()).map(|(d, x)| d * x).sum();
+            de.iter_mut()
+                .zip(p.iter())
+                .for_each(|(d, x)| *d = (*d - x * along) / norm);
+        }
+        dc.resize(ws.c.len(), 0.0);
+        self.spectrum.adjoint(&ws.c, de, dc);
+        let block = ws.c.len() / n_species;
+        let dot =
+            |t: usize, d: &[f64]| -> f64 { crate::linalg::dot(&dc[t * block..(t + 1) * block], d) };
+        let self_row = ws.rows.binary_search(&i).unwrap();
+        let first = forces.len();
+        let mut centre = [0.0; 3];
+        for (row, &t) in ws.row_species.iter().enumerate() {
+            let mut f = [0.0; 3];
+            if row != self_row {
+                let d = &ws.d_rows[row * 3 * block..(row + 1) * 3 * block];
+                for a in 0..3 {
+                    f[a] = -dot(t, &d[a * block..(a + 1) * block]);
+                    centre[a] -= f[a];
+                }
+            }
+            forces.push((ws.rows[row], f));
+        }
+        // translation invariance: the centre's force is minus the sum of the others
+        forces[first + self_row].1 = centre;
+        for t in 0..n_species {
+            let d = &ws.d_virial[t * 6 * block..(t + 1) * 6 * block];
+            for (v, wv) in virial.iter_mut().enumerate() {
+                *wv -= dot(t, &d[v * block..(v + 1) * block]);
+            }
+        }
+    }
+
+    fn dot_product_columns(&self) -> Option<(Vec<usize>, Vec<f64>)> {
+        Some(self.spectrum.symmetric_columns())
+    }
+
+    fn normalized(&self) -> bool {
+        self.params.normalize
     }
 }
 

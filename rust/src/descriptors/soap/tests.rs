@@ -10,6 +10,8 @@ use super::radial::{
 };
 use super::spherical_harmonics::SphericalHarmonics;
 use super::*;
+use crate::descriptors::DescriptorExt;
+use crate::structure::Structure;
 
 fn params(species: Vec<u32>) -> SoapParams {
     SoapParams {

@@ -1,8 +1,36 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use std::sync::Arc;
+
 use super::*;
-use crate::descriptors::bispectrum::BispectrumParams;
+use crate::descriptors::bispectrum::{Bispectrum, BispectrumParams};
+use crate::descriptors::DescriptorExt;
+use crate::models::shared_list;
+
+/// SNAP as a model: the linear term with its coefficients.
+struct Snap {
+    term: LinearTerm,
+    coefficients: Vec<f64>,
+}
+
+impl Snap {
+    fn new(bs: Bispectrum, quadratic: bool, coefficients: Vec<f64>) -> Result<Self> {
+        let term = LinearTerm::new(Arc::new(bs), quadratic)?;
+        term.check_coefficients(&coefficients)?;
+        Ok(Snap { term, coefficients })
+    }
+
+    fn predict(&self, s: &Structure) -> Result<Prediction> {
+        let list = shared_list(s, &[&self.term])?;
+        Ok(self.term.predict(s, &list, &self.coefficients, false)?.prediction)
+    }
+}
+
+fn rows_of(bs: &Bispectrum, s: &Structure, quadratic: bool) -> Result<Rows> {
+    let term = LinearTerm::new(Arc::new(bs.clone()), quadratic)?;
+    term.rows(s, &shared_list(s, &[&term])?)
+}
 
 fn descriptor(twojmax: usize, chemflag: bool) -> Bispectrum {
     Bispectrum::new(BispectrumParams {
@@ -57,9 +85,9 @@ fn design_rows_times_coefficients_give_the_prediction() {
     for (quadratic, chemflag) in [(false, false), (true, false), (false, true), (true, true)] {
         let bs = descriptor(4, chemflag);
         let s = structure(7);
-        let rows = design_rows(&bs, &s, quadratic).unwrap();
+        let rows = rows_of(&bs, &s, quadratic).unwrap();
         let c = random_coefficients(rows.n_columns, 3);
-        let model = SnapModel::new(bs, quadratic, c.clone()).unwrap();
+        let model = Snap::new(bs, quadratic, c.clone()).unwrap();
         let p = model.predict(&s).unwrap();
         let what = format!("quadratic={quadratic} chemflag={chemflag}");
         assert_close(dot(&rows.energy, &c), p.energies.iter().sum(), 1e-12, &what);
@@ -77,7 +105,7 @@ fn forces_are_minus_the_energy_gradient() {
     let bs = descriptor(4, false);
     let s = structure(11);
     let per = columns_per_element(bs.n_features(), true);
-    let model = SnapModel::new(bs, true, random_coefficients(2 * per, 5)).unwrap();
+    let model = Snap::new(bs, true, random_coefficients(2 * per, 5)).unwrap();
     let p = model.predict(&s).unwrap();
     let h = 1e-5;
     for atom in [0, 5] {
@@ -104,7 +132,7 @@ fn quadratic_features_follow_lammps_order_and_scaling() {
     let per = columns_per_element(k, true);
     let c = random_coefficients(2 * per, 9);
     let b = bs.compute(&s).unwrap();
-    let model = SnapModel::new(bs, true, c.clone()).unwrap();
+    let model = Snap::new(bs, true, c.clone()).unwrap();
     let p = model.predict(&s).unwrap();
     for (i, &z) in s.numbers().iter().enumerate() {
         let block = &c[if z == 28 { 0 } else { per }..][..per];
@@ -126,12 +154,12 @@ fn quadratic_features_follow_lammps_order_and_scaling() {
 fn bad_coefficients_and_unknown_elements_are_errors() {
     let bs = descriptor(2, false);
     let per = columns_per_element(bs.n_features(), false);
-    assert!(SnapModel::new(bs.clone(), false, vec![0.0; per]).is_err());
+    assert!(Snap::new(bs.clone(), false, vec![0.0; per]).is_err());
     let mut c = vec![0.0; 2 * per];
     c[3] = f64::NAN;
-    assert!(SnapModel::new(bs.clone(), false, c).is_err());
-    let model = SnapModel::new(bs.clone(), false, vec![0.0; 2 * per]).unwrap();
+    assert!(Snap::new(bs.clone(), false, c).is_err());
+    let model = Snap::new(bs.clone(), false, vec![0.0; 2 * per]).unwrap();
     let s = Structure::new(vec![[0.0; 3]], [[0.0; 3]; 3], [false; 3], vec![26]).unwrap();
     assert!(model.predict(&s).is_err());
-    assert!(design_rows(&bs, &s, false).is_err());
+    assert!(rows_of(&bs, &s, false).is_err());
 }
