@@ -88,22 +88,33 @@ eweight = 100.0
 fweight = 2.0
 vweight = 1.0
 [output]
-model = "cu.json"
+model = "cu.mlpot"
 lammps = "cu_pot"
 """,
     )
     assert main(["fit", str(config), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "training errors" in out and "validation errors" in out
-    assert (tmp_path / "cu.json").exists() and (tmp_path / "cu_pot.snapcoeff").exists()
+    assert (tmp_path / "cu.mlpot").exists() and (tmp_path / "cu_pot.snapcoeff").exists()
     plot = tmp_path / "parity.png"
-    assert main(["eval", str(tmp_path / "cu.json"), str(tmp_path / "test.extxyz"), "--plot", str(plot)]) == 0
+    assert main(["eval", str(tmp_path / "cu.mlpot"), str(tmp_path / "test.extxyz"), "--plot", str(plot)]) == 0
     assert plot.stat().st_size > 10_000
     assert "rattled" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "cu.mlpot"), str(tmp_path / "test.extxyz")]) == 0
+    table = capsys.readouterr().out
+
+    # the names earlier versions wrote: a version-1 JSON file and an archive named .model.json
+    # evaluate alike (load tells them by content)
+    model = mlpot.load(tmp_path / "cu.mlpot")
+    mlpot.modelfile.save(model, tmp_path / "cu_v1.model.json", version=1)
+    (tmp_path / "cu.model.json").write_bytes((tmp_path / "cu.mlpot").read_bytes())
+    for old in ("cu_v1.model.json", "cu.model.json"):
+        assert main(["eval", str(tmp_path / old), str(tmp_path / "test.extxyz")]) == 0
+        assert capsys.readouterr().out == table
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
-    assert main(["eval", str(tmp_path / "missing.json"), "x.extxyz"]) == 1
+    assert main(["eval", str(tmp_path / "missing.mlpot"), "x.extxyz"]) == 1
     assert "mlpot eval: error" in capsys.readouterr().err
 
 
@@ -140,7 +151,7 @@ type = "zbl"
 inner = 2.0
 outer = 3.0
 [output]
-model = "cu_gap.json"
+model = "cu_gap.mlpot"
 """
 
 
@@ -158,7 +169,7 @@ def test_gap_fit_matches_a_gap_fitted_in_python_and_evaluates(tmp_path, capsys):
     config = write_config(tmp_path, GAP_CONFIG)
     assert main(["fit", str(config), "--quiet"]) == 0
     assert "training errors" in capsys.readouterr().out
-    saved = mlpot.load(tmp_path / "cu_gap.json")
+    saved = mlpot.load(tmp_path / "cu_gap.mlpot")
     assert isinstance(saved, mlpot.GAP)
 
     direct = mlpot.GAP(
@@ -187,9 +198,9 @@ def test_gap_fit_matches_a_gap_fitted_in_python_and_evaluates(tmp_path, capsys):
     expected = mlpot.errors(direct, test)
     assert expected.overall.force_mae < 0.5 * np.mean([np.abs(a.get_forces()).mean() for a in test])
 
-    assert main(["eval", str(tmp_path / "cu_gap.json"), str(tmp_path / "test.extxyz")]) == 0
+    assert main(["eval", str(tmp_path / "cu_gap.mlpot"), str(tmp_path / "test.extxyz")]) == 0
     assert "md_600K" in capsys.readouterr().out
-    table = mlpot.cli.run_eval(tmp_path / "cu_gap.json", [str(tmp_path / "test.extxyz")])
+    table = mlpot.cli.run_eval(tmp_path / "cu_gap.mlpot", [str(tmp_path / "test.extxyz")])
     assert table.overall.energy_mae == pytest.approx(expected.overall.energy_mae, rel=1e-8)
     assert table.overall.force_mae == pytest.approx(expected.overall.force_mae, rel=1e-8)
 
@@ -216,7 +227,7 @@ def gap_config(tmp_path, replace: dict | None = None, add: str = "") -> Path:
         ({"theta = 0.8": "thetta = 0.8"}, "", r"unknown \[\[two_body\]\] 0 keys \['thetta'\]"),
         ({"[[two_body]]": "[two_body]"}, "", r"write \[\[two_body\]\]"),
         ({}, 'lammps = "cu_pot"\n', r"\[output\] lammps: LAMMPS files are written for SNAP only"),
-        ({'model = "cu_gap.json"': 'modle = "cu_gap.json"'}, "", r"unknown \[output\] keys \['modle'\]"),
+        ({'model = "cu_gap.mlpot"': 'modle = "cu_gap.mlpot"'}, "", r"unknown \[output\] keys \['modle'\]"),
         ({'train = ["train.extxyz"]': 'train = ["train.extxyz"]\nvalidation_fracton = 0.1'}, "", "validation_fracton"),
     ],
 )
@@ -329,7 +340,7 @@ type = "zbl"
 inner = 2.0
 outer = 3.0
 [output]
-model = "cu.json"
+model = "cu.mlpot"
 lammps = "cu_pot"
 """
 
@@ -388,7 +399,7 @@ TYPE_ERRORS = [
     (FULL_SNAP, {"eweight = 100.0": 'eweight = "100"'}, r"\[groups.rattled\]: eweight must be a number, got '100' \(a string\)"),
     (FULL_SNAP, {"inner = 2.0": 'inner = "2.0"'}, r"\[baseline\]: inner must be a number, got '2.0' \(a string\)"),
     (FULL_SNAP, {'type = "zbl"': "type = 1"}, r"\[baseline\]: type must be a string, got 1 \(an integer\)"),
-    (FULL_SNAP, {'model = "cu.json"': "model = 5"}, r"\[output\]: model must be a string, got 5 \(an integer\)"),
+    (FULL_SNAP, {'model = "cu.mlpot"': "model = 5"}, r"\[output\]: model must be a string, got 5 \(an integer\)"),
     (FULL_SNAP, {'lammps = "cu_pot"': "lammps = true"}, r"\[output\]: lammps must be a string, got True \(a boolean\)"),
     # GAP: [descriptor] (SOAP), [[two_body]], [model], [groups.NAME]
     (GAP_CONFIG, {'species = ["Cu"]': 'species = "Cu"'}, r"\[descriptor\]: species must be an array of element symbols \(strings\), got 'Cu' \(a string\)"),
@@ -518,12 +529,12 @@ def _unwritable_directory(tmp_path) -> Path:
 @pytest.mark.parametrize(
     "output, message",
     [
-        ('model = "missing/cu.json"', r"\[output\] model: cannot write {tmp}/missing/cu.json: the directory {tmp}/missing does not exist"),
-        ('model = "a_file/cu.json"', r"\[output\] model: cannot write {tmp}/a_file/cu.json: {tmp}/a_file is a file, not a directory"),
-        ('model = "a_file/deeper/cu.json"', r"\[output\] model: cannot write .*: {tmp}/a_file is a file, not a directory"),
+        ('model = "missing/cu.mlpot"', r"\[output\] model: cannot write {tmp}/missing/cu.mlpot: the directory {tmp}/missing does not exist"),
+        ('model = "a_file/cu.mlpot"', r"\[output\] model: cannot write {tmp}/a_file/cu.mlpot: {tmp}/a_file is a file, not a directory"),
+        ('model = "a_file/deeper/cu.mlpot"', r"\[output\] model: cannot write .*: {tmp}/a_file is a file, not a directory"),
         ('model = "a_dir"', r"\[output\] model: {tmp}/a_dir is a directory; give a file name"),
-        ('model = "cu.json"\nlammps = "missing/cu_pot"', r"\[output\] lammps: cannot write {tmp}/missing/cu_pot.snapcoeff: the directory {tmp}/missing does not exist"),
-        ('model = "cu.json"\nlammps = "clash"', r"\[output\] lammps: {tmp}/clash.snapparam is a directory; give a file name"),
+        ('model = "cu.mlpot"\nlammps = "missing/cu_pot"', r"\[output\] lammps: cannot write {tmp}/missing/cu_pot.snapcoeff: the directory {tmp}/missing does not exist"),
+        ('model = "cu.mlpot"\nlammps = "clash"', r"\[output\] lammps: {tmp}/clash.snapparam is a directory; give a file name"),
         ("unwritable", r"\[output\] model: cannot write files in {unwritable}: (Permission denied|Read-only file system|No such file or directory)"),
     ],
 )
@@ -535,12 +546,12 @@ def test_a_bad_output_location_fails_before_the_fit(tmp_path, capsys, output, me
     (tmp_path / "clash.snapparam").mkdir()
     unwritable = _unwritable_directory(tmp_path) if output == "unwritable" else None
     if unwritable is not None:
-        output = f'model = "{unwritable}/cu.json"'
-    text = FULL_SNAP.replace('model = "cu.json"\nlammps = "cu_pot"', output)
+        output = f'model = "{unwritable}/cu.mlpot"'
+    text = FULL_SNAP.replace('model = "cu.mlpot"\nlammps = "cu_pot"', output)
     err = fit_error(tmp_path, capsys, text)
     expected = message.format(tmp=re.escape(str(tmp_path)), unwritable=re.escape(str(unwritable)))
     assert re.search(expected, err), err
-    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("cu.json"))
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("cu.mlpot"))
 
 
 def test_fit_warnings_are_printed_as_messages(tmp_path, capsys):
@@ -557,4 +568,4 @@ def test_fit_warnings_are_printed_as_messages(tmp_path, capsys):
     assert main(["fit", str(write_config(tmp_path, text)), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "mlpot fit: warning: rank-deficient linear fit: the weighted least-squares system has numerical rank" in err
-    assert (tmp_path / "model.json").exists()
+    assert (tmp_path / "model.mlpot").exists()

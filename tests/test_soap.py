@@ -1,16 +1,14 @@
-"""mlpot.SOAP on its own: finite differences of every derivative, invariances, layout of
-the sparse gradients, determinism and bad input."""
+"""mlpot.SOAP on its own: layout of the sparse gradients, normalisation, isolated atoms and bad
+input. Gradients, virials, invariances and thread determinism of every descriptor are in
+test_descriptor_contract.py."""
 
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import bulk, molecule
-from hypothesis import given
-from hypothesis import strategies as st
-from scipy.spatial.transform import Rotation
+from ase.build import bulk
 
 import mlpot
-from test_bispectrum import displaced, strained
+from test_bispectrum import displaced
 
 SPECIES = ["Si", "C", "O"]
 
@@ -31,48 +29,6 @@ def rattled(seed, reps=(1, 1, 1)):
     atoms.positions += rng.normal(0.0, 0.15, atoms.positions.shape)
     atoms.set_chemical_symbols(rng.choice(SPECIES, len(atoms)))
     return atoms
-
-
-def cluster(seed):
-    atoms = molecule("CH3CH2OH")
-    atoms.set_chemical_symbols(["C", "C", "O", "Si", "Si", "O", "C", "Si", "Si"])
-    atoms.rattle(0.1, seed=seed)
-    atoms.center(vacuum=4.0)  # a cell to strain; the system stays open (pbc False)
-    return atoms
-
-
-OPTIONS = [dict(), dict(normalize=True), dict(cutoff_transition_width=0.0, center_atom_weight=0.4)]
-
-
-@pytest.mark.parametrize("options", OPTIONS)
-@pytest.mark.parametrize("system", ["periodic", "open"])
-def test_position_gradients_match_finite_differences(options, system):
-    atoms = rattled(1) if system == "periodic" else cluster(1)
-    d = soap(**options)
-    p, g = d.compute(atoms, gradients=True)
-    np.testing.assert_array_equal(p, d.compute(atoms))
-    h = 1e-5
-    for k in range(len(atoms)):
-        for c in range(3):
-            fd = (d.compute(displaced(atoms, k, c, h)) - d.compute(displaced(atoms, k, c, -h))) / (2 * h)
-            analytic = np.zeros_like(fd)
-            rows = g.neighbors == k
-            analytic[g.centers[rows]] = g.values[rows, c]
-            np.testing.assert_allclose(analytic, fd, rtol=0, atol=1e-7 * max(1.0, np.abs(fd).max()))
-
-
-@pytest.mark.parametrize("options", OPTIONS)
-@pytest.mark.parametrize("system", ["periodic", "open"])
-def test_virial_matches_finite_strain(options, system):
-    atoms = rattled(2) if system == "periodic" else cluster(2)
-    d = soap(**options)
-    _, g = d.compute(atoms, gradients=True)
-    h = 1e-6
-    for v in range(6):
-        fd = (d.compute(strained(atoms, v, h)) - d.compute(strained(atoms, v, -h))) / (2 * h)
-        # the virial is -dP/d(strain)
-        np.testing.assert_allclose(-g.virial[:, v], fd, rtol=0,
-                                   atol=1e-7 * max(1.0, np.abs(fd).max()))
 
 
 def test_small_cell_images_are_summed_into_one_row():
@@ -125,21 +81,6 @@ def test_shape_order_and_normalization():
     assert np.all(blocks[:, :5] == 0) and np.all(blocks[:, 5] != 0)
 
 
-def test_results_do_not_depend_on_thread_count():
-    atoms = rattled(5, reps=(2, 2, 2))
-    d = soap()
-    try:
-        mlpot.set_num_threads(1)
-        p1, g1 = d.compute(atoms, gradients=True)
-        mlpot.set_num_threads(2)
-        p2, g2 = d.compute(atoms, gradients=True)
-    finally:
-        mlpot.set_num_threads(0)
-    np.testing.assert_array_equal(p1, p2)
-    np.testing.assert_array_equal(g1.values, g2.values)
-    np.testing.assert_array_equal(g1.virial, g2.virial)
-
-
 def test_isolated_atom_and_empty_structure():
     d = soap()
     lone = Atoms("Si", positions=[[0, 0, 0]])
@@ -150,46 +91,6 @@ def test_isolated_atom_and_empty_structure():
     np.testing.assert_array_equal(p, 0)  # no density at all stays zero when normalised
     empty = d.compute(Atoms(), gradients=True)
     assert empty[0].shape == (0, d.n_features) and empty[1].values.shape == (0, 3, d.n_features)
-
-
-small_floats = st.floats(-3.0, 3.0, allow_nan=False)
-
-
-@given(
-    angles=st.tuples(small_floats, small_floats, small_floats),
-    shift=st.tuples(small_floats, small_floats, small_floats),
-    seed=st.integers(0, 2**16),
-)
-def test_rotation_translation_permutation_invariance(angles, shift, seed):
-    atoms = rattled(seed)
-    d = soap()
-    p = d.compute(atoms)
-    rotation = Rotation.from_rotvec(angles).as_matrix()
-    moved = atoms.copy()
-    moved.set_cell(atoms.cell.array @ rotation.T)
-    moved.positions = atoms.positions @ rotation.T + np.array(shift)
-    np.testing.assert_allclose(d.compute(moved), p, rtol=0, atol=1e-11)
-    order = np.random.default_rng(seed).permutation(len(atoms))
-    np.testing.assert_allclose(d.compute(atoms[order]), p[order], rtol=0, atol=1e-13)
-    # gradients rotate as vectors; they are sparse rows in the permuted atom order
-    _, g = d.compute(atoms, gradients=True)
-    _, gm = d.compute(moved, gradients=True)
-    np.testing.assert_array_equal(g.neighbors, gm.neighbors)
-    np.testing.assert_allclose(gm.values, np.einsum("ab,rbf->raf", rotation, g.values), rtol=0,
-                               atol=1e-10)
-
-
-@given(reps=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 2)),
-       seed=st.integers(0, 2**16))
-def test_supercell_replication(reps, seed):
-    atoms = rattled(seed)
-    d = soap()
-    p, g = d.compute(atoms, gradients=True)
-    big = atoms * reps
-    n = int(np.prod(reps))
-    pb, gb = d.compute(big, gradients=True)
-    np.testing.assert_allclose(pb, np.tile(p, (n, 1)), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(gb.virial, np.tile(g.virial, (n, 1, 1)), rtol=0, atol=1e-11)
 
 
 @pytest.mark.parametrize(

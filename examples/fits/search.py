@@ -274,7 +274,7 @@ def write_config(result, published, files, data: Path, path: Path) -> None:
             f"fweight = {chosen['force_weight'] * factors['force']!r}",
             f"vweight = {chosen['stress_weight']!r}",
         ]
-    lines += ["", "[output]", f'model = "{name}.model.json"', f'lammps = "{name}"', ""]
+    lines += ["", "[output]", f'model = "{name}.mlpot"', f'lammps = "{name}"', ""]
     path.write_text("\n".join(lines))
 
 
@@ -283,7 +283,7 @@ def main():
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cases", nargs="*", help="e.g. Mo_snap Si_qsnap MoNbTaW_snap (default: all)")
     parser.add_argument("--out", type=Path, help="write the results (JSON) here")
-    parser.add_argument("--save-models", type=Path, help="write the final models (mlpot JSON) here")
+    parser.add_argument("--save-models", type=Path, help="write the final models (mlpot model files, NAME.mlpot) here")
     parser.add_argument("--write-configs", action="store_true", help="write examples/fits/<case>.toml")
     args = parser.parse_args()
     all_cases = cases(args.data)
@@ -305,7 +305,7 @@ def main():
             write_config(result, published, files, args.data, ROOT / "examples" / "fits" / f"{name}.toml")
         if args.save_models:
             args.save_models.mkdir(parents=True, exist_ok=True)
-            final.save(args.save_models / f"{name}.json")
+            final.save(args.save_models / f"{name}.mlpot")
         if args.out:
             args.out.write_text(json.dumps(results, indent=1))
 

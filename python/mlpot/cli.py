@@ -43,7 +43,7 @@ A SNAP fit::
     outer = 4.8
 
     [output]
-    model = "Ta.json"                # mlpot model file
+    model = "Ta.mlpot"               # mlpot model file (default model.mlpot)
     lammps = "Ta_pot"                # optional: also write Ta_pot.snapcoeff / .snapparam
 
 A GAP fit (QUIP gap_fit's names; [data], [baseline] and [output] model as above)::
@@ -105,8 +105,13 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 import numpy as np
 
-from mlpot.baselines import ZBLParams
+from mlpot import io, lammps
+from mlpot.baselines import ZBL, ZBLParams
+from mlpot.demo import run_demo
 from mlpot.descriptors import DESCRIPTORS
+from mlpot.metrics import errors
+from mlpot.modelfile import load
+from mlpot.models import GAP, SNAP, training
 from mlpot.models.specs import GAPParams, SNAPFitParams, SNAPParams
 
 
@@ -141,6 +146,9 @@ _PATHS = _Type(
 #: docstring); `type` keys are checked with the model type they choose.
 _DATA_KEYS = {"train": _PATHS, "validation": _PATHS, "validation_fraction": _NUMBER, "seed": _INT}
 _OUTPUT_KEYS = {"model": _STRING, "lammps": _STRING}
+#: [output] model when none is given: model files are zip archives (JSON + .npy arrays), so
+#: not ".json"; `mlpot.load` tells the versions by content, whatever the name
+DEFAULT_MODEL_FILE = "model.mlpot"
 _BASELINE_KEYS = {"type": _STRING, **ZBLParams.config_kinds()}
 #: the descriptor specs by kind: [descriptor] of each model type, and [[two_body]]
 _DESCRIPTOR_SPECS = {kind: cls.Params for kind, cls in DESCRIPTORS.items()}
@@ -208,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "schema":
                 print(json.dumps(config_schema(), indent=1))
             else:
-                from mlpot.demo import run_demo
-
                 run_demo(seed=args.seed)
         except (ValueError, TypeError, OSError) as error:
             print(f"{prog}: error: {error}", file=sys.stderr)
@@ -428,8 +434,6 @@ def _describe(value) -> str:
 def build_model(config: dict):
     """The unfitted model of a checked configuration (`load_config`) and the keywords of its
     fit() besides the frames. Invalid values raise ConfigError naming the section."""
-    import mlpot
-
     kind = model_type(config)
     model_config = {k: v for k, v in config.get("model", {}).items() if k != "type"}
     descriptor = {k: v for k, v in config["descriptor"].items() if k != "type"}
@@ -440,7 +444,7 @@ def build_model(config: dict):
     if kind == "snap":
         with _section("[model]"):
             quadratic = model_config.get("quadratic", False)
-            model = mlpot.SNAP(descriptor, quadratic=quadratic, baseline=baseline)
+            model = SNAP(descriptor, quadratic=quadratic, baseline=baseline)
         fit_keywords = {k: v for k, v in model_config.items() if k in _SNAP_FIT_KEYS}
         _check_fit_weights(fit_keywords, groups)
         if groups:
@@ -452,14 +456,12 @@ def build_model(config: dict):
             terms.append(DESCRIPTORS["distance_2b"](**term))
     group_sigma = {name: group["sigma"] for name, group in (groups or {}).items() if "sigma" in group}
     with _section("[model]"):
-        model = mlpot.GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
+        model = GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
     return model, {}
 
 
 def _check_fit_weights(fit_keywords: dict, groups: dict | None) -> None:
     """The weights and ridge of a SNAP fit as SNAP.fit checks them, before the data are read."""
-    from mlpot.models import training
-
     with _section("[model]"):
         SNAPFitParams(**fit_keywords)
     with _section("[groups]"):
@@ -484,9 +486,6 @@ def _section(where: str):
 
 def run_fit(config_path: Path, progress: bool = True):
     """Fit the model a configuration describes, save it and print its error tables."""
-    import mlpot
-    from mlpot import io
-
     config = load_config(config_path)
     base = config_path.resolve().parent
     # bad values and an unwritable output fail before the data are read and the model fitted
@@ -514,11 +513,11 @@ def run_fit(config_path: Path, progress: bool = True):
     model.save(model_path)
     print(f"model saved to {model_path}")
     if lammps_prefix is not None:
-        mlpot.lammps.write_snap(model, lammps_prefix)
+        lammps.write_snap(model, lammps_prefix)
         print(f"LAMMPS files written: {lammps_prefix}.snapcoeff / .snapparam")
-    print("\ntraining errors\n" + str(mlpot.errors(model, train)))
+    print("\ntraining errors\n" + str(errors(model, train)))
     if validation:
-        print("\nvalidation errors\n" + str(mlpot.errors(model, validation)))
+        print("\nvalidation errors\n" + str(errors(model, validation)))
     return model
 
 
@@ -526,7 +525,7 @@ def output_paths(config: dict, base: Path) -> tuple[Path, Path | None]:
     """The model file and the LAMMPS files' prefix (None if not asked for) of a checked
     configuration, relative paths taken from ``base``."""
     output = config.get("output", {})
-    model_path = base / output.get("model", "model.json")
+    model_path = base / output.get("model", DEFAULT_MODEL_FILE)
     return model_path, (base / output["lammps"] if "lammps" in output else None)
 
 
@@ -554,12 +553,9 @@ def check_writable(path: Path, where: str) -> None:
 
 def run_eval(model_path: Path, data: list[str], plot: Path | None = None):
     """Print the error table of a saved model on data; optionally draw parity plots."""
-    import mlpot
-    from mlpot import io
-
-    model = mlpot.load(model_path)
+    model = load(model_path)
     frames = io.read(_paths(data, Path.cwd()))
-    table = mlpot.errors(model, frames)
+    table = errors(model, frames)
     print(table)
     if plot is not None:
         parity_plot(table.parity, plot)
@@ -574,8 +570,6 @@ def make_baseline(section: dict | None):
     kind = section.pop("type", None)
     if kind != "zbl":
         raise ConfigError(f"[baseline] type must be \"zbl\", got {kind!r}")
-    from mlpot.baselines import ZBL
-
     with _section("[baseline]"):
         return ZBL(**section)
 
@@ -601,6 +595,7 @@ def split_frames(frames: list, fraction: float, seed: int) -> tuple[list, list]:
 def parity_plot(parity, path: Path) -> None:
     """Energy-per-atom and force-component parity plots (reference x, model y) from the
     compared values of an error report (``mlpot.errors(...).parity``), one colour per group."""
+    # matplotlib is optional (the plot extra) and slow to import: only `eval --plot` needs it
     import matplotlib
 
     matplotlib.use("Agg")

@@ -5,8 +5,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::structure::Structure;
 
-/// A rattled simple-cubic cell of `reps` cells of side `a` (Angstrom), sheared a little so
-/// that it is triclinic, with elements drawn from `species` and displacements up to
+/// A rattled simple-cubic cell of `reps` cells of side `a` (Angstrom), sheared a little (by
+/// 0.3 and -0.2 Angstrom) so that it is triclinic, with elements drawn from `species` and displacements up to
 /// `rattle` Angstrom. Periodic along all axes when `periodic`, else a cluster.
 pub fn rattled_cell(
     seed: u64,
@@ -29,7 +29,7 @@ pub fn rattled_cell(
         }
     }
     let [nx, ny, nz] = reps.map(|n| n as f64 * a);
-    let cell = [[nx, 0.0, 0.0], [0.13 * a, ny, 0.0], [-0.07 * a, 0.05 * a, nz]];
+    let cell = [[nx, 0.0, 0.0], [0.3, ny, 0.0], [0.0, -0.2, nz]];
     Structure::new(positions, cell, [periodic; 3], numbers).unwrap()
 }
 

@@ -4,6 +4,7 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::descriptors::DescriptorExt;
 use crate::structure::Structure;
+use crate::test_support::{moved, rattled_cell};
 
 fn params(twojmax: usize, species: Vec<u32>) -> BispectrumParams {
     let n = species.len();
@@ -25,30 +26,7 @@ fn params(twojmax: usize, species: Vec<u32>) -> BispectrumParams {
 
 /// A rattled simple-cubic periodic cell of 8 atoms with elements drawn from `species`.
 fn structure(seed: u64, species: &[u32]) -> Structure {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let a = 2.6;
-    let mut positions = Vec::new();
-    let mut numbers = Vec::new();
-    for x in 0..2 {
-        for y in 0..2 {
-            for z in 0..2 {
-                positions.push([x, y, z].map(|c| c as f64 * a + rng.random_range(-0.25..0.25)));
-                numbers.push(species[rng.random_range(0..species.len())]);
-            }
-        }
-    }
-    let cell = [
-        [2.0 * a, 0.0, 0.0],
-        [0.3, 2.0 * a, 0.0],
-        [0.0, -0.2, 2.0 * a],
-    ];
-    Structure::new(positions, cell, [true; 3], numbers).unwrap()
-}
-
-fn moved(s: &Structure, atom: usize, c: usize, h: f64) -> Structure {
-    let mut positions = s.positions().to_vec();
-    positions[atom][c] += h;
-    Structure::new(positions, *s.cell(), s.pbc(), s.numbers().to_vec()).unwrap()
+    rattled_cell(seed, species, 2.6, [2, 2, 2], 0.25, true)
 }
 
 /// Every combination of the flags that change the values.

@@ -12,6 +12,7 @@ use super::spherical_harmonics::SphericalHarmonics;
 use super::*;
 use crate::descriptors::DescriptorExt;
 use crate::structure::Structure;
+use crate::test_support::{moved, rattled_cell};
 
 fn params(species: Vec<u32>) -> SoapParams {
     SoapParams {
@@ -308,32 +309,9 @@ fn spherical_harmonic_gradients_match_finite_differences() {
     }
 }
 
-/// A rattled periodic cell of 8 atoms with elements drawn from `species`.
+/// A rattled simple-cubic periodic cell of 8 atoms with elements drawn from `species`.
 fn structure(seed: u64, species: &[u32]) -> Structure {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let a = 2.4;
-    let mut positions = Vec::new();
-    let mut numbers = Vec::new();
-    for x in 0..2 {
-        for y in 0..2 {
-            for z in 0..2 {
-                positions.push([x, y, z].map(|c| c as f64 * a + rng.random_range(-0.3..0.3)));
-                numbers.push(species[rng.random_range(0..species.len())]);
-            }
-        }
-    }
-    let cell = [
-        [2.0 * a, 0.0, 0.0],
-        [0.3, 2.0 * a, 0.0],
-        [0.0, -0.2, 2.0 * a],
-    ];
-    Structure::new(positions, cell, [true; 3], numbers).unwrap()
-}
-
-fn moved(s: &Structure, atom: usize, c: usize, h: f64) -> Structure {
-    let mut positions = s.positions().to_vec();
-    positions[atom][c] += h;
-    Structure::new(positions, *s.cell(), s.pbc(), s.numbers().to_vec()).unwrap()
+    rattled_cell(seed, species, 2.4, [2, 2, 2], 0.3, true)
 }
 
 #[test]
