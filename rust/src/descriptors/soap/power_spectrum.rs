@@ -217,10 +217,16 @@ fn derivatives_n<const N: usize>(
                 };
                 acc.fill(0.0);
                 if pair.0 == pair.1 {
-                    // d(c.c) = d.c + c.d = X + X^T with X = d.c, formed as two outer
-                    // products with unit-stride access: an in-place transpose-add invites
-                    // gathers and scatters, which measured 2.7x slower for the whole kernel
-                    outer2(acc, d, species_block(t), l, n);
+                    // d(c.c) = d.c + c.d = X + X^T with X = d.c
+                    outer(acc, d, species_block(t), l, n);
+                    for n1 in 0..n {
+                        for n2 in 0..n1 {
+                            let sym = acc[n1 * n + n2] + acc[n2 * n + n1];
+                            acc[n1 * n + n2] = sym;
+                            acc[n2 * n + n1] = sym;
+                        }
+                        acc[n1 * n + n1] *= 2.0;
+                    }
                 } else if pair.0 == t {
                     outer(acc, d, species_block(pair.1), l, n);
                 } else {
@@ -234,33 +240,15 @@ fn derivatives_n<const N: usize>(
 }
 
 /// acc[n1][n2] += sum over m of a[lm][n1] b[lm][n2] at angular channel l.
-///
-/// Written over rows of acc (unit stride along n2) so that the vectorizer runs along the
-/// rows: with index arithmetic it has chosen columns (stride n: gathers and scatters),
-/// which measured 2.7x slower for the whole kernel.
 #[inline(always)]
 fn outer(acc: &mut [f64], a: &[f64], b: &[f64], l: usize, n: usize) {
     for lm in l * l..(l + 1) * (l + 1) {
         let a = &a[lm * n..(lm + 1) * n];
         let b = &b[lm * n..(lm + 1) * n];
-        for (row, &x) in acc.chunks_exact_mut(n).zip(a) {
-            for (o, &y) in row.iter_mut().zip(b) {
-                *o += x * y;
-            }
-        }
-    }
-}
-
-/// acc[n1][n2] += sum over m of a[lm][n1] b[lm][n2] + b[lm][n1] a[lm][n2] (X + X^T of
-/// `outer`, without a transposed pass) at angular channel l.
-#[inline(always)]
-fn outer2(acc: &mut [f64], a: &[f64], b: &[f64], l: usize, n: usize) {
-    for lm in l * l..(l + 1) * (l + 1) {
-        let a = &a[lm * n..(lm + 1) * n];
-        let b = &b[lm * n..(lm + 1) * n];
-        for ((row, &x), &y) in acc.chunks_exact_mut(n).zip(a).zip(b) {
-            for ((o, &bv), &av) in row.iter_mut().zip(b).zip(a) {
-                *o += x * bv + y * av;
+        for n1 in 0..n {
+            let x = a[n1];
+            for n2 in 0..n {
+                acc[n1 * n + n2] += x * b[n2];
             }
         }
     }
