@@ -141,11 +141,6 @@ pub trait Descriptor: Send + Sync {
     fn dot_product_columns(&self) -> Option<(Vec<usize>, Vec<f64>)> {
         None
     }
-    /// Whether the vectors are normalised to unit length (what a dot-product kernel on
-    /// them assumes).
-    fn normalized(&self) -> bool {
-        false
-    }
 }
 
 /// "the {name}" or "the {name} {what}", for the messages of memory errors.

@@ -367,10 +367,6 @@ impl Descriptor for Soap {
     fn dot_product_columns(&self) -> Option<(Vec<usize>, Vec<f64>)> {
         Some(self.spectrum.symmetric_columns())
     }
-
-    fn normalized(&self) -> bool {
-        self.params.normalize
-    }
 }
 
 fn norm(v: &[f64]) -> f64 {
