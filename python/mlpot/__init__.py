@@ -10,7 +10,7 @@ from mlpot.baselines import ZBL
 from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradients
 # the models before modelfile: importing mlpot.models registers the model kinds, and
 # mlpot.modelfile (which the models use) reads the registry, a leaf module of mlpot.models
-from mlpot.models import GAP, SNAP, Distance2b
+from mlpot.models import GAP, SNAP, Distance2b, LinearModel
 from mlpot.modelfile import ModelFileError, load
 from mlpot.metrics import errors
 from mlpot.models.lstsq import RankDeficientWarning
@@ -25,6 +25,7 @@ __all__ = [
     "ZBL",
     "ModelFileError",
     "SNAP",
+    "LinearModel",
     "GAP",
     "Distance2b",
     "RankDeficientWarning",

@@ -2,8 +2,10 @@
 (the JSON schema of a configuration), ``mlpot demo``.
 
 A fit configuration (TOML; paths are relative to the configuration file). ``[model] type``
-chooses the model: "snap" (the default: SNAP or quadratic SNAP on the bispectrum) or "gap"
-(a sparse Gaussian process on SOAP, optionally plus two-body terms). Unknown sections and
+chooses the model: "snap" (the default: SNAP or quadratic SNAP on the bispectrum), "linear"
+(the same linear or quadratic model on any per-atom descriptor: ``[descriptor] type`` is
+then required, "soap" or "bispectrum" or any later descriptor) or "gap" (a sparse Gaussian
+process on SOAP, optionally plus two-body terms). Unknown sections and
 keys, and keys of the other model type, are errors, never ignored; so are values of another
 TOML type than shown here (flags are true/false, not "false"; numbers are 4.5 or 4, not
 "4.5"), and an output location that cannot be written, found before the data are read.
@@ -16,7 +18,7 @@ A SNAP fit::
     seed = 0
 
     [descriptor]                     # mlpot.Bispectrum keywords (LAMMPS compute sna/atom)
-    type = "bispectrum"              # optional: the only descriptor of SNAP
+    type = "bispectrum"              # optional: the descriptor of SNAP
     twojmax = 6
     rcutfac = 4.67
     radelem = { Ta = 0.5 }
@@ -46,10 +48,28 @@ A SNAP fit::
     model = "Ta.mlpot"               # mlpot model file (default model.mlpot)
     lammps = "Ta_pot"                # optional: also write Ta_pot.snapcoeff / .snapparam
 
+A linear (or quadratic) model on another descriptor: [data], [groups.NAME], [baseline]
+and [output] model as for SNAP, [model] with the keys of SNAP's [model]::
+
+    [descriptor]                     # the keywords of the descriptor of this type
+    type = "soap"                    # required: any per-atom descriptor (mlpot.LinearModel)
+    cutoff = 4.5
+    n_max = 6
+    l_max = 4
+    species = ["Si"]
+
+    [model]
+    type = "linear"
+    quadratic = false
+    energy_weight = 1.0
+    force_weight = 1.0
+    ridge = 1e-8
+
 A GAP fit (QUIP gap_fit's names; [data], [baseline] and [output] model as above)::
 
     [descriptor]                     # mlpot.SOAP keywords (always used normalised)
-    type = "soap"                    # optional: the only descriptor of GAP
+    type = "soap"                    # optional: the default (and today the only)
+                                     # descriptor of GAP, one with unit-length vectors
     cutoff = 5.4
     n_max = 8
     l_max = 8
@@ -76,7 +96,8 @@ A GAP fit (QUIP gap_fit's names; [data], [baseline] and [output] model as above)
     [groups.Liquid]                  # optional per-group sigmas (gap_fit config_type_sigma)
     sigma = [0.003, 0.15, 0.01]
 
-A GAP model is saved as an mlpot model file only: ``[output] lammps`` is SNAP-only.
+A GAP or linear model is saved as an mlpot model file only: ``[output] lammps`` is
+SNAP-only.
 
 The [descriptor], [[two_body]], [baseline] and [model] keys, their types and ranges are
 those of the parameter specs (`mlpot.params`); ``mlpot schema`` prints them as a JSON schema,
@@ -111,8 +132,8 @@ from mlpot.demo import run_demo
 from mlpot.descriptors import DESCRIPTORS
 from mlpot.metrics import errors
 from mlpot.modelfile import load
-from mlpot.models import GAP, SNAP, training
-from mlpot.models.specs import GAPParams, SNAPFitParams, SNAPParams
+from mlpot.models import GAP, SNAP, LinearModel, training
+from mlpot.models.specs import GAPParams, LinearParams, SNAPFitParams, SNAPParams
 
 
 @dataclass(frozen=True)
@@ -155,17 +176,28 @@ _DESCRIPTOR_SPECS = {kind: cls.Params for kind, cls in DESCRIPTORS.items()}
 #: the constructor keywords of the descriptors (mlpot.Bispectrum, mlpot.SOAP without
 #: normalize, which GAP sets, and mlpot.Distance2b for [[two_body]]), from their specs
 _DESCRIPTOR_KEYS = {kind: spec.config_kinds() for kind, spec in _DESCRIPTOR_SPECS.items()}
-_MODEL_TYPES = ("snap", "gap")
-#: the descriptor of each model type ([descriptor] type)
-_DESCRIPTOR_TYPE = {"snap": "bispectrum", "gap": "soap"}
-#: [model] keys of each type besides `type`: SNAP constructor, SNAP.fit, GAP constructor
+#: the model class of each [model] type; the class declares the descriptors it takes
+#: (`descriptor_kinds`, `default_descriptor`) and whether it writes LAMMPS files
+_MODELS = {"snap": SNAP, "gap": GAP, "linear": LinearModel}
+_MODEL_TYPES = tuple(_MODELS)
+#: the [model] type of a configuration that names none
+_DEFAULT_MODEL = "snap"
+#: [model] keys of each type besides `type`: the constructor's spec, and the fit's for the
+#: linear models (SNAP and LinearModel share LinearModel.fit)
 _SNAP_MODEL_KEYS = SNAPParams.config_kinds()
 _SNAP_FIT_KEYS = SNAPFitParams.config_kinds()
+_LINEAR_MODEL_KEYS = LinearParams.config_kinds()
 _GAP_MODEL_KEYS = GAPParams.config_kinds()
-_MODEL_KEYS = {"snap": _SNAP_MODEL_KEYS | _SNAP_FIT_KEYS, "gap": _GAP_MODEL_KEYS}
-#: [groups.NAME] keys: FitSNAP's weights for SNAP, gap_fit's config_type_sigma for GAP
+_MODEL_SPECS = {"snap": (SNAPParams, SNAPFitParams), "gap": (GAPParams,), "linear": (LinearParams, SNAPFitParams)}
+_MODEL_KEYS = {
+    kind: {k: v for spec in specs for k, v in spec.config_kinds().items()} for kind, specs in _MODEL_SPECS.items()
+}
+#: [groups.NAME] keys: FitSNAP's weights for the linear models, gap_fit's
+#: config_type_sigma for GAP
+_WEIGHT_KEYS = dict.fromkeys(("eweight", "fweight", "vweight"), _NUMBER)
 _GROUP_KEYS = {
-    "snap": dict.fromkeys(("eweight", "fweight", "vweight"), _NUMBER),
+    "snap": _WEIGHT_KEYS,
+    "linear": _WEIGHT_KEYS,
     "gap": {"sigma": next(f for f in GAPParams.parameters() if f.name == "group_sigma").metadata["kind"].value},
 }
 #: the sections and their shapes: a table, an array of tables, or tables by name
@@ -258,13 +290,8 @@ def check_config(config: dict, path: Path | str = "configuration") -> dict:
     kind = model_type(config, path)
     _check_table(path, "[model]", config.get("model", {}), _MODEL_KEYS[kind] | {"type": _STRING}, kind)
     descriptor = dict(config["descriptor"])
-    wanted = _DESCRIPTOR_TYPE[kind]
-    given = descriptor.pop("type", wanted)
-    if given != wanted:
-        raise ConfigError(
-            f"{path}: [descriptor] type {given!r} does not fit [model] type {kind!r}, which uses {wanted!r}"
-        )
-    _check_table(path, "[descriptor]", descriptor, _DESCRIPTOR_KEYS[wanted], kind)
+    descriptor.pop("type", None)
+    _check_table(path, "[descriptor]", descriptor, _DESCRIPTOR_KEYS[descriptor_type(config, path)], kind)
 
     two_body = config.get("two_body", [])
     if two_body and kind != "gap":
@@ -274,18 +301,41 @@ def check_config(config: dict, path: Path | str = "configuration") -> dict:
 
     for name, group in config.get("groups", {}).items():
         _check_table(path, f"[groups.{name}]", group, _GROUP_KEYS[kind], kind)
-    if kind == "gap" and "lammps" in config.get("output", {}):
+    if not _MODELS[kind].writes_lammps and "lammps" in config.get("output", {}):
+        writers = " and ".join(cls.kind for cls in _MODELS.values() if cls.writes_lammps)
         raise ConfigError(
-            f"{path}: [output] lammps: LAMMPS files are written for SNAP only; a GAP model is saved "
-            "as an mlpot model file ([output] model)"
+            f"{path}: [output] lammps: LAMMPS files are written for {writers} only; a "
+            f"{_MODELS[kind].kind} model is saved as an mlpot model file ([output] model)"
         )
     return config
 
 
+def descriptor_type(config: dict, path: Path | str = "configuration") -> str:
+    """The [descriptor] type of a configuration: one of the kinds its model class takes
+    (`Model.descriptor_kinds`), by default the class's `default_descriptor`; ConfigError
+    if it names another or none is given where the model has no default."""
+    cls = _MODELS[model_type(config, path)]
+    kinds = cls.descriptor_kinds()
+    alternatives = " or ".join(map(repr, kinds))
+    given = config["descriptor"].get("type", cls.default_descriptor)
+    if given is None:
+        raise ConfigError(
+            f"{path}: [descriptor] type is required for [model] type {model_type(config)!r}: "
+            f"the descriptor, {alternatives}"
+        )
+    if given not in kinds:
+        raise ConfigError(
+            f"{path}: [descriptor] type {given!r} does not fit [model] type {model_type(config)!r}, "
+            f"which uses {alternatives}"
+        )
+    return given
+
+
 def config_schema() -> dict:
     """The JSON schema (draft 2020-12) of a fit configuration as read from TOML, generated
-    from the parameter specs of the descriptors, the baseline and the models: one of a SNAP
-    and a GAP configuration. It states the keys, types and ranges that `check_config` and
+    from the parameter specs of the descriptors, the baseline and the models: one of a
+    configuration per [model] type (SNAP, GAP, linear), each with the descriptors its model
+    class takes. It states the keys, types and ranges that `check_config` and
     the constructors enforce (not the relations between keys, such as rmin0 below the
     smallest pair cutoff, nor which output paths can be written)."""
 
@@ -304,13 +354,17 @@ def config_schema() -> dict:
     baseline = typed(ZBLParams.json_schema(config=True), "zbl", required=True)
 
     def variant(kind: str) -> dict:
-        descriptor = typed(_DESCRIPTOR_SPECS[_DESCRIPTOR_TYPE[kind]].json_schema(config=True), _DESCRIPTOR_TYPE[kind])
-        specs = (SNAPParams, SNAPFitParams) if kind == "snap" else (GAPParams,)
+        cls = _MODELS[kind]
+        descriptors = [
+            typed(_DESCRIPTOR_SPECS[d].json_schema(config=True), d, required=d != cls.default_descriptor)
+            for d in cls.descriptor_kinds()
+        ]
+        descriptor = descriptors[0] if len(descriptors) == 1 else {"oneOf": descriptors}
         model = {"type": "object", "properties": {}, "additionalProperties": False}
-        for spec in specs:
+        for spec in _MODEL_SPECS[kind]:
             model["properties"].update(spec.json_schema(config=True)["properties"])
-        model = typed(model, kind, required=kind != "snap")
-        output = table(_OUTPUT_KEYS if kind == "snap" else {"model": _STRING})
+        model = typed(model, kind, required=kind != _DEFAULT_MODEL)
+        output = table(_OUTPUT_KEYS if cls.writes_lammps else {"model": _STRING})
         properties = {
             "data": data,
             "descriptor": descriptor,
@@ -321,13 +375,13 @@ def config_schema() -> dict:
         }
         if kind == "gap":
             properties["two_body"] = {"type": "array", "items": _DESCRIPTOR_SPECS["distance_2b"].json_schema(config=True)}
-        required = ["data", "descriptor", *(["model"] if kind != "snap" else [])]
+        required = ["data", "descriptor", *(["model"] if kind != _DEFAULT_MODEL else [])]
         return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mlpot fit configuration",
-        "oneOf": [variant("snap"), variant("gap")],
+        "oneOf": [variant(kind) for kind in _MODEL_TYPES],
     }
 
 
@@ -378,8 +432,8 @@ def _check_data(path, data: dict) -> None:
 
 
 def model_type(config: dict, path: Path | str = "configuration") -> str:
-    """The [model] type of a configuration: "snap" (default) or "gap"."""
-    kind = config.get("model", {}).get("type", "snap")
+    """The [model] type of a configuration: "snap" (default), "gap" or "linear"."""
+    kind = config.get("model", {}).get("type", _DEFAULT_MODEL)
     if kind not in _MODEL_TYPES:
         raise ConfigError(f"{path}: [model] type must be one of {list(_MODEL_TYPES)}, got {kind!r}")
     return kind
@@ -440,11 +494,11 @@ def build_model(config: dict):
     groups = config.get("groups")
     baseline = make_baseline(config.get("baseline"))
     with _section("[descriptor]"):
-        descriptor = DESCRIPTORS[_DESCRIPTOR_TYPE[kind]](**descriptor)
-    if kind == "snap":
+        descriptor = DESCRIPTORS[descriptor_type(config)](**descriptor)
+    if kind != "gap":  # the linear models: SNAP, LinearModel
         with _section("[model]"):
             quadratic = model_config.get("quadratic", False)
-            model = SNAP(descriptor, quadratic=quadratic, baseline=baseline)
+            model = _MODELS[kind](descriptor, quadratic=quadratic, baseline=baseline)
         fit_keywords = {k: v for k, v in model_config.items() if k in _SNAP_FIT_KEYS}
         _check_fit_weights(fit_keywords, groups)
         if groups:
@@ -461,7 +515,7 @@ def build_model(config: dict):
 
 
 def _check_fit_weights(fit_keywords: dict, groups: dict | None) -> None:
-    """The weights and ridge of a SNAP fit as SNAP.fit checks them, before the data are read."""
+    """The weights and ridge of a linear fit as LinearModel.fit checks them, before the data are read."""
     with _section("[model]"):
         SNAPFitParams(**fit_keywords)
     with _section("[groups]"):

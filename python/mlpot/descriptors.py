@@ -143,6 +143,15 @@ class _Described:
 
     kind: str
     Params: type
+    #: one vector per atom, summed into the energy by a model (a linear model or a
+    #: dot-product kernel takes any such descriptor); False for a pair term (Distance2b)
+    per_atom: bool = False
+
+    @classmethod
+    def can_normalize(cls) -> bool:
+        """Whether the descriptor offers unit-length vectors (its spec has ``normalize``),
+        as a dot-product kernel of normalised vectors (GAP) wants them."""
+        return any(f.name == "normalize" for f in cls.Params.parameters())
 
     def to_dict(self) -> dict:
         """The parameters as JSON-able data (every field: a later change of a default does
@@ -193,6 +202,7 @@ class _CoreDescriptor(_Described):
     """
 
     Gradients: type
+    per_atom = True
 
     def _setup_core(self, core_params: dict) -> None:
         self._core = _core.Descriptor(self.kind, json.dumps(core_params))

@@ -49,6 +49,10 @@ def write_snap(model, prefix) -> tuple[str, str]:
     Numbers are written with 17 significant digits, so LAMMPS reads the exact coefficients.
     A baseline is not part of these files: a warning says so, and LAMMPS needs it as a
     separate pair style (``pair_style hybrid/overlay zbl ... snap``). Returns the two paths."""
+    if not getattr(model, "writes_lammps", False):
+        raise TypeError(
+            f"LAMMPS SNAP files are written for mlpot.SNAP models only, got {type(model).__name__}"
+        )
     coefficients = model.coefficients
     if coefficients is None:
         raise ValueError("the model has no coefficients yet: fit it before writing LAMMPS files")

@@ -18,7 +18,7 @@ import numpy as np
 
 from mlpot import _core, modelfile
 from mlpot.calculator import MLPotCalculator
-from mlpot.descriptors import _flag
+from mlpot.descriptors import DESCRIPTORS, _flag
 
 __all__ = ["Model", "check_baseline", "progress"]
 
@@ -61,6 +61,23 @@ class Model:
     #: whether ``predict(atoms, variance=True)`` is available
     has_variance: bool = False
     baseline = None
+    #: the ``[descriptor] type`` of an ``mlpot fit`` configuration that names none (None:
+    #: a configuration must name one)
+    default_descriptor: str | None = None
+    #: whether `mlpot.lammps.write_snap` writes the model (``[output] lammps``)
+    writes_lammps: bool = False
+
+    @classmethod
+    def accepts(cls, descriptor_class: type) -> bool:
+        """Whether a configuration's ``[descriptor]`` may be of this descriptor class
+        (decided by the class's flags, such as ``per_atom``, never by its name)."""
+        return False
+
+    @classmethod
+    def descriptor_kinds(cls) -> tuple[str, ...]:
+        """The registered descriptor kinds (`mlpot.descriptors.DESCRIPTORS`) the model
+        accepts: the ``[descriptor] type`` values of its configurations."""
+        return tuple(kind for kind, d in DESCRIPTORS.items() if cls.accepts(d))
 
     @property
     def species(self) -> tuple[str, ...]:

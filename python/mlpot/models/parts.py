@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from mlpot import baselines
-from mlpot.descriptors import DESCRIPTORS, MAX_L_MAX, MAX_N_MAX, MAX_TWOJMAX, SOAP, Bispectrum
+from mlpot.descriptors import DESCRIPTORS, MAX_L_MAX, MAX_N_MAX, MAX_TWOJMAX, SOAP, Bispectrum, descriptor_to_dict
 from mlpot.modelfile import (
     anything,
     array,
@@ -34,7 +34,9 @@ __all__ = [
     "bispectrum_from_dict",
     "bispectrum_to_dict",
     "descriptor_body",
+    "descriptor_document",
     "descriptor_from_body",
+    "descriptor_from_document",
     "soap_from_dict",
     "soap_to_dict",
 ]
@@ -158,6 +160,22 @@ def descriptor_from_body(kind: str, data, path: str):
     if cls is None:
         fail(path, f"unknown descriptor kind {show(kind)} (known: {sorted(DESCRIPTORS)})")
     return build(path, lambda: cls.from_dict(data, path))
+
+
+def descriptor_document(descriptor) -> dict:
+    """Any registered descriptor as ``{"kind": ..., "params": every field of its spec}``
+    (`mlpot.descriptors.descriptor_to_dict`): the form of model kinds newer than the
+    descriptor registry, exact for every parameter (SOAP's ``normalize`` included)."""
+    return descriptor_to_dict(descriptor)
+
+
+def descriptor_from_document(data, path: str = "descriptor"):
+    """The descriptor of `descriptor_document`'s data, chosen by its kind in the registry;
+    ModelFileError naming the field by its path."""
+    d = fields(data, {"kind": string(sorted(DESCRIPTORS)), "params": anything}, path)
+    cls = DESCRIPTORS[d["kind"]]
+    # the spec's errors name the field by its full path already
+    return build("", lambda: cls.from_dict(d["params"], at(path, "params")))
 
 
 # -------------------------------------------------------------------- baselines

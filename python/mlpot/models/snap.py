@@ -1,51 +1,30 @@
-"""SNAP and quadratic SNAP potentials: fit, predict, serialize.
+"""SNAP and quadratic SNAP potentials: `mlpot.LinearModel` on the bispectrum.
 
 Atom i of element e has the energy (LAMMPS ``pair_style snap``)
 
     E_i = beta0_e + sum_k beta_ek B_ik + sum_{k<=l} alpha_ekl q_kl(B_i),
     q_kk = B_k^2 / 2,  q_kl = B_k B_l (k < l; quadratic SNAP only),
 
-with B_i the bispectrum of `mlpot.Bispectrum`. Energy, forces and virial are linear in the
-coefficients, so a fit is weighted linear least squares over energy, force and stress rows.
+with B_i the bispectrum of `mlpot.Bispectrum`. Fit, prediction and files are those of the
+linear model (`mlpot.models.linear`); SNAP adds the bispectrum's name, its own model-file
+form (kind "SNAP", the bispectrum under "bispectrum", as every SNAP file since the first
+release) and the LAMMPS files (`mlpot.lammps.write_snap`).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterable, Mapping
-
-import numpy as np
-from ase.data import atomic_numbers
-from threadpoolctl import threadpool_limits
-
-from mlpot import _core, _memory
-from mlpot.descriptors import Bispectrum, _flag
-from mlpot.modelfile import anything, array, boolean, check_shape, fields, string
-from mlpot.models import lstsq, training
-from mlpot.models.base import Model, check_baseline, progress as _progress
-from mlpot.models.parts import baseline_from_dict, baseline_to_dict, bispectrum_from_dict, bispectrum_to_dict
+from mlpot.descriptors import Bispectrum
+from mlpot.models.linear import LinearModel
+from mlpot.models.parts import bispectrum_from_dict, bispectrum_to_dict
 from mlpot.models.registry import register
 from mlpot.models.specs import SNAPParams
 from mlpot.models.system import LinearSystem
 
-#: The weights of a fixed term (a core baseline).
-_NO_WEIGHTS = np.zeros(0)
-
 __all__ = ["LinearSystem", "SNAP"]
 
 
-def _solver_bytes(solver: str, n: int) -> int:
-    """Peak bytes of a least-squares solve over n coefficients (mlpot.models.lstsq): the QR
-    factor with its default batch of max(2 (n + 1), 4096) rows and the SVD of R ("svd"), or
-    the normal equations and their factorization ("normal")."""
-    width = n + 1
-    if solver == "svd":
-        return 8 * (width * (width + max(2 * width, 4096)) + 2 * n * n)
-    return 8 * 2 * n * n
-
-
 @register("SNAP")
-class SNAP(Model):
+class SNAP(LinearModel):
     """A linear (``quadratic=False``) or quadratic SNAP potential on a bispectrum descriptor.
 
     Parameters
@@ -59,301 +38,32 @@ class SNAP(Model):
         Optional fixed reference potential (e.g. ``mlpot.baselines.ZBL``): any object with
         ``predict(atoms) -> dict(energy, forces, stress, energies)``. It is subtracted from
         the references before a fit and added to every prediction.
+
+    `coefficients` are in snapcoeff order; `mlpot.lammps.write_snap` writes the model for
+    LAMMPS ``pair_style snap``. Fit, prediction and everything else: `mlpot.LinearModel`.
     """
 
+    Params = SNAPParams
+    _descriptor_name = "bispectrum"
+    default_descriptor = Bispectrum.kind
+    #: [output] lammps of a configuration: pair_style snap files
+    writes_lammps = True
+    _descriptor_field = "bispectrum"
+    _write_descriptor = staticmethod(bispectrum_to_dict)
+    _read_descriptor = staticmethod(bispectrum_from_dict)
+
     def __init__(self, bispectrum: Bispectrum, quadratic: bool = False, baseline=None):
-        if not isinstance(bispectrum, Bispectrum):
-            raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(bispectrum).__name__}")
-        quadratic = SNAPParams(quadratic=quadratic).quadratic
-        self._bispectrum = bispectrum
-        self._quadratic = quadratic
-        self.baseline = check_baseline(baseline)
-        self._coefficients: dict[str, np.ndarray] | None = None
-        # the linear model on the descriptor, as a term of the core: rows for fits and the
-        # prediction for the concatenated coefficients (its weights)
-        self._term = _core.Term.linear(bispectrum._core, quadratic)
-        self._weights: np.ndarray | None = None
+        super().__init__(bispectrum, quadratic=quadratic, baseline=baseline)
+
+    @classmethod
+    def accepts(cls, descriptor_class: type) -> bool:
+        """SNAP is the linear model on the bispectrum only."""
+        return isinstance(descriptor_class, type) and issubclass(descriptor_class, Bispectrum)
+
+    def _check_descriptor(self, descriptor) -> None:
+        if not isinstance(descriptor, Bispectrum):
+            raise TypeError(f"bispectrum must be an mlpot.Bispectrum, got {type(descriptor).__name__}")
 
     @property
     def bispectrum(self) -> Bispectrum:
-        return self._bispectrum
-
-    @property
-    def quadratic(self) -> bool:
-        return self._quadratic
-
-    @property
-    def species(self) -> tuple[str, ...]:
-        """The elements of the bispectrum, in its order (the order of the coefficients)."""
-        return self._bispectrum.elements
-
-    @property
-    def elements(self) -> tuple[str, ...]:
-        """Alias of `species`."""
-        return self._bispectrum.elements
-
-    @property
-    def n_coefficients(self) -> int:
-        """Coefficients per element (LAMMPS's ncoeffall): 1 + K, plus K(K+1)/2 if quadratic."""
-        k = self._bispectrum.n_features
-        return 1 + k + (k * (k + 1) // 2 if self._quadratic else 0)
-
-    @property
-    def coefficients(self) -> dict[str, np.ndarray] | None:
-        """{element: float64 array} in snapcoeff order: [beta0 (eV), the K linear
-        coefficients, then the quadratic ones alpha_kl for k = 0..K-1, l = k..K-1]; None
-        before a fit. The arrays are read-only: assign a new dict to change them."""
-        return None if self._coefficients is None else dict(self._coefficients)
-
-    @coefficients.setter
-    def coefficients(self, value: Mapping[str, Iterable[float]]) -> None:
-        if not isinstance(value, Mapping):
-            raise TypeError("coefficients must be a dict {element: array}")
-        elements = self.elements
-        missing = [e for e in elements if e not in value]
-        extra = [e for e in value if e not in elements]
-        if missing or extra:
-            raise ValueError(
-                f"coefficients must have exactly the elements {list(elements)}: "
-                f"missing {missing}, unexpected {extra}"
-            )
-        blocks = {}
-        for e in elements:
-            try:
-                c = np.array(value[e], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise TypeError(f"coefficients[{e!r}] must be an array of numbers") from None
-            if c.shape != (self.n_coefficients,):
-                raise ValueError(
-                    f"coefficients[{e!r}] must have shape ({self.n_coefficients},), got {c.shape}"
-                )
-            if not np.isfinite(c).all():
-                raise ValueError(f"coefficients[{e!r}] contains NaN or infinite values")
-            c.flags.writeable = False
-            blocks[e] = c
-        self._weights = np.concatenate([blocks[e] for e in elements])
-        self._coefficients = blocks
-
-    def __repr__(self) -> str:
-        state = "fitted" if self._coefficients is not None else "not fitted"
-        return (
-            f"SNAP({self._bispectrum!r}, quadratic={self._quadratic}, "
-            f"baseline={self.baseline!r}) [{state}]"
-        )
-
-    # ---------------------------------------------------------------- fitting
-
-    # BLAS on one thread during a fit: the streamed QR updates are small, and with more
-    # threads OpenBLAS's idle workers spin after each call, taking the cores from the Rayon
-    # threads that compute the next frames' rows (measured on FitSNAP's Ta set: up to twice
-    # the CPU time of the fit). It also makes the solution independent of BLAS threads.
-    @threadpool_limits.wrap(limits=1, user_api="blas")
-    def fit(
-        self,
-        frames,
-        energy_weight: float = 100.0,
-        force_weight: float = 1.0,
-        stress_weight: float = 1e-4,
-        group_weights: Mapping[str, Mapping[str, float]] | None = None,
-        ridge: float = 0.0,
-        solver: str = "svd",
-        progress: bool = True,
-    ) -> "SNAP":
-        """Fit the coefficients to reference data by weighted linear least squares.
-
-        Parameters
-        ----------
-        frames
-            ``ase.Atoms`` with reference energy (eV), forces (eV/Angstrom) and optionally
-            stress (eV/Angstrom^3, ASE's sign) on their calculator, and their configuration
-            group in ``atoms.info["group"]``. Any of the three may be missing per frame;
-            stress is used only for periodic 3D cells. Any iterable: frames are streamed.
-            Or a `LinearSystem` from ``model.assemble(frames)``: the same fit without
-            recomputing the descriptors (for trying many weights or ridges).
-        energy_weight, force_weight, stress_weight
-            Weights of the rows of frames whose group is not in ``group_weights``, with
-            FitSNAP's meaning: one row per frame of energy per atom (per eV/atom), 3 N
-            rows of forces (per eV/Angstrom) and 6 rows of stress in bar (per bar;
-            1 eV/Angstrom^3 = 1.602e6 bar). 0 drops those rows.
-        group_weights
-            ``{group: {"eweight": .., "fweight": .., "vweight": ..}}`` as in FitSNAP's
-            [GROUPS] section; missing keys take the global weights.
-        ridge
-            L2 penalty ridge * |c|^2 on the bispectrum coefficients (not on the per-element
-            constants beta0), in the units of the squared weighted residuals.
-        solver
-            "svd": streamed QR then an SVD solve, the conditioning of A itself, singular
-            values below 1e-13 of the largest cut off (as FitSNAP's SVD solver).
-            "normal": streamed normal equations (half the work, conditioning squared; for
-            rank-deficient data a least-squares solution, not the minimum-norm one).
-            Both hold O(n_coefficients^2) memory whatever the number of frames: a frame's
-            rows are formed, added and dropped before the next.
-        progress
-            Show a progress bar over frames (tqdm).
-
-        Returns the model, fitted.
-        """
-        progress = _flag("progress", progress)
-        default, groups = training.resolve_group_weights(
-            energy_weight, force_weight, stress_weight, group_weights
-        )
-        ridge = training._number(ridge, "ridge")
-        n_el, per = len(self.elements), self.n_coefficients
-        _memory.ensure_fits(
-            _solver_bytes(solver, n_el * per),
-            f"the SNAP least-squares solve ({n_el * per} coefficients, solver {solver!r})",
-        )
-        penalized = np.ones((n_el, per), dtype=bool)
-        penalized[:, 0] = False
-        if isinstance(frames, LinearSystem):
-            if frames.signature != self._signature():
-                raise ValueError(
-                    "the LinearSystem was assembled by a model with another descriptor, "
-                    "quadratic flag or baseline"
-                )
-            self._check_coverage(groups, frames.groups, frames.elements)
-            solution = frames.solve(default, groups, ridge, penalized.ravel(), solver)
-        else:
-            accumulator = lstsq.make_accumulator(solver, n_el * per)
-            seen_elements: set[int] = set()
-            seen_groups: set = set()
-            for group, atoms, ref, rows in self._design(frames, progress):
-                seen_groups.add(group)
-                seen_elements.update(np.unique(atoms.numbers).tolist())
-                weights = groups.get(group, default)
-                weighted = training.frame_rows(rows, ref, weights, atoms, self.baseline)
-                if weighted is not None:
-                    accumulator.add(*weighted)
-            self._check_coverage(groups, seen_groups, seen_elements)
-            solution = accumulator.solve(ridge, penalized.ravel())
-        self.coefficients = dict(zip(self.elements, solution.reshape(n_el, per)))
-        return self
-
-    def assemble(self, frames, progress: bool = True) -> LinearSystem:
-        """The unweighted least-squares problem of ``frames`` (as in `fit`), reduced per
-        (group, row kind) to small triangular factors: ``model.fit(system, ...)`` then fits
-        with any weights, ridge and solver in a fraction of the time of a fit from frames
-        (no descriptors are recomputed), with the same result. Memory
-        O(n_groups x n_coefficients^2)."""
-        progress = _flag("progress", progress)
-        n = len(self.elements) * self.n_coefficients
-        _memory.ensure_fits(_solver_bytes("svd", n), f"the SNAP least-squares factors ({n} coefficients)")
-        system = LinearSystem(len(self.elements) * self.n_coefficients, self._signature())
-        for group, atoms, ref, rows in self._design(frames, progress):
-            system.add_frame(group, training.frame_blocks(rows, ref, atoms, self.baseline), atoms.numbers)
-        return system.finish()
-
-    def align_energy_zero(self, frames) -> "SNAP":
-        """A copy of the model with each element's constant beta0 (eV) shifted so that its
-        energies best match the reference energies of ``frames``: least squares over the
-        frames of E_ref - E_model = sum_e n_e delta_e. Forces and stresses are unchanged.
-        For comparing with data a model whose energy zero differs (published potentials
-        are often fitted to energies relative to isolated atoms). Elements no frame holds
-        keep their beta0 (minimum-norm solution)."""
-        if self._coefficients is None:
-            raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
-        numbers = [atomic_numbers[e] for e in self.elements]
-        counts, differences = [], []
-        for atoms in frames:
-            counts.append([np.count_nonzero(atoms.numbers == z) for z in numbers])
-            differences.append(atoms.get_potential_energy() - self.predict(atoms)["energy"])
-        if not counts:
-            raise ValueError("align_energy_zero needs at least one frame with a reference energy")
-        shift, *_ = np.linalg.lstsq(np.array(counts, dtype=float), np.array(differences), rcond=None)
-        aligned = SNAP(self._bispectrum, quadratic=self._quadratic, baseline=self.baseline)
-        coefficients = {e: c.copy() for e, c in self._coefficients.items()}
-        for e, delta in zip(self.elements, shift):
-            coefficients[e][0] += delta
-        aligned.coefficients = coefficients
-        return aligned
-
-    def design_rows(self, atoms) -> dict:
-        """The rows of the linear model for ``atoms`` (baseline excluded): ``energy``
-        (n_columns,), ``forces`` (3 n_atoms, n_columns; atom-major, x y z) and ``virial``
-        (6, n_columns; Voigt order xx yy zz yz xz xy, eV), with n_columns = len(elements)
-        x n_coefficients and columns in the order of the concatenated coefficients. With
-        c that concatenation, energy (eV) = rows["energy"] @ c, forces (eV/Angstrom) =
-        (rows["forces"] @ c).reshape(-1, 3) and stress = -rows["virial"] @ c / volume.
-        For custom regressions or fast re-evaluation of many coefficient sets."""
-        return self._term.rows(self._structure(atoms))
-
-    def _signature(self):
-        """What a LinearSystem's rows depend on: descriptor, quadratic flag, baseline."""
-        return (bispectrum_to_dict(self._bispectrum), self._quadratic, self.baseline)
-
-    def _design(self, frames, progress: bool):
-        """(group, atoms, reference, design rows) of each frame, frames checked one by one;
-        ValueError if there are none."""
-        if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
-            raise TypeError("frames must be an iterable of ase.Atoms")
-        n_frames = 0
-        for k, atoms in enumerate(_progress(frames, progress, "SNAP fit")):
-            where, ref = training.frame_reference(k, atoms)
-            group = atoms.info.get("group")
-            try:
-                structure = self._structure(atoms)
-            except ValueError as error:
-                raise ValueError(f"{where}: {error}") from None
-            rows = self._term.rows(structure)
-            yield group, atoms, ref, rows
-            n_frames += 1
-        if n_frames == 0:
-            raise ValueError("no frames to fit")
-
-    def _check_coverage(self, groups, seen_groups, seen_elements) -> None:
-        """Warns about weighted groups no frame belongs to and elements no frame holds."""
-        unused = [g for g in groups if g not in seen_groups]
-        if unused:
-            warnings.warn(f"group_weights names group(s) {unused} that no frame belongs to", stacklevel=3)
-        absent = [e for e in self.elements if atomic_numbers[e] not in seen_elements]
-        if absent:
-            warnings.warn(
-                f"element(s) {absent} appear in no training frame; their coefficients are 0",
-                stacklevel=3,
-            )
-
-    # ------------------------------------------------------------- prediction
-
-    def _structure(self, atoms) -> _core.Structure:
-        return self._bispectrum._structure(atoms)
-
-    def _predict_core(self, atoms, terms=()):
-        if self._weights is None:
-            raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
-        weights = [self._weights] + [_NO_WEIGHTS] * len(terms)
-        energies, forces, virial, _ = _core.predict_terms(
-            [self._term, *terms], self._structure(atoms), weights, False
-        )
-        return energies, forces, virial, {}
-
-    # ---------------------------------------------------------- serialization
-
-    def _document(self) -> dict:
-        if self._coefficients is None:
-            raise RuntimeError("the model has no coefficients yet: fit it before saving")
-        return {
-            "kind": "SNAP",
-            "bispectrum": bispectrum_to_dict(self._bispectrum),
-            "quadratic": self._quadratic,
-            "coefficients": dict(self._coefficients),
-            "baseline": baseline_to_dict(self.baseline),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "SNAP":
-        """Inverse of `to_dict` (arrays as lists or float64 arrays); raises
-        mlpot.ModelFileError naming what is wrong."""
-        d = fields(
-            data,
-            {"kind": string(["SNAP"]), "bispectrum": anything, "quadratic": boolean, "coefficients": anything,
-             "baseline": anything},
-        )
-        bispectrum = bispectrum_from_dict(d["bispectrum"])
-        model = cls(bispectrum, quadratic=d["quadratic"], baseline=baseline_from_dict(d["baseline"]))
-        per = model.n_coefficients
-        kind = "quadratic SNAP" if d["quadratic"] else "linear SNAP"
-        c = fields(d["coefficients"], {e: array(1) for e in bispectrum.elements}, "coefficients")
-        for e, values in c.items():
-            check_shape(values, (per,), f"coefficients.{e}", f"{per} per element for a {kind} on this bispectrum")
-        model.coefficients = c
-        return model
+        return self._descriptor

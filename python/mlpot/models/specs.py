@@ -15,7 +15,7 @@ from mlpot.params import (
     param,
 )
 
-__all__ = ["Distance2bParams", "GAPParams", "MAX_SPARSE", "SNAPFitParams", "SNAPParams", "SPARSE_METHODS"]
+__all__ = ["Distance2bParams", "GAPParams", "LinearParams", "MAX_SPARSE", "SNAPFitParams", "SNAPParams", "SPARSE_METHODS"]
 
 #: Largest n_sparse of a term (per central species for SOAP). Published GAPs use a few
 #: thousand per species (up to ~10^4); at 10^5 K_MM alone is 80 GB and its factorization
@@ -81,6 +81,15 @@ class GAPParams(Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LinearParams(Spec):
+    """The hyperparameters of `mlpot.LinearModel` (the descriptor and baseline are objects)."""
+
+    kind = "linear"
+
+    quadratic: bool = param(Flag(), False, doc="add the products of descriptor components (a quadratic model)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SNAPParams(Spec):
     """The hyperparameters of `mlpot.SNAP` (the bispectrum and baseline are objects)."""
 
@@ -91,7 +100,8 @@ class SNAPParams(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class SNAPFitParams(Spec):
-    """The keywords of `mlpot.SNAP.fit` besides the frames, the group weights and progress."""
+    """The keywords of `mlpot.LinearModel.fit` (and so `mlpot.SNAP.fit`) besides the frames,
+    the group weights and progress."""
 
     kind = "snap_fit"
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpot.descriptors import _CoreDescriptor, _flag
+from mlpot.descriptors import SOAP, _CoreDescriptor, _flag
 from mlpot.modelfile import plain
 from mlpot.models.base import Model, check_baseline
 from mlpot.models.gap import files, fit
@@ -72,6 +72,18 @@ class GAP(Model):
         Fixed SOAP sparse points instead of a selection: (n, n_features) normalised vectors and
         their central elements, as ``(points, elements)``.
     """
+
+    default_descriptor = SOAP.kind
+
+    @classmethod
+    def accepts(cls, descriptor_class: type) -> bool:
+        """The [descriptor] of a configuration: a per-atom descriptor that offers unit
+        vectors (``can_normalize``), as the kernel of normalised vectors wants (pair terms
+        come from [[two_body]]; the Python API also takes other per-atom descriptors)."""
+        return (
+            isinstance(descriptor_class, type) and issubclass(descriptor_class, _CoreDescriptor)
+            and descriptor_class.per_atom and descriptor_class.can_normalize()
+        )
 
     @property
     def has_variance(self) -> bool:
