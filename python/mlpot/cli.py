@@ -186,7 +186,6 @@ _DEFAULT_MODEL = "snap"
 #: linear models (SNAP and LinearModel share LinearModel.fit)
 _SNAP_MODEL_KEYS = SNAPParams.config_kinds()
 _SNAP_FIT_KEYS = SNAPFitParams.config_kinds()
-_LINEAR_MODEL_KEYS = LinearParams.config_kinds()
 _GAP_MODEL_KEYS = GAPParams.config_kinds()
 _MODEL_SPECS = {"snap": (SNAPParams, SNAPFitParams), "gap": (GAPParams,), "linear": (LinearParams, SNAPFitParams)}
 _MODEL_KEYS = {
