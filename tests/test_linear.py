@@ -171,7 +171,9 @@ def test_a_linear_soap_configuration_fits_end_to_end(tmp_path, frames, capsys):
     assert "validation errors" in capsys.readouterr().out
     model = mlpot.load(tmp_path / "linear.mlpot")
     assert type(model) is mlpot.LinearModel and isinstance(model.descriptor, mlpot.SOAP)
-    expected = mlpot.LinearModel(soap()).fit(mlpot.io.read(str(tmp_path / "train.extxyz")), ridge=1e-8, progress=False)
+    expected = mlpot.LinearModel(soap()).fit(
+        mlpot.io.read(str(tmp_path / "train.extxyz")), energy_weight=100.0, ridge=1e-8, progress=False
+    )
     for e in model.species:
         np.testing.assert_allclose(model.coefficients[e], expected.coefficients[e], rtol=1e-8, atol=1e-12)
 

@@ -16,6 +16,7 @@ from mlpot.metrics import errors
 from mlpot.models.lstsq import RankDeficientWarning
 from mlpot import lammps
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
+from mlpot.tuning import LogUniform, TuneResult, Uniform, tune
 
 __all__ = [
     "Bispectrum",
@@ -29,6 +30,10 @@ __all__ = [
     "GAP",
     "Distance2b",
     "RankDeficientWarning",
+    "LogUniform",
+    "Uniform",
+    "TuneResult",
+    "tune",
     "__version__",
     "errors",
     "get_num_threads",

@@ -48,6 +48,20 @@ A SNAP fit::
     model = "Ta.mlpot"               # mlpot model file (default model.mlpot)
     lammps = "Ta_pot"                # optional: also write Ta_pot.snapcoeff / .snapparam
 
+    [search]                         # optional: choose the fit's hyperparameters by
+    folds = 5                        # k-fold cross-validation (mlpot.tune), then refit
+    trials = 50                      # on all training frames; the CV table is printed
+    seed = 0                         # and saved (out, default <model>.cv.json)
+    metric = { energy = 0.001, forces = 0.05 }   # noise levels: eV/atom, eV/A (default)
+
+    [search.space]                   # optional: default the model's default_space();
+    energy_weight = { log = [1.0, 1e4] }       # the [model] values of keys not named
+    stress_weight = [0.0, 1e-5, 1e-4]          # here stay fixed
+    ridge = { log = [1e-6, 1e4] }
+    [search.space.group_weights.Displaced_BCC]
+    eweight = { log = [10.0, 1e4] }
+    # GAP: default_sigma = [{ log = [1e-4, 1e-2] }, { log = [0.01, 0.3] }, 0.01]
+
 A linear (or quadratic) model on another descriptor: [data], [groups.NAME], [baseline]
 and [output] model as for SNAP, [model] with the keys of SNAP's [model]::
 
@@ -134,6 +148,7 @@ from mlpot.metrics import errors
 from mlpot.modelfile import load
 from mlpot.models import GAP, SNAP, LinearModel, training
 from mlpot.models.specs import GAPParams, LinearParams, SNAPFitParams, SNAPParams
+from mlpot.tuning import space_from_toml, tune
 
 
 @dataclass(frozen=True)
@@ -200,8 +215,15 @@ _GROUP_KEYS = {
     "gap": {"sigma": next(f for f in GAPParams.parameters() if f.name == "group_sigma").metadata["kind"].value},
 }
 #: the sections and their shapes: a table, an array of tables, or tables by name
-_TABLES = ("data", "descriptor", "model", "baseline", "output")
+_TABLES = ("data", "descriptor", "model", "baseline", "output", "search")
 _SECTIONS = {*_TABLES, "two_body", "groups"}
+_BOOL = _Type("a boolean (true or false)", lambda v: isinstance(v, bool), {"type": "boolean"})
+_TABLE = _Type("a table", lambda v: isinstance(v, dict), {"type": "object"})
+#: [search] (mlpot.tune's keywords; space and metric are tables, checked by tune)
+_SEARCH_KEYS = {
+    "folds": _INT, "trials": _INT, "seed": _INT, "search": _STRING, "stratify": _STRING, "refine": _INT,
+    "keep_force_rows": _BOOL, "metric": _TABLE, "space": _TABLE, "out": _STRING,
+}
 
 
 class ConfigError(ValueError):
@@ -285,6 +307,10 @@ def check_config(config: dict, path: Path | str = "configuration") -> dict:
     _check_data(path, config["data"])
     _check_table(path, "[output]", config.get("output", {}), _OUTPUT_KEYS)
     _check_table(path, "[baseline]", config.get("baseline", {}), _BASELINE_KEYS)
+    _check_table(path, "[search]", config.get("search", {}), _SEARCH_KEYS)
+    stratify = config.get("search", {}).get("stratify", "group")
+    if stratify not in ("group", "none"):
+        raise ConfigError(f"{path}: [search]: stratify must be \"group\" or \"none\", got {stratify!r}")
 
     kind = model_type(config, path)
     _check_table(path, "[model]", config.get("model", {}), _MODEL_KEYS[kind] | {"type": _STRING}, kind)
@@ -371,6 +397,7 @@ def config_schema() -> dict:
             "baseline": baseline,
             "output": output,
             "groups": {"type": "object", "additionalProperties": table(_GROUP_KEYS[kind])},
+            "search": table(_SEARCH_KEYS),
         }
         if kind == "gap":
             properties["two_body"] = {"type": "array", "items": _DESCRIPTOR_SPECS["distance_2b"].json_schema(config=True)}
@@ -561,7 +588,17 @@ def run_fit(config_path: Path, progress: bool = True):
         )
     print(f"training frames: {len(train)}, validation frames: {len(validation)}")
 
-    model.fit(train, progress=progress, **fit_keywords)
+    if "search" in config:
+        try:
+            search, space = search_settings(config["search"], model, fit_keywords)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{config_path}: [search]: {error}") from None
+        out = base / config["search"].get("out", f"{model_path.name}.cv.json")
+        check_writable(out, "[search] out")
+        result = tune(model, train, space, progress=progress, out=out, **search)
+        print(f"\n{result}\ncross-validation results saved to {out}")
+    else:
+        model.fit(train, progress=progress, **fit_keywords)
 
     model.save(model_path)
     print(f"model saved to {model_path}")
@@ -572,6 +609,29 @@ def run_fit(config_path: Path, progress: bool = True):
     if validation:
         print("\nvalidation errors\n" + str(errors(model, validation)))
     return model
+
+
+def search_settings(section: dict, model, fit_keywords: dict) -> tuple[dict, dict]:
+    """`mlpot.tune`'s keywords and search space from a checked [search] table: the space
+    starts from the [model] and [groups] settings of the fit (fixed values), and
+    [search.space] replaces or adds to them (`space_from_toml`)."""
+    keywords = {k: v for k, v in section.items() if k not in ("space", "out")}
+    if keywords.get("stratify") == "none":
+        keywords["stratify"] = None
+    defaults = model.hyperparameters()
+    space = {k: v for k, v in fit_keywords.items() if k in defaults}
+    searched = space_from_toml(section.get("space", {}), defaults)
+    for name, value in searched.items():
+        if isinstance(value, dict) and isinstance(space.get(name), dict):  # group tables merge
+            merged = {g: dict(w) for g, w in space[name].items()}
+            for group, entries in value.items():
+                merged[group] = {**merged.get(group, {}), **entries} if isinstance(entries, dict) else entries
+            space[name] = merged
+        else:
+            space[name] = value
+    if "space" not in section:  # the model's default space, whatever [model] fixed
+        space.update(model.default_space())
+    return keywords, space
 
 
 def output_paths(config: dict, base: Path) -> tuple[Path, Path | None]:

@@ -13,11 +13,13 @@ SNAP (`mlpot.SNAP`) is this model on the bispectrum; linear ACE will be it on AC
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 from ase.data import atomic_numbers
+from ase.units import bar as _BAR
 from threadpoolctl import threadpool_limits
 
 from mlpot import _core, _memory
@@ -26,14 +28,33 @@ from mlpot.modelfile import anything, array, boolean, build, check_shape, fields
 from mlpot.models import lstsq, training
 from mlpot.models.base import Model, check_baseline, progress as _progress
 from mlpot.models.parts import baseline_from_dict, baseline_to_dict, descriptor_document, descriptor_from_document
+from mlpot.models.ranges import LogUniform
 from mlpot.models.registry import register
 from mlpot.models.specs import LinearParams
-from mlpot.models.system import LinearSystem
+from mlpot.models.system import LinearSystem, part_labels
 
 #: The weights of a fixed term (a core baseline).
 _NO_WEIGHTS = np.zeros(0)
 
 __all__ = ["LinearModel", "LinearSystem"]
+
+
+#: typical DFT noise of forces over that of energies: 0.05 eV/Angstrom to 1 meV/atom
+FORCE_TO_ENERGY_NOISE = 50.0
+
+
+def default_energy_weight(frames) -> float:
+    """The energy weight of a fit given none (force weight 1): FORCE_TO_ENERGY_NOISE x
+    sqrt(force rows per energy row), from a `LinearSystem`'s rows or a list of frames'
+    atoms (3 N force rows per frame): each kind of row then carries a comparable share of
+    the weighted residual when both are at their noise level."""
+    if isinstance(frames, LinearSystem):
+        forces = sum(frames.n_rows(g, "forces") for g in frames.groups)
+        energies = sum(frames.n_rows(g, "energy") for g in frames.groups)
+    else:
+        forces, energies = 3 * sum(len(a) for a in frames), len(frames)
+    ratio = forces / energies if energies and forces else 1.0
+    return FORCE_TO_ENERGY_NOISE * math.sqrt(max(ratio, 1.0))
 
 
 def _solver_bytes(solver: str, n: int) -> int:
@@ -175,7 +196,7 @@ class LinearModel(Model):
     def fit(
         self,
         frames,
-        energy_weight: float = 100.0,
+        energy_weight: float | None = None,
         force_weight: float = 1.0,
         stress_weight: float = 1e-4,
         group_weights: Mapping[str, Mapping[str, float]] | None = None,
@@ -198,7 +219,14 @@ class LinearModel(Model):
             Weights of the rows of frames whose group is not in ``group_weights``, with
             FitSNAP's meaning: one row per frame of energy per atom (per eV/atom), 3 N
             rows of forces (per eV/Angstrom) and 6 rows of stress in bar (per bar;
-            1 eV/Angstrom^3 = 1.602e6 bar). 0 drops those rows.
+            1 eV/Angstrom^3 = 1.602e6 bar). 0 drops those rows. ``energy_weight=None``
+            (the default): 50 sqrt(3 N) with N the mean number of atoms per frame
+            (`default_energy_weight`), the ratio of typical DFT force to energy noise
+            (0.05 eV/Angstrom to 1 meV/atom) times the square root of force rows per
+            energy row. Cross-validation of the shipped configurations (examples/fits,
+            docs/tuning.md) chose energy weights within a factor of about 3 of it, where
+            the former fixed default of 100 was up to 8 times too low; an iterable of
+            frames is read into a list to count their atoms.
         group_weights
             ``{group: {"eweight": .., "fweight": .., "vweight": ..}}`` as in FitSNAP's
             [GROUPS] section; missing keys take the global weights.
@@ -218,6 +246,12 @@ class LinearModel(Model):
         Returns the model, fitted.
         """
         progress = _flag("progress", progress)
+        if energy_weight is None:
+            if not isinstance(frames, LinearSystem):
+                if isinstance(frames, (str, bytes)) or not isinstance(frames, Iterable):
+                    raise TypeError("frames must be an iterable of ase.Atoms")
+                frames = list(frames)
+            energy_weight = default_energy_weight(frames)
         default, groups = training.resolve_group_weights(
             energy_weight, force_weight, stress_weight, group_weights
         )
@@ -227,8 +261,7 @@ class LinearModel(Model):
             _solver_bytes(solver, n_el * per),
             f"the {self.kind} least-squares solve ({n_el * per} coefficients, solver {solver!r})",
         )
-        penalized = np.ones((n_el, per), dtype=bool)
-        penalized[:, 0] = False
+        penalized = self._penalized().reshape(n_el, per)
         if isinstance(frames, LinearSystem):
             if frames.signature != self._signature():
                 raise ValueError(
@@ -253,19 +286,93 @@ class LinearModel(Model):
         self.coefficients = dict(zip(self.elements, solution.reshape(n_el, per)))
         return self
 
-    def assemble(self, frames, progress: bool = True) -> LinearSystem:
+    def assemble(self, frames, progress: bool = True, parts=None, keep_rows: bool = False):
         """The unweighted least-squares problem of ``frames`` (as in `fit`), reduced per
         (group, row kind) to small triangular factors: ``model.fit(system, ...)`` then fits
         with any weights, ridge and solver in a fraction of the time of a fit from frames
         (no descriptors are recomputed), with the same result. Memory
-        O(n_groups x n_coefficients^2)."""
+        O(n_groups x n_coefficients^2).
+
+        ``parts``: one integer label 0..k-1 per frame (the folds of a cross-validation):
+        a list of k systems, system p of the frames labelled p, each frame's rows computed
+        once; `LinearSystem.merged` joins any of them exactly. ``keep_rows``: the systems
+        also keep the energy and stress rows as they are (one and six per frame), for
+        `LinearSystem.scores`."""
         progress = _flag("progress", progress)
         n = len(self.elements) * self.n_coefficients
         _memory.ensure_fits(_solver_bytes("svd", n), f"the {self.kind} least-squares factors ({n} coefficients)")
-        system = LinearSystem(len(self.elements) * self.n_coefficients, self._signature())
-        for group, atoms, ref, rows in self._design(frames, progress):
-            system.add_frame(group, training.frame_blocks(rows, ref, atoms, self.baseline), atoms.numbers)
-        return system.finish()
+        frames, labels, n_parts = part_labels(frames, parts)
+        systems = [LinearSystem(n, self._signature(), keep_rows=keep_rows) for _ in range(n_parts)]
+        for k, (group, atoms, ref, rows) in enumerate(self._design(frames, progress)):
+            blocks = training.frame_blocks(rows, ref, atoms, self.baseline)
+            # residuals of the stress rows are in bar
+            systems[labels[k] if parts is not None else 0].add_frame(group, blocks, atoms.numbers, {"stress": _BAR})
+        systems = [system.finish() for system in systems]
+        return systems if parts is not None else systems[0]
+
+    # ------------------------------------------------- tuning hooks (mlpot.tune)
+
+    def hyperparameters(self) -> dict:
+        """The settings `mlpot.tune` searches without recomputing descriptors, with the
+        values of `fit`'s defaults (energy_weight None: from the data, see
+        `resolve_hyperparameters`): energy_weight, force_weight, stress_weight, ridge and
+        group_weights ``{group: {"eweight", "fweight", "vweight"}}``."""
+        return {"energy_weight": None, "force_weight": 1.0, "stress_weight": 1e-4, "ridge": 0.0, "group_weights": {}}
+
+    @staticmethod
+    def resolve_hyperparameters(params: Mapping, system: LinearSystem) -> dict:
+        """``params`` with the defaults that depend on the data (energy_weight None:
+        `default_energy_weight` of ``system``) made numbers."""
+        params = dict(params)
+        if params.get("energy_weight") is None:
+            params["energy_weight"] = default_energy_weight(system)
+        return params
+
+    @staticmethod
+    def default_space() -> dict:
+        """What `mlpot.tune` searches when given no space: the energy and stress weights and
+        the ridge over log ranges (the force weight 1 sets the scale)."""
+        return {"energy_weight": LogUniform(1.0, 1e4), "stress_weight": LogUniform(1e-7, 1e-2),
+                "ridge": LogUniform(1e-6, 1e4)}
+
+    def block_weights(self, params: Mapping):
+        """weight(group, kind) of the rows of a `LinearSystem` for `hyperparameters`-like
+        ``params`` (checked as `fit` checks them)."""
+        default, groups = training.resolve_group_weights(
+            params["energy_weight"], params["force_weight"], params["stress_weight"], params.get("group_weights")
+        )
+        return lambda group, kind: training.weight_of(groups.get(group, default), kind)
+
+    def _penalized(self) -> np.ndarray:
+        penalized = np.ones((len(self.elements), self.n_coefficients), dtype=bool)
+        penalized[:, 0] = False  # the per-species constants beta0 are not penalized
+        return penalized.ravel()
+
+    def solve_gram(self, gram: np.ndarray, n_rows: int, params: Mapping, system) -> np.ndarray:
+        """The coefficients from the weighted normal matrix ``gram`` of [A | y]
+        (`LinearSystem.weighted_gram` with `block_weights`) and the ridge of ``params``."""
+        accumulator = lstsq.NormalAccumulator(self.n_columns)
+        accumulator.add_products(gram[:-1, :-1], gram[:-1, -1], n_rows)
+        return accumulator.solve(training._number(params["ridge"], "ridge"), self._penalized(), check_rank=False)
+
+    def solve_system(self, system: LinearSystem, params: Mapping) -> np.ndarray:
+        """The coefficients of `fit` (solver "svd") from ``system`` for ``params``, the model
+        left as it is."""
+        default, groups = training.resolve_group_weights(
+            params["energy_weight"], params["force_weight"], params["stress_weight"], params.get("group_weights")
+        )
+        return system.solve(default, groups, training._number(params["ridge"], "ridge"), self._penalized(), "svd")
+
+    @property
+    def solution(self) -> np.ndarray | None:
+        """The fitted coefficients as the unknowns of a `LinearSystem` (species in order,
+        concatenated); None before a fit."""
+        return None if self._weights is None else self._weights.copy()
+
+    @property
+    def n_columns(self) -> int:
+        """Unknowns of a fit: species x `n_coefficients`."""
+        return len(self.elements) * self.n_coefficients
 
     def align_energy_zero(self, frames) -> "LinearModel":
         """A copy of the model with each element's constant beta0 (eV) shifted so that its

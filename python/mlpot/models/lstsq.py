@@ -183,14 +183,16 @@ class NormalAccumulator:
         self._atb += atb
         self.n_rows += int(n_rows)
 
-    def solve(self, ridge: float, penalized: np.ndarray) -> np.ndarray:
+    def solve(self, ridge: float, penalized: np.ndarray, check_rank: bool = True) -> np.ndarray:
         """argmin |A x - b|^2 + ridge |x[penalized]|^2. Columns are scaled to unit diagonal
         first and the scaled normal equations solved by Cholesky. When that fails, or the
         estimated condition number is large, the eigenvalues of the scaled normal matrix
         give the numerical rank (those below NORMAL_RCOND times the largest are cut off;
         all-zero columns get 0 and are not counted); a rank-deficient system gets the
         minimum-norm solution and a `RankDeficientWarning`, a full-rank one keeps the
-        Cholesky solution. The rank is kept as ``self.rank``."""
+        Cholesky solution. The rank is kept as ``self.rank``. ``check_rank=False`` keeps
+        any Cholesky solution that exists without the eigenvalue check (a search over many
+        trials, ranked by their errors; rank then None)."""
         if self.n_rows == 0:
             raise ValueError("no rows to fit: every reference was missing or had weight 0")
         ata = self._ata + np.diag(np.where(penalized, ridge, 0.0))
@@ -200,6 +202,9 @@ class NormalAccumulator:
         rhs = self._atb * scale
         with_data = diag > 0
         y, rcond = _cholesky_solve(scaled, rhs) if with_data.all() else (None, 0.0)
+        if y is not None and not check_rank:
+            self.rank = None
+            return y * scale
         if y is not None and rcond >= _NORMAL_RANK_CHECK:
             self.rank = self.n_columns
             return y * scale

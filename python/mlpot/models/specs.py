@@ -105,7 +105,9 @@ class SNAPFitParams(Spec):
 
     kind = "snap_fit"
 
-    energy_weight: float = param(Real(0.0), 100.0, doc="weight of the energy rows, per eV/atom")
+    energy_weight: float | None = param(
+        Optional(Real(0.0)), None, doc="weight of the energy rows, per eV/atom (default: 50 sqrt(3 x mean atoms per frame))"
+    )
     force_weight: float = param(Real(0.0), 1.0, doc="weight of the force rows, per eV/Angstrom")
     stress_weight: float = param(Real(0.0), 1e-4, doc="weight of the stress rows, per bar")
     ridge: float = param(Real(0.0), 0.0, doc="ridge penalty of the coefficients (not the per-element constants)")

@@ -32,7 +32,7 @@ from mlpot.models.base import progress as progress_bar
 from mlpot.models.gap.sparse import select_terms
 from mlpot.models.gap.terms import Distance2b, Term, positive, prior_factor, structure, symbol
 from mlpot.models.parts import descriptor_body
-from mlpot.models.system import GAPSystem
+from mlpot.models.system import GAPSystem, part_labels
 
 __all__ = ["Fitted", "assemble", "fit_frames", "fit_system", "signature"]
 
@@ -129,8 +129,11 @@ def fit_frames(model, frames, progress: bool) -> Fitted:
     return solve(accumulator, data.terms, data.e0, model.jitter)
 
 
-def assemble(model, frames, progress: bool) -> GAPSystem:
-    """The unweighted observations of ``frames`` reduced per (group, kind) (`GAP.assemble`)."""
+def assemble(model, frames, progress: bool, parts=None, keep_rows: bool = False):
+    """The unweighted observations of ``frames`` reduced per (group, kind) (`GAP.assemble`);
+    with ``parts`` (a label per frame) one system per label, all with the sparse points,
+    e0 and deltas of all the frames."""
+    frames, labels, n_parts = part_labels(frames, parts)
     data = prepare(model, frames, progress)
     n_columns = sum(t.n_sparse for t in data.terms)
     _memory.ensure_fits(
@@ -138,14 +141,24 @@ def assemble(model, frames, progress: bool) -> GAPSystem:
         f"the GAP observation factors ({n_columns} sparse points)",
     )
     # a small QR batch: one buffer per (group, kind) is open while frames are added
-    system = GAPSystem(n_columns, signature(model), data.terms, data.e0, batch=256)
+    systems = [
+        GAPSystem(n_columns, signature(model), data.terms, data.e0, batch=256, keep_rows=keep_rows)
+        for _ in range(n_parts)
+    ]
     observations = observation_blocks(data, progress, "GAP assemble")
-    for (group, blocks), atoms in zip(observations, data.frames):
-        system.add_frame(group, blocks, atoms.numbers)
-    system.finish()
-    if not any(system.n_rows(g, k) for g in system.groups for k in system.kinds):
+    for k, ((group, blocks), atoms) in enumerate(zip(observations, data.frames)):
+        n = max(len(atoms), 1)
+        # energy rows are E / sqrt(N): residual / sqrt(N) is the error per atom; virial rows
+        # are W / sqrt(N): residual sqrt(N) / V is the stress error
+        to_unit = {"energy": 1.0 / math.sqrt(n)}
+        if "virial" in blocks:
+            to_unit["virial"] = math.sqrt(n) / atoms.get_volume()
+        systems[labels[k] if parts is not None else 0].add_frame(group, blocks, atoms.numbers, to_unit)
+    for system in systems:
+        system.finish()
+    if not any(s.n_rows(g, k) for s in systems for g in s.groups for k in s.kinds):
         raise ValueError("no observations: every reference was missing")
-    return system
+    return systems if parts is not None else systems[0]
 
 
 def fit_system(model, system: GAPSystem) -> Fitted:
@@ -272,9 +285,14 @@ def sigma_weight(model, group, kind: str) -> float:
     """The weight 1/sigma of a block of `frame_blocks` rows: the group's sigma (or
     default_sigma) of that kind; 1 for the rows of frames with absolute sigmas (their
     own sigma is already applied)."""
+    return weight_of_sigmas(model.default_sigma, model.group_sigma, group, kind)
+
+
+def weight_of_sigmas(default_sigma, group_sigma, group, kind: str) -> float:
+    """`sigma_weight` for given sigmas."""
     if kind in ABSOLUTE_SIGMAS.values():
         return 1.0
-    e, f, v = model.group_sigma.get(group, model.default_sigma)
+    e, f, v = group_sigma.get(group, default_sigma)
     return 1.0 / {"energy": e, "forces": f, "virial": v}[kind]
 
 

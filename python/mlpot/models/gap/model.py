@@ -3,6 +3,7 @@ delegated to the modules of this package (one stage each)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,11 +11,13 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from mlpot.descriptors import SOAP, _CoreDescriptor, _flag
 from mlpot.modelfile import plain
+from mlpot.models import lstsq
 from mlpot.models.base import Model, check_baseline
 from mlpot.models.gap import files, fit
 from mlpot.models.gap.fit import Fitted
 from mlpot.models.gap.predict import predict_terms
 from mlpot.models.gap.terms import Distance2b
+from mlpot.models.ranges import LogUniform
 from mlpot.models.registry import register
 from mlpot.models.specs import GAPParams
 from mlpot.models.system import GAPSystem
@@ -208,7 +211,7 @@ class GAP(Model):
 
     # ------------------------------------------------------------------------ fit
 
-    def fit(self, frames, progress: bool = True) -> "GAP":
+    def fit(self, frames, progress: bool = True, *, default_sigma=None, group_sigma=None, jitter=None) -> "GAP":
         """Fit to reference data: ``ase.Atoms`` with energy (eV), forces (eV/Angstrom) and,
         for periodic cells, optionally stress (eV/Angstrom^3, ASE's sign) on their calculator,
         and their group in ``atoms.info["group"]``. Frames are read twice (sparse point
@@ -221,15 +224,21 @@ class GAP(Model):
         sigmas. It keeps the sparse points, deltas and e0 of the assembly; every other
         setting must equal the assembling model's (ValueError otherwise). ``progress``
         does not apply (the fit takes a fraction of a second to seconds).
+
+        ``default_sigma``, ``group_sigma``, ``jitter``: when given, set as the model's
+        settings before the fit (as `mlpot.tune` refits with what it chose).
         """
         progress = _flag("progress", progress)
+        for name, value in (("default_sigma", default_sigma), ("group_sigma", group_sigma), ("jitter", jitter)):
+            if value is not None:
+                setattr(self, name, value)
         if isinstance(frames, GAPSystem):
             self._fitted = fit.fit_system(self, frames)
         else:
             self._fitted = fit.fit_frames(self, frames, progress)
         return self
 
-    def assemble(self, frames, progress: bool = True) -> GAPSystem:
+    def assemble(self, frames, progress: bool = True, parts=None, keep_rows: bool = False):
         """The observations of ``frames`` before the sigmas are applied: sparse points are
         selected and every kernel row is computed once (what takes nearly all the time of
         a fit) and reduced per (group, row kind) to a triangular factor (see `GAPSystem`).
@@ -246,8 +255,63 @@ class GAP(Model):
         Memory: at most (n_sparse + 1)^2 floats per (group, kind) kept, plus, while frames
         are added, a QR buffer of (n_sparse + 257) x (n_sparse + 1) per block with more
         than 256 rows (n_sparse: the sparse points of all terms).
+
+        ``parts`` (an integer label per frame, as the folds of a cross-validation): a list of
+        systems, one per label, with the sparse points, e0 and deltas chosen from all the
+        frames, which `GAPSystem.merged` joins exactly; ``keep_rows`` keeps each frame's
+        energy and virial rows as they are for `GAPSystem.scores` (see `LinearSystem`).
         """
-        return fit.assemble(self, frames, _flag("progress", progress))
+        return fit.assemble(self, frames, _flag("progress", progress), parts, keep_rows)
+
+    # ------------------------------------------------- tuning hooks (mlpot.tune)
+
+    def hyperparameters(self) -> dict:
+        """The settings `mlpot.tune` searches without recomputing kernel rows, with the
+        model's current values: default_sigma (e, f, v), group_sigma ``{group: (e, f,
+        v)}`` and jitter."""
+        return {"default_sigma": tuple(self.default_sigma), "group_sigma": dict(self.group_sigma), "jitter": self.jitter}
+
+    @staticmethod
+    def default_space() -> dict:
+        """What `mlpot.tune` searches when given no space: the three default sigmas over log
+        ranges around gap_fit's usual values (jitter kept)."""
+        return {"default_sigma": (LogUniform(1e-4, 3e-2), LogUniform(3e-3, 0.3), LogUniform(1e-3, 1.0))}
+
+    @staticmethod
+    def _sigmas(params: Mapping):
+        check = GAPParams.check_parameter
+        return check("default_sigma", params["default_sigma"]), check("group_sigma", params.get("group_sigma") or {})
+
+    def block_weights(self, params: Mapping):
+        """weight(group, kind) = 1/sigma of the rows of a `GAPSystem` for ``params``."""
+        default_sigma, group_sigma = self._sigmas(params)
+        return lambda group, kind: fit.weight_of_sigmas(default_sigma, group_sigma, group, kind)
+
+    def solve_gram(self, gram: np.ndarray, n_rows: int, params: Mapping, system: GAPSystem) -> np.ndarray:
+        """alpha from the normal equations (K_MM + jitter + K_MN Sigma^-1 K_NM) alpha =
+        K_MN Sigma^-1 y, ``gram`` the weighted [K_NM | y]^T [K_NM | y] of ``system``'s
+        rows: the fit's solution with the conditioning squared (for ranking trials; the
+        chosen sigmas are refitted by QR)."""
+        jitter = GAPParams.check_parameter("jitter", params["jitter"])
+        matrix = gram[:-1, :-1] + system.prior_gram()
+        matrix[np.diag_indices_from(matrix)] += jitter
+        accumulator = lstsq.NormalAccumulator(system.n_columns)
+        accumulator.add_products(matrix, gram[:-1, -1], n_rows)
+        return accumulator.solve(0.0, np.zeros(system.n_columns, dtype=bool), check_rank=False)
+
+    @property
+    def solution(self) -> np.ndarray | None:
+        """alpha, the unknowns of a `GAPSystem` (as `alpha`); None before a fit."""
+        return self.alpha
+
+    def solve_system(self, system: GAPSystem, params: Mapping) -> np.ndarray:
+        """alpha of `fit` (QR, as gap_fit) from ``system`` for ``params``; the model is left
+        as it is."""
+        trial = copy.copy(self)
+        trial.default_sigma, trial.group_sigma = self._sigmas(params)
+        trial.jitter = params["jitter"]
+        return fit.fit_system(trial, system).alpha
+
 
     def _signature(self) -> tuple:
         return fit.signature(self)
