@@ -3,9 +3,9 @@ Si; Zuo et al., J. Phys. Chem. A 124, 731 (2020)) and the MoNbTaW SNAP (Li et al
 Comput. Mater. 6, 70 (2020)) on the real training data in ../shared/data (or $MLPOT_DATA).
 
 Each case fits the configuration in examples/fits/<case>.toml (the published model's
-descriptor; weights and ridge chosen by examples/fits/search.py) to 80 % of the training
-frames (mlpot fit's split: 20 % per group, seed 0) and checks the errors on the other 20 %
-against two independent references:
+descriptor; weights and ridge chosen by 5-fold cross-validation, examples/fits/tune_all.py)
+to 80 % of the training frames (mlpot fit's split: 20 % per group, seed 0) and checks the
+errors on the other 20 % against two independent references:
 
 - the published test-set MAEs (../shared/data/README.md): our fits are to be no worse than
   1.1 x those on the hidden test sets, which are drawn from the same kinds of structures as

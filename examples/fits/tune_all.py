@@ -15,8 +15,8 @@ for SNAP, 150 for qSNAP, 24 for GAP, 12 for Li's GAP at 4000 sparse points) over
 The metric is the largest of E_MAE / E_target and F_MAE / F_target over the pooled held-out
 frames of all folds, the targets being the published models' test-set MAEs
 (../shared/data/README.md; QUIP's for GAP, docs/gap-fits.md): no error may exceed its
-target, neither is traded for the other. MoNbTaW has no published test errors: it uses
-the default metric (RMSE_E / 1 meV/atom + RMSE_F / 0.05 eV/A). `mlpot fit` on a written
+target, neither is traded for the other. MoNbTaW has no published test errors: its targets
+are the published model's MAEs on the training frames it was fitted to. `mlpot fit` on a written
 configuration repeats the same search (deterministic for the seed) and refits on all
 frames.
 
@@ -26,7 +26,6 @@ frames.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from pathlib import Path
@@ -43,7 +42,9 @@ TARGETS = {
     "Mo_snap": (5.48, 0.207), "Mo_qsnap": (2.77, 0.184),
     "Si_snap": (6.44, 0.133), "Si_qsnap": (3.81, 0.116),
     "Si_gap": (3.19, 0.073), "Ge_gap": (1.79, 0.052), "Mo_gap": (1.95, 0.096), "Li_gap": (0.48, 0.011),
-    "MoNbTaW_snap": None,
+    # no published test errors: the published model's own MAE on all the training frames
+    # (its energy zero aligned; it was fitted to them, so this flatters it)
+    "MoNbTaW_snap": (4.35, 0.074),
 }  # fmt: skip
 LINEAR_SPACE = (
     "energy_weight = { log = [1.0, 1e4] }\n"
@@ -118,12 +119,6 @@ def main():
         seconds = time.perf_counter() - t0
         print(f"\n=== {case} ({len(frames)} frames, {seconds:.0f} s: {result.seconds})\n{result}", flush=True)
         path.write_text(write_back(path, path.read_text(), result.params))
-        row = result.cv.rows["all"]
-        summary_path = HERE / "cv" / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-        summary[case] = {"params": result.params, "score": result.score, "seconds": seconds, "all": row,
-                         "target": TARGETS[case]}
-        summary_path.write_text(json.dumps(summary, indent=1, default=str))
 
 
 if __name__ == "__main__":

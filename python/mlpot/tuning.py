@@ -409,13 +409,15 @@ class TuneResult:
     def to_dict(self) -> dict:
         return _plain({
             "params": self.params, "score": self.score, "scores": self.scores, "cv": self.cv.to_dict(),
-            "trials": self.trials, "folds": self.folds.tolist(), "candidates": self.candidates,
+            # the trials' overall scores only: their per-group ones would make the file 10x larger
+            "trials": [dict(t, scores={k: v for k, v in t["scores"].items() if k != "groups"}) for t in self.trials],
+            "folds": self.folds.tolist(), "candidates": self.candidates,
             "seconds": self.seconds,
         })
 
     def save(self, path) -> None:
         """The result as JSON (params, score, CV table, trials)."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        Path(path).write_text(json.dumps(self.to_dict(), separators=(",", ":")))
 
     def __str__(self) -> str:
         lines = [f"chosen by {len(set(self.folds.tolist()))}-fold cross-validation "

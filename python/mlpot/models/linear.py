@@ -223,10 +223,10 @@ class LinearModel(Model):
             (the default): 50 sqrt(3 N) with N the mean number of atoms per frame
             (`default_energy_weight`), the ratio of typical DFT force to energy noise
             (0.05 eV/Angstrom to 1 meV/atom) times the square root of force rows per
-            energy row. Cross-validation of the shipped configurations (examples/fits,
-            docs/tuning.md) chose energy weights within a factor of about 3 of it, where
-            the former fixed default of 100 was up to 8 times too low; an iterable of
-            frames is read into a list to count their atoms.
+            energy row. Cross-validation of the nine shipped SNAP/qSNAP configurations
+            (examples/fits, docs/published-fits.md) chose 0.2 to 2.4 times it (median
+            0.5), where the former fixed default of 100 was 1.1 to 16 times too low. An
+            iterable of frames is read into a list to count their atoms.
         group_weights
             ``{group: {"eweight": .., "fweight": .., "vweight": ..}}`` as in FitSNAP's
             [GROUPS] section; missing keys take the global weights.
