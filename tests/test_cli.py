@@ -17,6 +17,7 @@ from ase.io import read, write
 import mlpot
 from mlpot.cli import ConfigError, build_model, load_config, main, split_frames
 from mlpot.demo_data import emt_dataset
+from mlpot.models.specs import SNAPFitParams
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "fits"
 
@@ -495,7 +496,7 @@ def test_the_schema_lists_every_constructor_keyword():
     assert set(cli._DESCRIPTOR_KEYS["soap"]) == keywords(mlpot.SOAP, {"normalize"})
     assert set(cli._DESCRIPTOR_KEYS["distance_2b"]) == keywords(mlpot.Distance2b)
     snap_fit = keywords(mlpot.SNAP.fit, {"frames", "group_weights", "progress"})
-    assert set(cli._SNAP_FIT_KEYS) == snap_fit
+    assert set(SNAPFitParams.config_kinds()) == snap_fit
     assert set(cli._SNAP_MODEL_KEYS) == keywords(mlpot.SNAP, {"bispectrum", "baseline"})
     gap = keywords(mlpot.GAP, {"descriptors", "group_sigma", "baseline", "sparse_points"})
     assert set(cli._GAP_MODEL_KEYS) == gap

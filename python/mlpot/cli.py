@@ -146,7 +146,7 @@ from mlpot.demo import run_demo
 from mlpot.descriptors import DESCRIPTORS
 from mlpot.metrics import errors
 from mlpot.modelfile import load
-from mlpot.models import GAP, SNAP, LinearModel, training
+from mlpot.models import GAP, SNAP, LinearModel
 from mlpot.models.specs import GAPParams, LinearParams, SNAPFitParams, SNAPParams
 from mlpot.tuning import space_from_toml, tune
 
@@ -200,7 +200,6 @@ _DEFAULT_MODEL = "snap"
 #: [model] keys of each type besides `type`: the constructor's spec, and the fit's for the
 #: linear models (SNAP and LinearModel share LinearModel.fit)
 _SNAP_MODEL_KEYS = SNAPParams.config_kinds()
-_SNAP_FIT_KEYS = SNAPFitParams.config_kinds()
 _GAP_MODEL_KEYS = GAPParams.config_kinds()
 _MODEL_SPECS = {"snap": (SNAPParams, SNAPFitParams), "gap": (GAPParams,), "linear": (LinearParams, SNAPFitParams)}
 _MODEL_KEYS = {
@@ -319,8 +318,9 @@ def check_config(config: dict, path: Path | str = "configuration") -> dict:
     _check_table(path, "[descriptor]", descriptor, _DESCRIPTOR_KEYS[descriptor_type(config, path)], kind)
 
     two_body = config.get("two_body", [])
-    if two_body and kind != "gap":
-        raise ConfigError(f"{path}: [[two_body]] terms belong to GAP ([model] type = \"gap\")")
+    if two_body and not _MODELS[kind].takes_pair_terms:
+        owners = " and ".join(f"{cls.kind} ([model] type = \"{k}\")" for k, cls in _MODELS.items() if cls.takes_pair_terms)
+        raise ConfigError(f"{path}: [[two_body]] terms belong to {owners}")
     for k, term in enumerate(two_body):
         _check_table(path, f"[[two_body]] {k}", term, _DESCRIPTOR_KEYS["distance_2b"])
 
@@ -521,31 +521,15 @@ def build_model(config: dict):
     baseline = make_baseline(config.get("baseline"))
     with _section("[descriptor]"):
         descriptor = DESCRIPTORS[descriptor_type(config)](**descriptor)
-    if kind != "gap":  # the linear models: SNAP, LinearModel
-        with _section("[model]"):
-            quadratic = model_config.get("quadratic", False)
-            model = _MODELS[kind](descriptor, quadratic=quadratic, baseline=baseline)
-        fit_keywords = {k: v for k, v in model_config.items() if k in _SNAP_FIT_KEYS}
-        _check_fit_weights(fit_keywords, groups)
-        if groups:
-            fit_keywords["group_weights"] = groups
-        return model, fit_keywords
-    terms = [descriptor]
+    pair_terms = []
     for k, term in enumerate(config.get("two_body", [])):
         with _section(f"[[two_body]] {k}"):
-            terms.append(DESCRIPTORS["distance_2b"](**term))
-    group_sigma = {name: group["sigma"] for name, group in (groups or {}).items() if "sigma" in group}
-    with _section("[model]"):
-        model = GAP(terms, group_sigma=group_sigma, baseline=baseline, **model_config)
-    return model, {}
-
-
-def _check_fit_weights(fit_keywords: dict, groups: dict | None) -> None:
-    """The weights and ridge of a linear fit as LinearModel.fit checks them, before the data are read."""
-    with _section("[model]"):
-        SNAPFitParams(**fit_keywords)
+            pair_terms.append(DESCRIPTORS["distance_2b"](**term))
+    cls = _MODELS[kind]
     with _section("[groups]"):
-        training.resolve_group_weights(1.0, 1.0, 1.0, groups)
+        cls.check_groups(groups or {})
+    with _section("[model]"):
+        return cls.from_config(descriptor, model_config, groups or {}, baseline, pair_terms)
 
 
 @contextlib.contextmanager

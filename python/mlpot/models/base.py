@@ -66,6 +66,23 @@ class Model:
     default_descriptor: str | None = None
     #: whether `mlpot.lammps.write_snap` writes the model (``[output] lammps``)
     writes_lammps: bool = False
+    #: whether a configuration may add pair terms (``[[two_body]]``)
+    takes_pair_terms: bool = False
+
+    @classmethod
+    def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):
+        """The unfitted model of an ``mlpot fit`` configuration and the keywords of its
+        ``fit`` besides the frames: ``descriptor`` built from [descriptor], ``settings``
+        the [model] keys besides ``type``, ``groups`` the [groups.NAME] tables, the
+        baseline and the [[two_body]] pair terms (only where `takes_pair_terms`).
+        ValueError/TypeError for invalid values (the CLI names the section)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from an mlpot fit configuration")
+
+    @classmethod
+    def check_groups(cls, groups: Mapping) -> None:
+        """ValueError/TypeError if a configuration's [groups.NAME] tables hold invalid
+        values for this model (checked before `from_config`, so that messages name
+        [groups]); nothing by default."""
 
     @classmethod
     def accepts(cls, descriptor_class: type) -> bool:

@@ -30,7 +30,7 @@ from mlpot.models.base import Model, check_baseline, progress as _progress
 from mlpot.models.parts import baseline_from_dict, baseline_to_dict, descriptor_document, descriptor_from_document
 from mlpot.models.ranges import LogUniform
 from mlpot.models.registry import register
-from mlpot.models.specs import LinearParams
+from mlpot.models.specs import LinearParams, SNAPFitParams
 from mlpot.models.system import LinearSystem, part_labels
 
 #: The weights of a fixed term (a core baseline).
@@ -103,6 +103,24 @@ class LinearModel(Model):
         # prediction for the concatenated coefficients (its weights)
         self._term = _core.Term.linear(descriptor._core, quadratic)
         self._weights: np.ndarray | None = None
+
+    @classmethod
+    def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):
+        """The model of a configuration's [model] (``quadratic``) and the keywords of `fit`
+        (the weights, ridge and solver of [model], ``group_weights`` from [groups]),
+        checked as `fit` checks them, before any data are read."""
+        model = cls(descriptor, quadratic=settings.get("quadratic", False), baseline=baseline)
+        keywords = {k: v for k, v in settings.items() if k != "quadratic"}
+        SNAPFitParams(**keywords)
+        cls.check_groups(groups)
+        if groups:
+            keywords["group_weights"] = dict(groups)
+        return model, keywords
+
+    @classmethod
+    def check_groups(cls, groups: Mapping) -> None:
+        """The groups' eweight/fweight/vweight, as `fit` checks them."""
+        training.resolve_group_weights(1.0, 1.0, 1.0, groups)
 
     @classmethod
     def accepts(cls, descriptor_class: type) -> bool:

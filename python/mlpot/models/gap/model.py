@@ -77,6 +77,15 @@ class GAP(Model):
     """
 
     default_descriptor = SOAP.kind
+    takes_pair_terms = True
+
+    @classmethod
+    def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):
+        """The GAP of a configuration: the descriptor plus the [[two_body]] terms, the
+        [model] keywords, ``group_sigma`` from the groups' ``sigma``; `fit` takes no
+        keywords."""
+        group_sigma = {name: group["sigma"] for name, group in groups.items() if "sigma" in group}
+        return cls([descriptor, *pair_terms], group_sigma=group_sigma, baseline=baseline, **settings), {}
 
     @classmethod
     def accepts(cls, descriptor_class: type) -> bool:
