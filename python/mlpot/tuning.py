@@ -76,7 +76,7 @@ class _Space:
     def __init__(self, defaults: Mapping, space: Mapping):
         if not isinstance(space, Mapping):
             raise TypeError("space must be a dict {hyperparameter: value, list of values, LogUniform or Uniform}")
-        self.base = _copy(defaults)
+        self.base = copy.deepcopy(defaults)
         self.dims: list[tuple[tuple, object]] = []
         for name, spec in space.items():
             if name not in defaults:
@@ -124,7 +124,7 @@ class _Space:
 
     def params(self, u: np.ndarray) -> dict:
         """The hyperparameters at unit-cube point ``u``."""
-        params = _copy(self.base)
+        params = copy.deepcopy(self.base)
         for (path, spec), x in zip(self.dims, u):
             x = min(max(float(x), 0.0), 1.0)
             if isinstance(spec, list):
@@ -182,39 +182,20 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _copy(value):
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copy(v) for v in value)
-    return value
-
-
-def _set(params: dict, path: tuple, value) -> None:
-    """params[path] = value, tuples on the way rebuilt (they are immutable)."""
-    node = params[path[0]]
+def _set(node, path: tuple, value) -> None:
+    """node[path] = value through nested dicts, lists and tuples (a tuple on the way is
+    rebuilt: it is immutable)."""
+    key = path[0]
     if len(path) == 1:
-        params[path[0]] = value
+        node[key] = value
         return
-    if isinstance(node, tuple):
-        node = list(node)
-        _set_in(node, path[1:], value)
-        params[path[0]] = tuple(node)
-    else:
-        _set_in(node, path[1:], value)
-
-
-def _set_in(node, path: tuple, value) -> None:
-    if len(path) == 1:
-        node[path[0]] = value
-        return
-    child = node[path[0]]
+    child = node[key]
     if isinstance(child, tuple):
         child = list(child)
-        _set_in(child, path[1:], value)
-        node[path[0]] = tuple(child)
+        _set(child, path[1:], value)
+        node[key] = tuple(child)
     else:
-        _set_in(child, path[1:], value)
+        _set(child, path[1:], value)
 
 
 def _name(path: tuple) -> str:
