@@ -65,25 +65,34 @@ def quip_predict(path, atoms):
 
 def test_distance_2b_with_gap_fit_sparse_points_is_the_same_model(tmp_path):
     frames = emt_frames(8, seed=0, reps=(2, 2, 1), rattle=0.1)
+    # Sparse points given to gap_fit: its own choices are drawn from the clock and may fall
+    # close together, which makes the weights ill-conditioned (nearly cancelling 1e6 pairs).
+    # Its sparse file holds, per point, the cutoff weight f_c(r) and then r.
+    r = np.linspace(2.1, 3.9, 8)
+    f_c = np.where(r < 3.5, 1.0, 0.5 * (np.cos(np.pi * (r - 3.5) / 0.5) + 1.0))
+    np.savetxt(tmp_path / "sparse.dat", np.column_stack([f_c, r]).ravel())
     spec = (
         "distance_2b cutoff=4.0 cutoff_transition_width=0.5 covariance_type=ard_se delta=1.0 "
-        "theta_uniform=0.5 sparse_method=uniform n_sparse=10"
+        "theta_uniform=0.5 sparse_method=file sparse_file=sparse.dat n_sparse=8"
     )
     path = gap_fit(tmp_path, frames, spec)
     xml = path.read_text()
     sparse = np.loadtxt(next(tmp_path.glob("gap.xml.sparseX.*")))
+    np.testing.assert_allclose(sparse, r, rtol=1e-12)
     alpha = np.array([float(v) for v in re.findall(r'alpha="([^"]+)"', xml)])
     model = mlpot.GAP(
         mlpot.Distance2b(cutoff=4.0, cutoff_transition_width=0.5, theta=0.5, delta=1.0, sparse_points=sparse),
         default_sigma=(0.002, 0.02, 0.02),
         e0={"Cu": 0.0},
     ).fit(frames, progress=False)
-    np.testing.assert_allclose(model.alpha, alpha, rtol=1e-7, atol=1e-8 * np.abs(alpha).max())
+    # Measured: the two solves of the same system agree to ~2e-8 of the largest weight (their
+    # factorisations differ); predictions inherit that, forces being ~1 eV/A.
+    np.testing.assert_allclose(model.alpha, alpha, rtol=0, atol=1e-7 * np.abs(alpha).max())
     for atoms in emt_frames(3, seed=5, reps=(2, 2, 2), rattle=0.15):
         e, f, s = quip_predict(path, atoms)
         p = model.predict(atoms)
         assert p["energy"] == pytest.approx(e, abs=1e-7)
-        np.testing.assert_allclose(p["forces"], f, atol=1e-8)
+        np.testing.assert_allclose(p["forces"], f, atol=1e-7)
         np.testing.assert_allclose(p["stress"], s, atol=1e-9)
 
 
