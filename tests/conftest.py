@@ -52,3 +52,16 @@ def data() -> Path:
             pytest.fail(message + " -- data tests must run in CI")
         pytest.skip(message)
     return DATA
+
+
+@pytest.fixture(scope="session")
+def n2p2_fixtures() -> Path:
+    """n2p2's reference values for the published mlearn NNPs (../shared/oracles/n2p2, or
+    $MLPOT_ORACLES/n2p2); missing, they skip, except in CI where they fail."""
+    root = Path(os.environ.get("MLPOT_ORACLES") or DATA.parent / "oracles") / "n2p2"
+    if not (root / "README.md").is_file():
+        message = f"the n2p2 oracle fixtures are not at {root} (set MLPOT_ORACLES)"
+        if IN_CI:
+            pytest.fail(message + " -- oracle tests must run in CI")
+        pytest.skip(message)
+    return root

@@ -80,7 +80,28 @@ def soap(**options):
     return lambda: mlpot.SOAP(**hypers)
 
 
+def acsf(cutoff_function="cos", cutoff_alpha=0.0, species=SPECIES, functions=None):
+    """Every function type over every central element (or the standard set)."""
+    if functions is None:
+        functions = []
+        for c in species:
+            a, b = species[0], species[-1]
+            functions += [
+                {"type": 2, "center": c, "neighbors": [a], "eta": 1.1, "r_s": 1.9},
+                {"type": 2, "center": c, "neighbors": [b], "eta": 0.3, "r_s": 0.0, "cutoff": 3.1},
+                {"type": 3, "center": c, "neighbors": [a, b], "eta": 0.05, "lambda": 1.0, "zeta": 2.0, "r_s": 0.4},
+                {"type": 3, "center": c, "neighbors": [b, b], "eta": 0.2, "lambda": -1.0, "zeta": 1.0},
+                {"type": 9, "center": c, "neighbors": [a, a], "eta": 0.1, "lambda": -1.0, "zeta": 3.5, "cutoff": 3.0},
+                {"type": 12, "center": c, "eta": 0.4, "r_s": 1.0},
+                {"type": 13, "center": c, "eta": 0.02, "lambda": 1.0, "zeta": 4.0, "r_s": 0.2},
+            ]
+        functions = functions[:-3]  # the last element has fewer functions: zero-padded features
+    return lambda: mlpot.ACSF(cutoff=3.4, species=list(species), functions=functions,
+                              cutoff_function=cutoff_function, cutoff_alpha=cutoff_alpha)
+
+
 BISPECTRUM = frozenset({"forces", "backprop", "forward"})
+ACSF = frozenset({"backprop", "forward"})
 SOAP = frozenset({"backprop", "forward"})
 
 #: every descriptor configuration the contract runs on
@@ -97,6 +118,13 @@ DESCRIPTORS = [
     Case("soap-SiC-normalize", soap(species=["Si", "C"], normalize=True), SOAP),
     Case("soap-SiCO-normalize", soap(normalize=True), SOAP),
     Case("soap-SiCO-step-cutoff-center-weight", soap(cutoff_transition_width=0.0, center_atom_weight=0.4), SOAP),
+    Case("acsf-Si-standard", lambda: mlpot.ACSF(cutoff=3.4, species=["Si"]), ACSF),
+    Case("acsf-SiCO-every-type", acsf(), ACSF),
+    Case("acsf-SiCO-poly2-alpha", acsf("poly2", 0.2), ACSF),
+    Case("acsf-SiC-exp", acsf("exp", 0.1, species=["Si", "C"]), ACSF),
+    Case("acsf-SiC-tanh", acsf("tanh", species=["Si", "C"]), ACSF),
+    Case("acsf-SiO-poly4-alpha", acsf("poly4", 0.5, species=["Si", "O"]), ACSF),
+    Case("acsf-SiC-hard", acsf("hard", species=["Si", "C"]), ACSF),
 ]
 
 cases = pytest.mark.parametrize("case", DESCRIPTORS, ids=lambda c: c.id)

@@ -8,17 +8,22 @@ from mlpot import _core, io
 from mlpot._core import __version__
 from mlpot.baselines import ZBL
 from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradients
+from mlpot.acsf import ACSF, ACSFGradients
 # the models before modelfile: importing mlpot.models registers the model kinds, and
 # mlpot.modelfile (which the models use) reads the registry, a leaf module of mlpot.models
-from mlpot.models import GAP, SNAP, Distance2b, LinearModel
+from mlpot.models import GAP, NNP, SNAP, Distance2b, LinearModel
 from mlpot.modelfile import ModelFileError, load
 from mlpot.metrics import errors
 from mlpot.models.lstsq import RankDeficientWarning
-from mlpot import lammps
+from mlpot import lammps, n2p2
 from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 from mlpot.tuning import LogUniform, TuneResult, Uniform, tune
 
 __all__ = [
+    "ACSF",
+    "ACSFGradients",
+    "NNP",
+    "n2p2",
     "Bispectrum",
     "BispectrumGradients",
     "SOAP",
