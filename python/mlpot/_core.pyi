@@ -86,9 +86,10 @@ TermPrediction = tuple[
 ]
 
 class Term:
-    """One term of a model, linear in its weights (the coefficients of a linear model, the
-    alphas of a kernel, none for ZBL). Rows and predictions: forces -dE/dr, virial with
-    LAMMPS's sign, Voigt order xx yy zz yz xz xy."""
+    """One term of a model: linear in its weights (the coefficients of a linear model, the
+    alphas of a kernel), or owning its parameters (ZBL, neural networks: no weights). Rows
+    and predictions: forces -dE/dr, virial with LAMMPS's sign, Voigt order xx yy zz yz xz
+    xy."""
 
     @staticmethod
     def linear(descriptor: Descriptor, quadratic: bool) -> Term:
@@ -117,6 +118,21 @@ class Term:
     @staticmethod
     def zbl(inner: float, outer: float) -> Term:
         """The ZBL repulsion as a fixed term (no weights)."""
+    @staticmethod
+    def network(descriptor: Descriptor, networks_json: str) -> Term:
+        """Behler-Parrinello atomic neural networks on the descriptor (n2p2's activations),
+        one per species, from JSON: {"networks": [{"species": Z, "layers": [{"weights":
+        [[...] per neuron], "biases": [...], "activation": "t"}, ...], "input_shift",
+        "input_factor", "input_offset" (optional, identity: x_s = offset + factor (x -
+        shift)), "energy_scale" (1), "energy_offset" (0), "normalize_nodes" (false)}]}.
+        The network of Z reads the first n_in features. No weights (predict with an empty
+        array, with_rows False); no rows. An atom of a species without a network is an
+        error."""
+    def network_outputs(
+        self, species: int, features: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """A network term's network of atomic number `species` on raw features (n, n_in):
+        (energies (n,), gradients dE/dfeatures (n, n_in))."""
     @property
     def n_columns(self) -> int: ...
     def rows(self, structure: Structure) -> dict[str, np.ndarray]:

@@ -35,6 +35,7 @@ mod python {
     use crate::error::Error;
     use crate::models::kernel::{DotProductKernel, PairKernel};
     use crate::models::linear::LinearTerm;
+    use crate::models::network::NetworkTerm;
     use crate::models::zbl::Zbl;
     use crate::models::{self, Prediction, Rows, Term};
     use crate::neighbors::{
@@ -504,16 +505,21 @@ mod python {
         )
     }
 
-    /// One term of a model (`models::Term`): linear in its weights, with the rows of a
-    /// structure for a fit and the prediction for given weights. See `mlpot.SNAP`,
-    /// `mlpot.GAP` and `mlpot.baselines.ZBL`.
+    /// One term of a model (`models::Term`): a linear one with the rows of a structure for a
+    /// fit and the prediction for given weights, or one that owns its parameters (ZBL, neural
+    /// networks: no weights). See `mlpot.SNAP`, `mlpot.GAP` and `mlpot.baselines.ZBL`.
     #[pyclass(name = "Term", module = "mlpot._core", frozen)]
     struct PyTerm {
         inner: Arc<dyn Term>,
+        /// The same term when it is a neural-network term, for `network_outputs`.
+        network: Option<Arc<NetworkTerm>>,
     }
 
     fn term(t: impl Term + 'static) -> PyTerm {
-        PyTerm { inner: Arc::new(t) }
+        PyTerm {
+            inner: Arc::new(t),
+            network: None,
+        }
     }
 
     #[pymethods]
@@ -572,6 +578,48 @@ mod python {
             Ok(term(Zbl::new(inner, outer).map_err(to_py_err)?))
         }
 
+        /// Behler-Parrinello atomic neural networks on a descriptor, one per species, from
+        /// their JSON (`models::network::NetworksSpec`). No weights: the term owns them.
+        #[staticmethod]
+        fn network(
+            py: Python<'_>,
+            descriptor: &PyDescriptor,
+            networks_json: &str,
+        ) -> PyResult<Self> {
+            let d = descriptor.inner.clone();
+            let t = Arc::new(run_on(py, false, || NetworkTerm::from_json(d, networks_json))?);
+            Ok(PyTerm {
+                inner: t.clone(),
+                network: Some(t),
+            })
+        }
+
+        /// A network term's network of atomic number `species` on raw features (n, n_in):
+        /// (energies (n,), dE/dfeatures (n, n_in)).
+        fn network_outputs<'py>(
+            &self,
+            py: Python<'py>,
+            species: u32,
+            features: PyReadonlyArray2<'py, f64>,
+        ) -> PyResult<NetworkOutputArrays<'py>> {
+            let t = self.network.as_ref().ok_or_else(|| {
+                PyValueError::new_err("network_outputs: this term is not a neural-network term")
+            })?;
+            let view = features.as_array();
+            let (n, n_in) = (view.nrows(), view.ncols());
+            let expected = t.network(species).map(|net| net.n_in());
+            if let Some(m) = expected.filter(|&m| m != n_in) {
+                return Err(PyValueError::new_err(format!(
+                    "features must have shape (n, {m}) for the network of atomic number \
+                     {species}, got {:?}",
+                    view.shape()
+                )));
+            }
+            let x: Vec<f64> = view.iter().cloned().collect();
+            let (e, g) = run(py, || t.network_outputs(species, &x))?;
+            Ok((e.into_pyarray(py), matrix(g, n, n_in).into_pyarray(py)))
+        }
+
         #[getter]
         fn n_columns(&self) -> usize {
             self.inner.n_columns()
@@ -608,6 +656,9 @@ mod python {
             Ok((e, f, v, rows.map(|r| matrix(r, s.len(), m).into_pyarray(py))))
         }
     }
+
+    /// (energies, gradients) of `Term.network_outputs`.
+    type NetworkOutputArrays<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>);
 
     /// (energies, forces, virial, per-atom rows or None) of `Term.predict`.
     type TermPredictionArrays<'py> = (

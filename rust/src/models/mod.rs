@@ -1,16 +1,19 @@
 //! Models over any descriptor, as terms of one interface, `Term`: the linear/quadratic
 //! model (SNAP on the bispectrum, or a linear model on any descriptor), the dot-product
-//! kernel (GAP), the distance_2b pair kernel and the fixed ZBL baseline. Each term is
-//! linear in its weights, so it gives the two things a fit and a prediction need: the rows
-//! of one structure (the derivatives of its energy, forces and virial by every weight) and
-//! the prediction for given weights. A model is a list of terms sharing one neighbor list
-//! per structure (`shared_list`), built at the largest cutoff of all of them.
+//! kernel (GAP), the distance_2b pair kernel, the fixed ZBL baseline and Behler-Parrinello
+//! atomic neural networks (`network`). The linear terms give the two things a fit and a
+//! prediction need: the rows of one structure (the derivatives of its energy, forces and
+//! virial by every weight) and the prediction for given weights. A nonlinear term (the
+//! neural networks) owns its parameters: it has no columns and no rows, and predicts with an
+//! empty weight vector. A model is a list of terms sharing one neighbor list per structure
+//! (`shared_list`), built at the largest cutoff of all of them.
 //!
 //! Conventions: forces are -dE/dr (eV/Angstrom, per unit weight in rows), the virial has
 //! LAMMPS's sign (ASE's stress is -virial / volume), Voigt order xx yy zz yz xz xy.
 
 pub mod kernel;
 pub mod linear;
+pub mod network;
 pub mod zbl;
 
 use crate::error::{Error, Result};
@@ -74,11 +77,17 @@ pub struct TermPrediction {
     pub per_atom_rows: Option<Vec<f64>>,
 }
 
-/// One term of a model, linear in its weights. Object safe: models hold `Box<dyn Term>`.
+/// One term of a model. Object safe: models hold `Box<dyn Term>`.
+///
+/// A linear term's weights are its columns: `rows` gives the derivatives by them and
+/// `predict` takes them. A fixed term (ZBL) has no columns and empty rows. A nonlinear term
+/// (`network::NetworkTerm`) owns its parameters: it has no columns, `rows` is an error (it
+/// is not linear in its parameters), and `predict` takes an empty weight vector and refuses
+/// per-atom rows.
 pub trait Term: Send + Sync {
     /// The cutoff between atomic numbers zi and zj, Angstrom (0: those never interact).
     fn pair_cutoff(&self, zi: u32, zj: u32) -> f64;
-    /// Weights.
+    /// Weights a fit solves for (0 for a fixed or a nonlinear term).
     fn n_columns(&self) -> usize;
     /// The rows of `structure`, from a neighbor list reaching at least `pair_cutoff`.
     fn rows(&self, structure: &Structure, list: &NeighborList) -> Result<Rows>;
