@@ -104,7 +104,8 @@ class SymmetryFunctions(Kind):
             raise ParameterValueError(
                 name, "", extra, f"{name}: a type-{kind} ({TYPES[kind]}) function takes no {extra}; its keys are {sorted(keys)}"
             )
-        missing = sorted({"center", "eta"} | ({"lambda", "zeta"} if angular else set()) | ({"neighbors"} if _NEIGHBORS[kind] else set()) - set(f))
+        required = {"center", "eta"} | ({"lambda", "zeta"} if angular else set()) | ({"neighbors"} if _NEIGHBORS[kind] else set())
+        missing = sorted(required - set(f))
         if missing:
             raise ParameterValueError(name, "", message=f"{name}: a type-{kind} ({TYPES[kind]}) function needs {missing}")
         out = {"type": kind, "center": _SYMBOLS[atomic_number(f["center"], f"{name}.center")]}
