@@ -47,7 +47,62 @@ fn cases() -> Vec<(&'static str, Arc<dyn Descriptor>)> {
         })
         .unwrap()
     };
+    let acsf = |json: serde_json::Value| super::from_json("acsf", &json.to_string()).unwrap();
+    let f = |center: u32, kind: u32, neighbors: &[u32], eta: f64, rs: f64, cutoff: f64, lz: Option<(f64, f64)>| {
+        let mut v = serde_json::json!({"center": center, "type": kind, "eta": eta, "r_s": rs, "cutoff": cutoff});
+        if !neighbors.is_empty() {
+            v["neighbors"] = serde_json::json!(neighbors);
+        }
+        if let Some((lambda, zeta)) = lz {
+            v["lambda"] = serde_json::json!(lambda);
+            v["zeta"] = serde_json::json!(zeta);
+        }
+        v
+    };
+    // every type, two cutoffs, integer and non-integer zeta, shared radial groups
+    let one_species = acsf(serde_json::json!({
+        "species": [14], "cutoff_function": "cos", "cutoff_alpha": 0.0,
+        "functions": [
+            f(14, 2, &[14], 0.5, 0.0, 4.0, None),
+            f(14, 2, &[14], 1.0, 2.4, 3.5, None),
+            f(14, 3, &[14, 14], 0.1, 0.0, 4.0, Some((-1.0, 1.0))),
+            f(14, 3, &[14, 14], 0.1, 0.0, 4.0, Some((1.0, 4.0))),
+            f(14, 3, &[14, 14], 0.3, 0.5, 3.5, Some((0.7, 1.5))),
+            f(14, 9, &[14, 14], 0.1, 0.0, 4.0, Some((1.0, 2.0))),
+            f(14, 12, &[], 0.4, 0.0, 3.8, None),
+            f(14, 13, &[], 0.2, 0.0, 3.8, Some((-1.0, 2.0))),
+        ]
+    }));
+    // two species, an inner cutoff, element pairs in both orders, fewer functions for Al
+    let two_species = |cutoff: &str, alpha: f64| acsf(serde_json::json!({
+        "species": [28, 13], "cutoff_function": cutoff, "cutoff_alpha": alpha,
+        "functions": [
+            f(28, 2, &[28], 0.5, 0.0, 4.0, None),
+            f(28, 2, &[13], 0.5, 0.0, 3.6, None),
+            f(28, 3, &[28, 13], 0.1, 0.0, 4.0, Some((1.0, 2.0))),
+            f(28, 3, &[13, 13], 0.1, 0.0, 4.0, Some((-1.0, 1.0))),
+            f(28, 3, &[28, 28], 0.1, 0.0, 4.0, Some((1.0, 1.0))),
+            f(28, 9, &[13, 28], 0.2, 0.3, 3.7, Some((-1.0, 3.0))),
+            f(28, 12, &[], 0.4, 0.0, 3.8, None),
+            f(28, 13, &[], 0.2, 0.0, 3.8, Some((1.0, 2.0))),
+            f(13, 2, &[28], 0.5, 0.0, 3.0, None),
+            f(13, 3, &[13, 28], 0.1, 0.0, 3.4, Some((1.0, 4.0))),
+        ]
+    }));
+    // a species that is the centre of no function (all-zero features) but is seen by others
+    let idle_species = acsf(serde_json::json!({
+        "species": [28, 8], "cutoff_function": "tanh", "cutoff_alpha": 0.2,
+        "functions": [
+            f(28, 2, &[8], 0.5, 0.0, 3.9, None),
+            f(28, 9, &[28, 8], 0.1, 0.0, 3.9, Some((1.0, 1.0))),
+            f(28, 13, &[], 0.1, 0.0, 3.2, Some((-1.0, 1.0))),
+        ]
+    }));
     vec![
+        ("acsf", one_species),
+        ("acsf two species poly2 alpha 0.3", two_species("poly2", 0.3)),
+        ("acsf two species exp alpha 0.5", two_species("exp", 0.5)),
+        ("acsf idle species tanh", idle_species),
         ("bispectrum", Arc::new(bispectrum(vec![14], false, false))),
         ("bispectrum two radii", Arc::new(bispectrum(vec![28, 13], false, true))),
         ("bispectrum chemflag", Arc::new(bispectrum(vec![28, 13], true, false))),
