@@ -232,7 +232,8 @@ impl Centre {
             + 2 * nf;
         let grad = match need {
             Need::Values => 0,
-            Need::Gradients | Need::Backprop => nn * 3 * nfc,
+            Need::Gradients => nn * 3 * nfc,
+            Need::Backprop => nn * 3,
         };
         nn * per_neighbour + fixed + grad
     }
@@ -267,7 +268,7 @@ pub(super) struct Workspace {
     /// A group's members' factors of dcos and of dR, for one pair.
     xs: Vec<f64>,
     ys: Vec<f64>,
-    /// dE/dX, in the external and the internal order.
+    /// dE/dX, in the external and the internal order (members times 2^(1-zeta)).
     de: Vec<f64>,
     de_int: Vec<f64>,
 }
@@ -496,6 +497,41 @@ impl Centre {
     }
 }
 
+/// Runs `term(n, value, dvalue/dr)` for each neighbour entry n that radial function `rad`
+/// sees (its element, within its cutoff); the value includes the weight Z_n of type 12.
+#[inline]
+fn radial_terms(c: &Centre, ws: &Workspace, rad: &Radial, mut term: impl FnMut(usize, f64, f64)) {
+    let nn = ws.j.len();
+    let rc = c.cutoffs[rad.cut].radius();
+    for n in 0..nn {
+        let (r, b) = (ws.r[n], ws.el[n]);
+        let weight = match rad.element {
+            Some(e) if e != b => continue,
+            Some(_) => 1.0,
+            None => c.z[b],
+        };
+        if r >= rc {
+            continue;
+        }
+        let (fc, dfc) = (ws.fc[rad.cut * nn + n], ws.dfc[rad.cut * nn + n]);
+        let dr = r - rad.rs;
+        let ex = weight * (-rad.eta * dr * dr).exp();
+        term(n, ex * fc, ex * (dfc - 2.0 * rad.eta * dr * fc));
+    }
+}
+
+/// Component `ax` of dcos/du, dcos/dv, dR/du and dR/dv of a pair in a group (module doc).
+#[inline]
+fn axis_factors(p: &Pair, q: Radials, ax: usize) -> [f64; 4] {
+    let (uj, uk) = (p.uj, p.uk);
+    [
+        (uk[ax] - p.cos * uj[ax]) * p.ij,
+        (uj[ax] - p.cos * uk[ax]) * p.ik,
+        q.ru * uj[ax] - q.rw * p.w[ax],
+        q.rv * uk[ax] + q.rw * p.w[ax],
+    ]
+}
+
 /// The centre's values into `ws.x` (internal order) and, with `with_grad`, dX_f/dr_n into
 /// `ws.grad`.
 fn evaluate(c: &Centre, ws: &mut Workspace, with_grad: bool) {
@@ -510,29 +546,15 @@ fn evaluate(c: &Centre, ws: &mut Workspace, with_grad: bool) {
         grad.resize(nn * 3 * nfc, 0.0);
     }
     for (f, rad) in c.radial.iter().enumerate() {
-        let rc = c.cutoffs[rad.cut].radius();
         let mut g = 0.0;
-        for n in 0..nn {
-            let (r, b) = (ws.r[n], ws.el[n]);
-            let weight = match rad.element {
-                Some(e) if e != b => continue,
-                Some(_) => 1.0,
-                None => c.z[b],
-            };
-            if r >= rc {
-                continue;
-            }
-            let (fc, dfc) = (ws.fc[rad.cut * nn + n], ws.dfc[rad.cut * nn + n]);
-            let dr = r - rad.rs;
-            let ex = weight * (-rad.eta * dr * dr).exp();
-            g += ex * fc;
+        radial_terms(c, ws, rad, |n, e, de| {
+            g += e;
             if with_grad {
-                let s = ex * (dfc - 2.0 * rad.eta * dr * fc);
                 for a in 0..3 {
-                    grad[(n * 3 + a) * nfc + f] += s * ws.u[n][a];
+                    grad[(n * 3 + a) * nfc + f] += de * ws.u[n][a];
                 }
             }
-        }
+        });
         x[f] = g;
     }
     let n_radial = c.radial.len();
@@ -557,12 +579,8 @@ fn evaluate(c: &Centre, ws: &mut Workspace, with_grad: bool) {
             ys.push(y);
         }
         // dT/du = x dcos/du + y dR/du, dT/dv = x dcos/dv + y dR/dv (module doc)
-        let (uj, uk) = (p.uj, p.uk);
         for ax in 0..3 {
-            let cu = (uk[ax] - p.cos * uj[ax]) * p.ij;
-            let cv = (uj[ax] - p.cos * uk[ax]) * p.ik;
-            let ru = q.ru * uj[ax] - q.rw * p.w[ax];
-            let rv = q.rv * uk[ax] + q.rw * p.w[ax];
+            let [cu, cv, ru, rv] = axis_factors(p, q, ax);
             let gj = &mut grad[(p.j * 3 + ax) * nfc + off..][..members.len()];
             for ((g, x), y) in gj.iter_mut().zip(&xs).zip(&ys) {
                 *g += x * cu + y * ru;
@@ -646,8 +664,11 @@ pub(super) fn gradients(
     }
 }
 
-/// The adjoint: values and dX/dr per neighbour entry in one pass, `slope`, then
-/// dE/dr_n = sum_f dE/dX_f dX_f/dr_n.
+/// The adjoint: the values (the pair pass without derivatives), `slope`, then one more
+/// pair pass that contracts dE/dX_f with each group's functions into two scalars, of dcos
+/// and of dR, before any vector work. That second pass recomputes the pair factors (a few
+/// exps per pair) instead of storing them: dX/dr per function is never formed, and the
+/// scratch stays O(neighbours), whatever the number of pairs.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backprop(
     d: &super::Acsf,
@@ -659,23 +680,56 @@ pub(super) fn backprop(
     forces: &mut Vec<(usize, [f64; 3])>,
     virial: &mut [f64; 6],
 ) {
-    let c = start(d, env, i, ws, true);
+    let c = start(d, env, i, ws, false);
     write_values(c, ws, values);
     let nfc = c.n_functions;
+    let nn = ws.j.len();
     let mut de = std::mem::take(&mut ws.de);
     de.clear();
     de.resize(d.n_features, 0.0);
     slope(values, &mut de);
-    ws.de_int.clear();
-    ws.de_int.extend((0..nfc).map(|f| de[c.feature_of(f)]));
-    let mut centre = [0.0; 3];
-    for n in 0..ws.j.len() {
-        let g: [f64; 3] = std::array::from_fn(|a| {
-            crate::linalg::dot(
-                &ws.grad[(n * 3 + a) * nfc..(n * 3 + a + 1) * nfc],
-                &ws.de_int,
-            )
+    // dE/dX_f times 2^(1-zeta) per member (the internal order past the radial functions)
+    let mut w = std::mem::take(&mut ws.de_int);
+    w.clear();
+    w.extend((0..nfc).map(|f| de[c.feature_of(f)]));
+    for (wm, m) in w[c.radial.len()..].iter_mut().zip(&c.members) {
+        *wm *= m.coef;
+    }
+    // dE/dr_n per neighbour entry, kept in the gradient buffer's first 3 nn floats
+    let mut gde = std::mem::take(&mut ws.grad);
+    gde.clear();
+    gde.resize(3 * nn, 0.0);
+    for (f, rad) in c.radial.iter().enumerate() {
+        if w[f] == 0.0 {
+            continue;
+        }
+        radial_terms(c, ws, rad, |n, _, de| {
+            for a in 0..3 {
+                gde[3 * n + a] += w[f] * de * ws.u[n][a];
+            }
         });
+    }
+    let n_radial = c.radial.len();
+    if w[n_radial..].iter().any(|&x| x != 0.0) {
+        ws.pairs(c, |p, _, g, q, a, da| {
+            let members = &c.members[g.members.clone()];
+            let wg = &w[n_radial + g.members.start..n_radial + g.members.end];
+            let (mut y, mut x) = (0.0, 0.0);
+            for (m, wm) in members.iter().zip(wg) {
+                y += wm * a[m.term];
+                x += wm * da[m.term];
+            }
+            let x = x * q.r;
+            for ax in 0..3 {
+                let [cu, cv, ru, rv] = axis_factors(p, q, ax);
+                gde[3 * p.j + ax] += x * cu + y * ru;
+                gde[3 * p.k + ax] += x * cv + y * rv;
+            }
+        });
+    }
+    let mut centre = [0.0; 3];
+    for n in 0..nn {
+        let g = [gde[3 * n], gde[3 * n + 1], gde[3 * n + 2]];
         forces.push((ws.j[n], [-g[0], -g[1], -g[2]]));
         for a in 0..3 {
             centre[a] += g[a];
@@ -686,4 +740,6 @@ pub(super) fn backprop(
     }
     forces.push((i, centre));
     ws.de = de;
+    ws.de_int = w;
+    ws.grad = gde;
 }

@@ -286,9 +286,9 @@ impl Descriptor for Acsf {
         kernel::gradients(self, env, i, ws, rows, values, gradients, virial)
     }
 
-    /// One pass over the neighbour pairs gives the values and dG_f/dr_n of each neighbour
-    /// entry n (in the workspace, no allocation once it has grown); after `slope`, one
-    /// product with dE/dG per entry gives the forces and the virial.
+    /// The values, `slope`, then one more pass over the neighbour pairs in which each
+    /// group's functions are contracted with dE/dG into two scalars before any vector work:
+    /// dG/dr is never formed, and the workspace is reused (no allocation per atom).
     fn atom_backprop(
         &self,
         env: &Env,

@@ -265,3 +265,40 @@ fn bad_parameters_are_errors() {
         .to_string()
         .contains("r_s must be finite"));
 }
+
+/// A cell thinner than the cutoffs: an atom's own periodic images are its neighbours (as in
+/// n2p2 v2.3.0), and the forces of the adjoint and the gradients still match finite
+/// differences of E = sum_i de_i . X_i.
+#[test]
+fn own_periodic_images_count_and_their_forces_are_right() {
+    let d = acsf(json!({
+        "species": [14], "cutoff_function": "poly1", "cutoff_alpha": 0.2,
+        "functions": [
+            {"center": 14, "type": 2, "neighbors": [14], "eta": 0.5, "cutoff": 4.0},
+            {"center": 14, "type": 3, "neighbors": [14, 14], "eta": 0.1, "cutoff": 4.0,
+             "lambda": -1.0, "zeta": 2.0},
+            {"center": 14, "type": 9, "neighbors": [14, 14], "eta": 0.1, "cutoff": 3.5,
+             "lambda": 1.0, "zeta": 1.0},
+        ]
+    }));
+    let s = crate::test_support::rattled_cell(7, &[14], 2.3, [2, 1, 1], 0.2, true);
+    let n = s.len();
+    let de = crate::test_support::random_vector(3, n * d.n_features());
+    let energy = |s: &Structure| -> f64 {
+        let x = d.compute(s).unwrap();
+        x.iter().zip(&de).map(|(a, b)| a * b).sum()
+    };
+    let b = d.backprop(&s, &de).unwrap();
+    let h = 1e-5;
+    for k in 0..n {
+        for a in 0..3 {
+            let plus = energy(&crate::test_support::moved(&s, k, a, h));
+            let minus = energy(&crate::test_support::moved(&s, k, a, -h));
+            let numeric = -(plus - minus) / (2.0 * h);
+            assert!((b.forces[k][a] - numeric).abs() < 1e-6, "{k} {a}: {} {numeric}", b.forces[k][a]);
+        }
+    }
+    // a single atom in the cell sees only its own images: non-zero features
+    let one = crate::test_support::rattled_cell(7, &[14], 2.3, [1, 1, 1], 0.1, true);
+    assert!(d.compute(&one).unwrap().iter().all(|&x| x > 0.0));
+}
