@@ -26,6 +26,14 @@ predict includes its neighbor list and the stress, which n2p2 does not compute. 
 and forces of both are compared (eV, eV/A); they should agree to ~1e-8 relative. Nothing is
 asserted.
 
+Measured here (shared 2-core VM, 2026-12-03, mlpot from the py12 worktree; the VM's speed
+itself changed about 2x within the hour, so compare the ratios, taken within rounds): n2p2
+1T per atom, neighbor list 106-184 us, SFs 87-171, networks 15-29, forces 7-12 (SF + NN +
+forces 109-215, total 215-398); nnp-predict end to end 0.3 s. mlpot predict 169-180 us/atom
+at 1T, 104-138 at 2T. Ratios: n2p2 SF+NN+forces / mlpot 1.18-1.19 (1T), 1.46-2.02 (2T); with
+n2p2's neighbor list 2.21-2.22 (1T), 2.69-3.76 (2T); mlpot 2T speed-up 1.38-1.73. Energies
+agree to 4e-15 relative, forces to 1.4e-13 eV/A.
+
 Run: python benches/nnp.py [--rounds N] [--reps N] [--min-sample S]
      (PYTHONPATH=$PWD/python in a worktree; a build without mlpot.n2p2 gives n2p2 alone)
 """
