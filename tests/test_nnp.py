@@ -76,7 +76,7 @@ def check_derivatives(model, atoms, h=1e-5):
             c = atoms.copy()
             c.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
             e.append(model.predict(c)["energy"])
-        assert p["stress"][v] == pytest.approx((e[0] - e[1]) / (2 * h) / volume, abs=1e-7)
+        assert p["stress"][v] == pytest.approx((e[0] - e[1]) / (2 * h) / volume, rel=1e-6, abs=1e-7)
 
 
 def test_forces_and_stress_are_derivatives_of_the_energy():
@@ -114,15 +114,16 @@ def test_normalize_nodes_divides_each_weighted_sum_by_its_inputs():
     plain = random_nnp(d, hidden=(3,), activations="ll")
     normalized = random_nnp(d, hidden=(3,), activations="ll", normalize_nodes=True)
     atoms = structure(5)
-    # linear networks: y = W2 (W1 s / n_in + b1) / 3 + b2 against y = W2 (W1 s + b1) + b2
+    # linear networks: n2p2 divides each neuron's sum, bias included, by its inputs:
+    # y = (W2 (W1 s + b1) / n_in + b2) / 3 against y = W2 (W1 s + b1) + b2
     e = {}
     for name, model in (("plain", plain), ("normalized", normalized)):
         x = model.scaling["Cu"].apply(d.compute(atoms)[[0]])
-        e[name] = model.atomic_outputs("Cu", d.compute(atoms)[[0]])[0][0]
+        e[name] = (model.atomic_energies("Cu", d.compute(atoms)[[0]])[0][0] - model.atom_energies["Cu"]) / model.energy_scale
     w1, b1 = plain.networks["Cu"][0].weights, plain.networks["Cu"][0].biases
     w2, b2 = plain.networks["Cu"][1].weights, plain.networks["Cu"][1].biases
     assert e["plain"] == pytest.approx((w2 @ (w1 @ x[0] + b1) + b2)[0], rel=1e-12)
-    assert e["normalized"] == pytest.approx((w2 @ (w1 @ x[0] / w1.shape[1] + b1) / w2.shape[1] + b2)[0], rel=1e-12)
+    assert e["normalized"] == pytest.approx(((w2 @ ((w1 @ x[0] + b1) / w1.shape[1]) + b2) / w2.shape[1])[0], rel=1e-12)
     check_derivatives(normalized, atoms)
 
 
@@ -150,7 +151,9 @@ def test_n2p2_files_read_back_to_the_same_model(tmp_path, mode):
     )
     n2p2.write(model, tmp_path, cflength=1.3, cfenergy=0.7)
     text = (tmp_path / "input.nn").read_text()
-    assert "element_hidden_layers_short Al 3" in text and "element_activation_short Al g c t l" in text
+    # the global topology is the first element's by atomic number (Al); Cu has its own
+    assert "global_hidden_layers_short 3" in text and "global_activation_short g c t l" in text
+    assert "element_hidden_layers_short Cu 2" in text and "element_activation_short Cu s p l" in text
     again = n2p2.read(tmp_path, cflength=1.3, cfenergy=0.7)
     atoms = structure(8)
     p, q = model.predict(atoms), again.predict(atoms)
@@ -248,7 +251,7 @@ def edit(path, old, new):
         ("symfunction_short Al 2 Al", "symfunction_short Al 2 Xx", "'Xx' is not in elements"),
         ("global_activation_short t t l", "global_activation_short t q l", "activation 'q'"),
         ("cutoff_type 6", "cutoff_type 12", "cutoff_type must be"),
-        ("number_of_elements 2", "number_of_elements 2\nmean_energy 1.0", "all or none"),
+        ("conv_length 1.0\n", "", "all or none"),
     ],
 )
 def test_input_nn_problems_are_named(files, old, new, match):

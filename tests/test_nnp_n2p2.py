@@ -82,14 +82,11 @@ def test_energies_and_forces_are_n2p2s(case):
         close(p["forces"], f, 1e-8, 1e-9 * max(1.0, np.abs(f).max()))
 
 
-def test_network_outputs_are_n2p2s_from_its_scaled_inputs(case):
+def test_atomic_energies_are_n2p2s_from_the_raw_functions(case):
     element, model, _, z = case
-    y, dy = model.atomic_outputs(element, model.scaling[element].apply(np.zeros((1, model.n_inputs(element)))))
-    assert y.shape == (1,) and dy.shape == (1, model.n_inputs(element))
-    # the atomic energies in Hartree from the raw functions, through the scaling
-    g = internal(z, z["G_raw"])
-    y, _ = model.atomic_outputs(element, g)
-    ha = y * model.energy_scale * CFENERGY
+    e, de = model.atomic_energies(element, internal(z, z["G_raw"]))
+    assert de.shape == (len(e), model.n_inputs(element))
+    ha = (e - model.atom_energies[element]) * CFENERGY
     close(ha, z["atomic_energies_nn_Ha"], 1e-8, 1e-12)
 
 

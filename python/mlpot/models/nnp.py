@@ -205,8 +205,8 @@ class NNP(Model):
         {element: eV} added per atom (n2p2: (atom_energy + mean_energy) / cfenergy); 0 by
         default.
     normalize_nodes
-        n2p2's ``normalize_nodes``: each neuron's weighted sum divided by its number of
-        inputs.
+        n2p2's ``normalize_nodes``: each neuron's weighted sum, bias included, divided by
+        its number of inputs.
     baseline
         Optional fixed reference potential added to every prediction.
     """
@@ -399,15 +399,17 @@ class NNP(Model):
         energies, forces, virial, _ = _core.predict_terms([self._term, *terms], structure, weights, False)
         return energies, forces, virial, {}
 
-    def atomic_outputs(self, element: str, features) -> tuple[np.ndarray, np.ndarray]:
-        """The raw outputs y (n,) of ``element``'s network and dy/dX (n, n_in) at descriptor
-        vectors ``features`` (n, n_in or more; raw, unscaled), as the core evaluates them.
-        E_i = energy_scale * y + atom_energies[element]."""
+    def atomic_energies(self, element: str, features) -> tuple[np.ndarray, np.ndarray]:
+        """The atomic energies E (n,) eV of atoms of ``element`` with descriptor vectors
+        ``features`` (n, n_in or more; raw, unscaled), and dE/dX (n, n_in) eV per unit of
+        X, as the core evaluates them: E = energy_scale y + atom_energies[element]."""
         self._require_networks()
         if element not in self.species:
             raise ValueError(f"{element!r} is not in species {list(self.species)}")
-        x = np.ascontiguousarray(np.asarray(features, dtype=np.float64)[:, : self.n_inputs(element)])
-        return self._term.network_outputs(atomic_numbers[element], x)
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] < self.n_inputs(element):
+            raise ValueError(f"features must have shape (n, >= {self.n_inputs(element)}), got {x.shape}")
+        return self._term.network_outputs(atomic_numbers[element], np.ascontiguousarray(x[:, : self.n_inputs(element)]))
 
     def extrapolation(self, atoms) -> np.ndarray:
         """Per atom, the number of its network inputs outside the range of the training
