@@ -76,6 +76,14 @@ _ELECTROSTATIC = frozenset({
     "conv_charge", "fixed_gausswidth", "ewald_truncation_error_method", "ewald_prec", "screen_electrostatics",
     "four_pi_epsilon",
 })
+#: n2p2 documents these per layer and node ("element layer nodes", as RuNNer) but its
+#: Mode.cpp (v2.3.0) reads whole lists, skipping the last hidden layer: files using them
+#: do not mean the same in both, so mlpot reads and writes one topology for all elements
+_PER_ELEMENT_TOPOLOGY = ("element_hidden_layers_short", "element_nodes_short", "element_activation_short")
+_TOPOLOGY_WHY = (
+    "n2p2's documentation and its v2.3.0 code read element_nodes_short/element_activation_short "
+    "differently; mlpot reads and writes one topology, global_*_short, for every element"
+)
 _SCALING_KEYWORDS = ("scale_symmetry_functions", "center_symmetry_functions", "scale_symmetry_functions_sigma")
 
 
@@ -162,11 +170,11 @@ def read(path, *, cflength: float = 1.0, cfenergy: float = 1.0, weights=None, sc
                       cutoff_alpha=alpha)
     counts = {e: len(functions[e]) for e in species}
 
-    layers_spec = _topology(settings, input_nn, species, counts)
+    layers = _topology(settings, input_nn, species)
     networks = {}
     for e in species:
         file = Path(weights[e]) if weights and e in weights else directory / f"weights.{atomic_numbers[e]:03d}.data"
-        networks[e] = _read_weights(file, counts[e], layers_spec[e])
+        networks[e] = _read_weights(file, counts[e], layers)
 
     mode = _scaling_mode(settings)
     s_min = _scalar(settings, "scale_min_short", input_nn, 0.0)
@@ -292,42 +300,31 @@ def _functions(settings, path, species) -> dict[str, list]:
     return out
 
 
-def _topology(settings, path, species, counts) -> dict[str, list[tuple[int, str]]]:
-    """Per element, the (neurons, activation) of every layer after the input."""
-    n_hidden = {e: None for e in species}
-    found = _one(settings, "global_hidden_layers_short")
-    if found is not None:
-        n_hidden = dict.fromkeys(species, _int(found[1][0], path, found[0], "global_hidden_layers_short"))
-    nodes = _one(settings, "global_nodes_short")
-    activations = _one(settings, "global_activation_short")
-    for number, keyword, args in settings:
-        if keyword == "element_hidden_layers_short":
-            if len(args) != 2 or args[0] not in n_hidden:
-                _fail(path, number, f"{keyword} needs an element of {species} and a count")
-            n_hidden[args[0]] = _int(args[1], path, number, keyword)
-    out = {}
-    for e in species:
-        if n_hidden[e] is None:
-            _fail(path, None, "the keyword global_hidden_layers_short is missing")
-        n = n_hidden[e]
-        sizes = [int(x) for x in nodes[1]] if nodes is not None and len(nodes[1]) == n else [None] * n
-        acts = list(activations[1]) if activations is not None and len(activations[1]) == n + 1 else [None] * (n + 1)
-        for number, keyword, args in settings:
-            if keyword == "element_nodes_short" and args and args[0] == e:
-                if len(args) != n + 1:
-                    _fail(path, number, f"{keyword} {e} must give {n} layer sizes")
-                sizes = [_int(a, path, number, keyword) for a in args[1:]]
-            if keyword == "element_activation_short" and args and args[0] == e:
-                if len(args) != n + 2:
-                    _fail(path, number, f"{keyword} {e} must give {n + 1} activations")
-                acts = list(args[1:])
-        if None in sizes or None in acts:
-            _fail(path, None, f"element {e}: layer sizes or activations are not set (global_nodes_short, global_activation_short)")
-        for a in acts:
-            if a not in ACTIVATIONS:
-                _fail(path, None, f"activation {a!r} is not supported (mlpot has {', '.join(ACTIVATIONS)})")
-        out[e] = list(zip(sizes + [1], acts))
-    return out
+def _topology(settings, path, species) -> list[tuple[int, str]]:
+    """The (neurons, activation) of every layer after the input, the same for every
+    element (global_hidden_layers_short, global_nodes_short, global_activation_short)."""
+    for number, keyword, _ in settings:
+        if keyword in _PER_ELEMENT_TOPOLOGY:
+            _fail(path, number, f"{keyword}: per-element network topologies are not supported ({_TOPOLOGY_WHY})")
+    found = {k: _one(settings, k) for k in ("global_hidden_layers_short", "global_nodes_short", "global_activation_short")}
+    for keyword, value in found.items():
+        if value is None:
+            _fail(path, None, f"the keyword {keyword} is missing")
+    (n_line, n_args), (s_line, s_args), (a_line, acts) = found.values()
+    if len(n_args) != 1:
+        _fail(path, n_line, "global_hidden_layers_short takes one count")
+    n = _int(n_args[0], path, n_line, "global_hidden_layers_short")
+    if len(s_args) != n:
+        _fail(path, s_line, f"global_nodes_short must give {n} layer sizes (global_hidden_layers_short {n})")
+    if len(acts) != n + 1:
+        _fail(path, a_line, f"global_activation_short must give {n + 1} activations, one per layer after the input")
+    sizes = [_int(x, path, s_line, "global_nodes_short") for x in s_args]
+    if any(size < 1 for size in sizes):
+        _fail(path, s_line, "layer sizes must be at least 1")
+    for a in acts:
+        if a not in ACTIVATIONS:
+            _fail(path, a_line, f"activation {a!r} is not supported (mlpot has {', '.join(ACTIVATIONS)})")
+    return list(zip(sizes + [1], acts))
 
 
 def _read_weights(path: Path, n_in: int, layers: list[tuple[int, str]]) -> list[Layer]:
@@ -475,12 +472,11 @@ def write(model: NNP, directory, *, cflength: float = 1.0, cfenergy: float = 1.0
         "global_activation_short " + " ".join(acts[first]),
     ]
     for e in species[1:]:
-        if len(shapes[e]) != len(shapes[first]):
-            lines.append(f"element_hidden_layers_short {e} {len(shapes[e]) - 1}")
-        if shapes[e] != shapes[first]:
-            lines.append(f"element_nodes_short {e} " + " ".join(map(str, shapes[e][:-1])))
-        if acts[e] != acts[first]:
-            lines.append(f"element_activation_short {e} " + " ".join(acts[e]))
+        if shapes[e] != shapes[first] or acts[e] != acts[first]:
+            raise N2P2Error(
+                f"the networks of {first} and {e} differ in layers or activations; "
+                f"per-element network topologies are not supported ({_TOPOLOGY_WHY})"
+            )
     for e in species:
         for k in order[e]:
             lines.append(_function_line(by_element[e][k], cflength))
