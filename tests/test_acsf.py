@@ -237,3 +237,56 @@ def test_acsf_in_a_linear_model_and_in_gap():
     for model in (linear, gap):
         p = model.predict(frames[0])
         assert abs(p["energy"] - frames[0].get_potential_energy()) / len(frames[0]) < 0.01
+
+
+ACSF_CONFIG = """
+[data]
+train = ["train.extxyz"]
+
+[descriptor]
+type = "acsf"
+species = ["Cu"]
+cutoff = 4.5
+cutoff_function = "poly2"
+functions = [
+  {type = 2, center = "Cu", neighbors = ["Cu"], eta = 2.0, r_s = 2.5},
+  {type = 2, center = "Cu", neighbors = ["Cu"], eta = 0.5},
+  {type = 3, center = "Cu", neighbors = ["Cu", "Cu"], eta = 0.05, lambda = -1.0, zeta = 2.0},
+  {type = 9, center = "Cu", neighbors = ["Cu", "Cu"], eta = 0.05, lambda = 1.0, zeta = 4.0, cutoff = 4.0},
+]
+
+[model]
+type = "linear"
+ridge = 1e-10
+
+[output]
+model = "acsf.mlpot"
+"""
+
+
+def test_an_acsf_configuration_fits_from_the_command_line(tmp_path):
+    import tomllib
+
+    from ase.calculators.emt import EMT
+    from ase.io import write as ase_write
+    from jsonschema import Draft202012Validator
+
+    from mlpot import cli
+    from snap_helpers import labelled
+
+    frames = []
+    for k in range(5):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+        atoms.rattle(0.1, seed=k)
+        atoms.calc = EMT()
+        frames.append(labelled(atoms, atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
+    ase_write(tmp_path / "train.extxyz", frames)
+    (tmp_path / "fit.toml").write_text(ACSF_CONFIG)
+    assert Draft202012Validator(cli.config_schema()).is_valid(tomllib.loads(ACSF_CONFIG))
+    assert cli.main(["fit", str(tmp_path / "fit.toml"), "--quiet"]) == 0
+    model = mlpot.load(tmp_path / "acsf.mlpot")
+    assert isinstance(model.descriptor, mlpot.ACSF) and model.descriptor.n_features == 4
+    assert model.descriptor.cutoff_function == "poly2" and model.descriptor.functions[3]["cutoff"] == 4.0
+    bad = ACSF_CONFIG.replace("zeta = 2.0", "zeta = 0.5")
+    (tmp_path / "bad.toml").write_text(bad)
+    assert cli.main(["fit", str(tmp_path / "bad.toml"), "--quiet"]) != 0
