@@ -219,18 +219,24 @@ def test_bad_settings_are_named():
         mlpot.ACSF(cutoff=4.0, species=["Si"]).compute(bulk("Ni"))
 
 
-def test_acsf_in_a_linear_model_and_in_gap():
-    """The models take the descriptor through the interface, nothing ACSF-specific."""
+def copper_frames(n):
+    """Rattled fcc Cu cells labelled by ASE's EMT (standing in for DFT)."""
     from ase.calculators.emt import EMT
 
     from snap_helpers import labelled
 
     frames = []
-    for k in range(6):
+    for k in range(n):
         atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
         atoms.rattle(0.1, seed=k)
         atoms.calc = EMT()
         frames.append(labelled(atoms, atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
+    return frames
+
+
+def test_acsf_in_a_linear_model_and_in_gap():
+    """The models take the descriptor through the interface, nothing ACSF-specific."""
+    frames = copper_frames(6)
     d = mlpot.ACSF(cutoff=4.5, species=["Cu"], functions=standard_functions(["Cu"], 4.5, n_radial=5, n_angular=2, zetas=(1, 4)))
     linear = mlpot.LinearModel(d).fit(frames, progress=False)
     gap = mlpot.GAP(d, n_sparse=20).fit(frames, progress=False)
@@ -267,20 +273,12 @@ model = "acsf.mlpot"
 def test_an_acsf_configuration_fits_from_the_command_line(tmp_path):
     import tomllib
 
-    from ase.calculators.emt import EMT
     from ase.io import write as ase_write
     from jsonschema import Draft202012Validator
 
     from mlpot import cli
-    from snap_helpers import labelled
 
-    frames = []
-    for k in range(5):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
-        atoms.rattle(0.1, seed=k)
-        atoms.calc = EMT()
-        frames.append(labelled(atoms, atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
-    ase_write(tmp_path / "train.extxyz", frames)
+    ase_write(tmp_path / "train.extxyz", copper_frames(5))
     (tmp_path / "fit.toml").write_text(ACSF_CONFIG)
     assert Draft202012Validator(cli.config_schema()).is_valid(tomllib.loads(ACSF_CONFIG))
     assert cli.main(["fit", str(tmp_path / "fit.toml"), "--quiet"]) == 0
