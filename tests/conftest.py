@@ -43,15 +43,21 @@ def vesin():
 DATA = Path(os.environ.get("MLPOT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
+def _shared_folder(root: Path, what: str, variable: str, kind: str) -> Path:
+    """``root`` if it holds a README.md; otherwise skip, or fail in CI (``kind`` tests must
+    run there)."""
+    if not (root / "README.md").is_file():
+        message = f"the {what} are not at {root} (set {variable})"
+        if IN_CI:
+            pytest.fail(message + f" -- {kind} tests must run in CI")
+        pytest.skip(message)
+    return root
+
+
 @pytest.fixture(scope="session")
 def data() -> Path:
     """The shared data folder; a missing folder skips, except in CI where it fails."""
-    if not (DATA / "README.md").is_file():
-        message = f"the reference data are not at {DATA} (set MLPOT_DATA)"
-        if IN_CI:
-            pytest.fail(message + " -- data tests must run in CI")
-        pytest.skip(message)
-    return DATA
+    return _shared_folder(DATA, "reference data", "MLPOT_DATA", "data")
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +65,4 @@ def n2p2_fixtures() -> Path:
     """n2p2's reference values for the published mlearn NNPs (../shared/oracles/n2p2, or
     $MLPOT_ORACLES/n2p2); missing, they skip, except in CI where they fail."""
     root = Path(os.environ.get("MLPOT_ORACLES") or DATA.parent / "oracles") / "n2p2"
-    if not (root / "README.md").is_file():
-        message = f"the n2p2 oracle fixtures are not at {root} (set MLPOT_ORACLES)"
-        if IN_CI:
-            pytest.fail(message + " -- oracle tests must run in CI")
-        pytest.skip(message)
-    return root
+    return _shared_folder(root, "n2p2 oracle fixtures", "MLPOT_ORACLES", "oracle")
