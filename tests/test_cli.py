@@ -217,7 +217,7 @@ def gap_config(tmp_path, replace: dict | None = None, add: str = "") -> Path:
 @pytest.mark.parametrize(
     "replace, add, message",
     [
-        ({'type = "gap"': 'type = "gpa"'}, "", r"\[model\] type must be one of \['snap', 'gap', 'linear'\], got 'gpa'"),
+        ({'type = "gap"': 'type = "gpa"'}, "", r"\[model\] type must be one of \['snap', 'gap', 'linear', 'nnp'\], got 'gpa'"),
         ({}, "", None),  # the configuration itself is valid
         ({"zeta = 2": "quadratic = true"}, "", r"unknown \[model\] keys \['quadratic'\] for \[model\] type 'gap'"),
         ({"zeta = 2": "energy_weight = 1.0"}, "", r"keys \['energy_weight'\]"),
@@ -416,7 +416,7 @@ TYPE_ERRORS = [
     (FULL_SNAP, {"energy_weight = 100.0": "energy_weight = [100.0]"}, r"\[model\]: energy_weight must be a number, got \[100.0\] \(an array\)"),
     (FULL_SNAP, {"ridge = 1e-8": 'ridge = "1e-8"'}, r"\[model\]: ridge must be a number, got '1e-8' \(a string\)"),
     (FULL_SNAP, {'solver = "svd"': 'solver = "qr"'}, r"\[model\]: solver must be one of 'svd', 'normal', got 'qr' \(a string\)"),
-    (FULL_SNAP, {"[model]": "[model]\ntype = 5"}, r"\[model\] type must be one of \['snap', 'gap', 'linear'\], got 5"),
+    (FULL_SNAP, {"[model]": "[model]\ntype = 5"}, r"\[model\] type must be one of \['snap', 'gap', 'linear', 'nnp'\], got 5"),
     # [groups.NAME], [baseline], [output]
     (FULL_SNAP, {"eweight = 100.0": 'eweight = "100"'}, r"\[groups.rattled\]: eweight must be a number, got '100' \(a string\)"),
     (FULL_SNAP, {"inner = 2.0": 'inner = "2.0"'}, r"\[baseline\]: inner must be a number, got '2.0' \(a string\)"),

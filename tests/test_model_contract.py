@@ -64,6 +64,12 @@ def nnp_model():
     return random_nnp(acsf()), None, ("Cu", "Al"), {}
 
 
+def nnp_committee_model():
+    """An NNP committee trained on frames (two epochs: the contract, not the accuracy)."""
+    model = mlpot.NNP(mlpot.ACSF(cutoff=4.0, species=["Cu", "Al"]), hidden=(5,), committee=2, baseline=mlpot.ZBL(1.0, 1.5))
+    return model, emt_frames(6, seed=5), ("Cu", "Al"), {"variance": True}
+
+
 #: every registered kind, by case: (an unfitted model, its training frames, the elements
 #: to probe it with, the options of predict that give its extras)
 MODELS = {
@@ -72,6 +78,7 @@ MODELS = {
     "Linear-SOAP": linear_soap_model,
     "Linear-Bispectrum": linear_bispectrum_model,
     "NNP": nnp_model,
+    "NNP-committee": nnp_committee_model,
 }
 #: the kinds that came after model-file version 1 (no version-1 file of theirs exists)
 NEWER_THAN_VERSION_1 = {"Linear", "NNP"}

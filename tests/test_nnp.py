@@ -217,9 +217,7 @@ def test_bad_layers_and_scalings_are_refused():
         mlpot.NNP(acsf(), networks=random_nnp(acsf()).networks, energy_scale=0.0)
 
 
-def test_training_is_not_offered_yet_and_an_untrained_model_says_so(tmp_path):
-    with pytest.raises(NotImplementedError, match="n2p2.read"):
-        random_nnp(acsf()).fit([])
+def test_an_untrained_model_says_so(tmp_path):
     untrained = mlpot.NNP(acsf(), hidden=(24, 24), activation="tanh")
     assert untrained.hidden == (24, 24) and untrained.networks is None
     with pytest.raises(RuntimeError, match="no trained networks"):

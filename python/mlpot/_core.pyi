@@ -134,6 +134,14 @@ class Term:
         """A network term's network of atomic number `species` on raw features (n, n_in):
         (energies (n,), gradients dE/dfeatures (n, n_in))."""
     @property
+    def n_members(self) -> int:
+        """Members of a network term's committee (ValueError for other terms)."""
+    def predict_members(
+        self, structure: Structure
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Each committee member's (energies (K, n_atoms), forces (K, n_atoms, 3), virial
+        (K, 6)) from one descriptor pass."""
+    @property
     def n_columns(self) -> int: ...
     def rows(self, structure: Structure) -> dict[str, np.ndarray]:
         """dE/dw: energy (n_columns,), forces (3 n_atoms, n_columns), virial (6, n_columns)."""
@@ -162,3 +170,69 @@ def predict_terms(
 ]:
     """The summed prediction of the terms (weights[k] for term k) from one neighbor list,
     with each term's per-atom rows on request."""
+
+class NetworkTraining:
+    """Descriptors of training frames with their gradients, cached for training networks."""
+
+    def __init__(
+        self, descriptor: Descriptor, n_inputs: list[int], structures: list[Structure], stress: list[bool]
+    ) -> None: ...
+    @property
+    def n_frames(self) -> int: ...
+    def n_atoms(self) -> npt.NDArray[np.int64]:
+        """Atoms per frame."""
+    def types(self) -> npt.NDArray[np.int64]:
+        """The species index of every atom of every frame, concatenated."""
+    def features(self, species_index: int, frames: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Raw features (n, n_inputs[s]) of the atoms of species index s in ``frames``."""
+    def predict(
+        self, term: Term, theta: npt.NDArray[np.float64], frames: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(energies (m,), forces (atoms of the frames, 3), virials (m, 6))."""
+    def gradient(
+        self,
+        term: Term,
+        theta: npt.NDArray[np.float64],
+        frames: npt.NDArray[np.int64],
+        alpha: npt.NDArray[np.float64],
+        displacement: npt.NDArray[np.float64] | None = None,
+        virial: npt.NDArray[np.float64] | None = None,
+    ) -> tuple[float, npt.NDArray[np.float64]]:
+        """(sum_f h_f, its gradient) for h_f = alpha_f E_f + sum_k d_k . dE_f/dr_k + c_f . W_f."""
+
+class KalmanFilter:
+    """n2p2's extended Kalman filter over blocks of weights."""
+
+    def __init__(
+        self,
+        blocks: list[int],
+        epsilon: float,
+        q0: float,
+        q_min: float,
+        eta0: float,
+        eta_max: float,
+        tau: float,
+        per_epoch: float,
+    ) -> None: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def q(self) -> float: ...
+    @property
+    def eta(self) -> float: ...
+    @property
+    def blocks(self) -> list[int]: ...
+    def covariance(self, b: int) -> npt.NDArray[np.float64]:
+        """The covariance of block b, (n_b, n_b)."""
+    def restore(self, covariances: list[npt.NDArray[np.float64]], steps: int) -> None:
+        """Restores the covariances of all blocks and the number of updates done."""
+
+def kalman_epochs(
+    training: NetworkTraining,
+    term: Term,
+    filters: list[KalmanFilter],
+    thetas: list[npt.NDArray[np.float64]],
+    schedules: list[npt.NDArray[np.int64]],
+    targets: list[npt.NDArray[np.float64]],
+) -> list[npt.NDArray[np.float64]]:
+    """One epoch of Kalman updates per member, the members in parallel; the new weights."""

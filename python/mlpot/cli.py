@@ -4,8 +4,8 @@
 A fit configuration (TOML; paths are relative to the configuration file). ``[model] type``
 chooses the model: "snap" (the default: SNAP or quadratic SNAP on the bispectrum), "linear"
 (the same linear or quadratic model on any per-atom descriptor: ``[descriptor] type`` is
-then required, "soap" or "bispectrum" or any later descriptor) or "gap" (a sparse Gaussian
-process on SOAP, optionally plus two-body terms). Unknown sections and
+then required, "soap" or "bispectrum" or any later descriptor), "gap" (a sparse Gaussian
+process on SOAP, optionally plus two-body terms) or "nnp" (atomic neural networks on ACSF). Unknown sections and
 keys, and keys of the other model type, are errors, never ignored; so are values of another
 TOML type than shown here (flags are true/false, not "false"; numbers are 4.5 or 4, not
 "4.5"), and an output location that cannot be written, found before the data are read.
@@ -110,8 +110,32 @@ A GAP fit (QUIP gap_fit's names; [data], [baseline] and [output] model as above)
     [groups.Liquid]                  # optional per-group sigmas (gap_fit config_type_sigma)
     sigma = [0.003, 0.15, 0.01]
 
-A GAP or linear model is saved as an mlpot model file only: ``[output] lammps`` is
-SNAP-only.
+A neural-network potential (Behler-Parrinello, as n2p2 trains them; [data], [baseline],
+[groups] weights and [output] model as above)::
+
+    [descriptor]                     # mlpot.ACSF keywords
+    type = "acsf"                    # optional: the default descriptor of an NNP
+    cutoff = 6.0
+    species = ["Si"]                 # without functions: the standard set
+
+    [model]                          # mlpot.NNP keywords and its fit() keywords
+    type = "nnp"
+    hidden = [24, 24]
+    activation = "tanh"
+    committee = 1                    # >= 2: a committee with predict(variance=True)
+    optimizer = "kalman"             # or "lbfgs", "adam"
+    energy_weight = 10.0             # in units of the spread of the energy per atom
+    force_weight = 1.0               # in units of the RMS force component
+    epochs = 30
+    patience = 10
+    validation = 0.1                 # held out (per group) for early stopping
+    kalman_force_updates = 4         # n2p2's Kalman settings: kalman_epsilon, kalman_q0,
+                                     # kalman_qmin, kalman_eta, kalman_etamax, kalman_tau,
+                                     # kalman_energy_updates, kalman_force_updates
+    log = "learning_curve.csv"       # optional; checkpoint = "nnp.npz", restart = ...
+
+A GAP, linear or NNP model is saved as an mlpot model file only: ``[output] lammps`` is
+SNAP-only (an NNP is written for n2p2 and LAMMPS pair_style hdnnp by `mlpot.n2p2.write`).
 
 The [descriptor], [[two_body]], [baseline] and [model] keys, their types and ranges are
 those of the parameter specs (`mlpot.params`); ``mlpot schema`` prints them as a JSON schema,
@@ -146,8 +170,8 @@ from mlpot.demo import run_demo
 from mlpot.descriptors import DESCRIPTORS
 from mlpot.metrics import errors
 from mlpot.modelfile import load
-from mlpot.models import GAP, SNAP, LinearModel
-from mlpot.models.specs import GAPParams, LinearParams, SNAPFitParams, SNAPParams
+from mlpot.models import GAP, NNP, SNAP, LinearModel
+from mlpot.models.specs import GAPParams, LinearParams, NNPFitParams, NNPParams, SNAPFitParams, SNAPParams
 from mlpot.tuning import space_from_toml, tune
 
 
@@ -193,7 +217,7 @@ _DESCRIPTOR_SPECS = {kind: cls.Params for kind, cls in DESCRIPTORS.items()}
 _DESCRIPTOR_KEYS = {kind: spec.config_kinds() for kind, spec in _DESCRIPTOR_SPECS.items()}
 #: the model class of each [model] type; the class declares the descriptors it takes
 #: (`descriptor_kinds`, `default_descriptor`) and whether it writes LAMMPS files
-_MODELS = {"snap": SNAP, "gap": GAP, "linear": LinearModel}
+_MODELS = {"snap": SNAP, "gap": GAP, "linear": LinearModel, "nnp": NNP}
 _MODEL_TYPES = tuple(_MODELS)
 #: the [model] type of a configuration that names none
 _DEFAULT_MODEL = "snap"
@@ -201,7 +225,10 @@ _DEFAULT_MODEL = "snap"
 #: linear models (SNAP and LinearModel share LinearModel.fit)
 _SNAP_MODEL_KEYS = SNAPParams.config_kinds()
 _GAP_MODEL_KEYS = GAPParams.config_kinds()
-_MODEL_SPECS = {"snap": (SNAPParams, SNAPFitParams), "gap": (GAPParams,), "linear": (LinearParams, SNAPFitParams)}
+_MODEL_SPECS = {
+    "snap": (SNAPParams, SNAPFitParams), "gap": (GAPParams,), "linear": (LinearParams, SNAPFitParams),
+    "nnp": (NNPParams, NNPFitParams),
+}
 _MODEL_KEYS = {
     kind: {k: v for spec in specs for k, v in spec.config_kinds().items()} for kind, specs in _MODEL_SPECS.items()
 }
@@ -211,6 +238,7 @@ _WEIGHT_KEYS = dict.fromkeys(("eweight", "fweight", "vweight"), _NUMBER)
 _GROUP_KEYS = {
     "snap": _WEIGHT_KEYS,
     "linear": _WEIGHT_KEYS,
+    "nnp": _WEIGHT_KEYS,
     "gap": {"sigma": next(f for f in GAPParams.parameters() if f.name == "group_sigma").metadata["kind"].value},
 }
 #: the sections and their shapes: a table, an array of tables, or tables by name
@@ -223,6 +251,10 @@ _SEARCH_KEYS = {
     "folds": _INT, "trials": _INT, "seed": _INT, "search": _STRING, "stratify": _STRING, "refine": _INT,
     "keep_force_rows": _BOOL, "metric": _TABLE, "space": _TABLE, "out": _STRING,
 }
+
+
+#: [model] keys that are paths
+_MODEL_PATHS = ("log", "checkpoint", "restart")
 
 
 class ConfigError(ValueError):
@@ -555,6 +587,13 @@ def run_fit(config_path: Path, progress: bool = True):
     # bad values and an unwritable output fail before the data are read and the model fitted
     try:
         model, fit_keywords = build_model(config)
+        # the [model] paths of a training (an NNP's log, checkpoint, restart), like every
+        # path of a configuration, are relative to it
+        for key in _MODEL_PATHS:
+            if isinstance(fit_keywords.get(key), str):
+                fit_keywords[key] = str(base / fit_keywords[key])
+                if key != "restart":
+                    check_writable(Path(fit_keywords[key]), f"[model] {key}")
         model_path, lammps_prefix = output_paths(config, base)
         check_writable(model_path, "[output] model")
         if lammps_prefix is not None:

@@ -411,17 +411,30 @@ def _read_scaling(path: Path, species, counts) -> dict[str, tuple]:
 # ---------------------------------------------------------------------- writing
 
 
-def write(model: NNP, directory, *, cflength: float = 1.0, cfenergy: float = 1.0) -> None:
+def write(model: NNP, directory, *, cflength: float = 1.0, cfenergy: float = 1.0, member: int | None = None) -> None:
     """Write ``model`` (an `mlpot.NNP` on an `mlpot.ACSF`) as n2p2 files in ``directory``
     (created if needed): input.nn, scaling.data and weights.ZZZ.data, in file units of
     ``cflength`` per Angstrom and ``cfenergy`` per eV. The functions are written in n2p2's
     internal order, with the network inputs and scaling rows permuted to match, so that
     n2p2 and LAMMPS pair_style hdnnp evaluate the same potential. N2P2Error if the model
-    cannot be written (another descriptor; different scaling settings per element)."""
+    cannot be written (another descriptor; different scaling settings per element).
+
+    n2p2 holds one network per element: for a committee, ``member`` picks the member to
+    write (0 to K-1; n2p2 runs a committee as K potentials)."""
     cflength = _factor("cflength", cflength)
     cfenergy = _factor("cfenergy", cfenergy)
     if not isinstance(model, NNP):
         raise TypeError(f"model must be an mlpot.NNP, got {type(model).__name__}")
+    if model.members is None:
+        raise N2P2Error("the NNP has no trained networks to write")
+    if member is None:
+        if model.committee > 1:
+            raise N2P2Error(f"the model is a committee of {model.committee}; n2p2 files hold one network per element: "
+                            "write each with member=0, 1, ...")
+        member = 0
+    if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < model.committee:
+        raise ValueError(f"member must be an integer from 0 to {model.committee - 1}, got {member!r}")
+    networks = model.members[member]
     d = model.descriptor
     if not isinstance(d, ACSF):
         raise N2P2Error(f"n2p2 files hold symmetry-function (ACSF) models; this NNP is on a {d.kind} descriptor")
@@ -463,8 +476,8 @@ def write(model: NNP, directory, *, cflength: float = 1.0, cfenergy: float = 1.0
         lines += ["mean_energy 0.0", f"conv_energy {r(conv_energy)}", "conv_length 1.0"]
     if model.normalize_nodes:
         lines += ["normalize_nodes"]
-    shapes = {e: [l.weights.shape[0] for l in model.networks[e]] for e in species}
-    acts = {e: [l.activation for l in model.networks[e]] for e in species}
+    shapes = {e: [l.weights.shape[0] for l in networks[e]] for e in species}
+    acts = {e: [l.activation for l in networks[e]] for e in species}
     first = species[0]
     lines += [
         f"global_hidden_layers_short {len(shapes[first]) - 1}",
@@ -494,7 +507,7 @@ def write(model: NNP, directory, *, cflength: float = 1.0, cfenergy: float = 1.0
     _write_text(out / "scaling.data", "\n".join(rows) + "\n")
 
     for e in species:
-        layers = model.networks[e]
+        layers = networks[e]
         weights = [layers[0].weights[:, order[e]]] + [l.weights for l in layers[1:]]
         text = ["# weights written by mlpot: value, a/b, index, layer/node of the connection"]
         count = 0

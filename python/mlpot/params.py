@@ -414,6 +414,54 @@ class Reals(Kind):
 
 
 @dataclasses.dataclass(frozen=True)
+class Integers(Kind):
+    """A list of integers, each of kind ``item``, at least ``min_length`` of them; as a
+    tuple of ints."""
+
+    item: Integer = Integer(0)
+    min_length: int = 0
+    toml: ClassVar[str] = "an array of integers"
+
+    def check(self, value, name):
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Iterable, np.ndarray)):
+            raise ParameterTypeError(name, "must be a list of integers", value)
+        items = list(value)
+        if len(items) < self.min_length:
+            raise ParameterValueError(name, f"must be a list of at least {self.min_length} integers", value)
+        return tuple(self.item.check(v, f"{name}[{k}]") for k, v in enumerate(items))
+
+    def accepts(self, value):
+        return isinstance(value, list) and all(self.item.accepts(v) for v in value)
+
+    def dump(self, value):
+        return [int(v) for v in value]
+
+    def schema(self):
+        out: dict = {"type": "array", "items": self.item.schema()}
+        if self.min_length:
+            out["minItems"] = self.min_length
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Text(Kind):
+    """A string (a path, a name)."""
+
+    toml: ClassVar[str] = "a string"
+
+    def check(self, value, name):
+        if not isinstance(value, str):
+            raise ParameterTypeError(name, "must be a string", value)
+        return value
+
+    def accepts(self, value):
+        return isinstance(value, str)
+
+    def schema(self):
+        return {"type": "string"}
+
+
+@dataclasses.dataclass(frozen=True)
 class Table(Kind):
     """A table of values of kind ``value`` by name (e.g. by configuration group), as a dict."""
 

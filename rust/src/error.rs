@@ -19,6 +19,15 @@ impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidInput(message.into())
     }
+
+    /// The same error with "{what}: " before its message.
+    pub fn context(self, what: &str) -> Self {
+        match self {
+            Error::InvalidInput(m) => Error::InvalidInput(format!("{what}: {m}")),
+            Error::TooLarge(m) => Error::TooLarge(format!("{what}: {m}")),
+            Error::OutOfMemory(m) => Error::OutOfMemory(format!("{what}: {m}")),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -35,7 +35,9 @@ mod python {
     use crate::error::Error;
     use crate::models::kernel::{DotProductKernel, PairKernel};
     use crate::models::linear::LinearTerm;
-    use crate::models::network::NetworkTerm;
+    use crate::models::network::training::kalman::{KalmanFilter, KalmanParams, Member, Update};
+    use crate::models::network::training::{Functional, TrainingSet};
+    use crate::models::network::{Network, NetworkTerm};
     use crate::models::zbl::Zbl;
     use crate::models::{self, Prediction, Rows, Term};
     use crate::neighbors::{
@@ -545,7 +547,9 @@ mod python {
         ) -> PyResult<Self> {
             let x: Vec<f64> = sparse.as_array().iter().cloned().collect();
             let d = descriptor.inner.clone();
-            let k = run(py, || DotProductKernel::new(d, zeta, delta, x, &sparse_species))?;
+            let k = run(py, || {
+                DotProductKernel::new(d, zeta, delta, x, &sparse_species)
+            })?;
             Ok(term(k))
         }
 
@@ -587,7 +591,9 @@ mod python {
             networks_json: &str,
         ) -> PyResult<Self> {
             let d = descriptor.inner.clone();
-            let t = Arc::new(run_on(py, false, || NetworkTerm::from_json(d, networks_json))?);
+            let t = Arc::new(run_on(py, false, || {
+                NetworkTerm::from_json(d, networks_json)
+            })?);
             Ok(PyTerm {
                 inner: t.clone(),
                 network: Some(t),
@@ -618,6 +624,43 @@ mod python {
             let x: Vec<f64> = view.iter().cloned().collect();
             let (e, g) = run(py, || t.network_outputs(species, &x))?;
             Ok((e.into_pyarray(py), matrix(g, n, n_in).into_pyarray(py)))
+        }
+
+        /// Members of a network term's committee.
+        #[getter]
+        fn n_members(&self) -> PyResult<usize> {
+            Ok(self.network_term("n_members")?.n_members())
+        }
+
+        /// Each committee member's prediction from one descriptor pass: (energies (K,
+        /// n_atoms), forces (K, n_atoms, 3), virial (K, 6)).
+        fn predict_members<'py>(
+            &self,
+            py: Python<'py>,
+            structure: &PyStructure,
+        ) -> PyResult<MemberArrays<'py>> {
+            let t = self.network_term("predict_members")?;
+            let s = &structure.inner;
+            let members = run(py, || {
+                let list = models::shared_list(s, &[t.as_ref() as &dyn Term])?;
+                t.predict_members(s, &list)
+            })?;
+            let (k, n) = (members.len(), s.len());
+            let mut e = Vec::with_capacity(k * n);
+            let mut f = Vec::with_capacity(k * n * 3);
+            let mut v = Vec::with_capacity(k * 6);
+            for m in members {
+                e.extend_from_slice(&m.energies);
+                f.extend(m.forces.iter().flatten());
+                v.extend_from_slice(&m.virial);
+            }
+            Ok((
+                matrix(e, k, n).into_pyarray(py),
+                Array3::from_shape_vec((k, n, 3), f)
+                    .unwrap()
+                    .into_pyarray(py),
+                matrix(v, k, 6).into_pyarray(py),
+            ))
         }
 
         #[getter]
@@ -653,8 +696,406 @@ mod python {
             let rows = rows.pop().flatten();
             let (e, f, v) = prediction_arrays(py, p);
             let m = self.inner.n_columns();
-            Ok((e, f, v, rows.map(|r| matrix(r, s.len(), m).into_pyarray(py))))
+            Ok((
+                e,
+                f,
+                v,
+                rows.map(|r| matrix(r, s.len(), m).into_pyarray(py)),
+            ))
         }
+    }
+
+    impl PyTerm {
+        fn network_term(&self, what: &str) -> PyResult<&Arc<NetworkTerm>> {
+            self.network.as_ref().ok_or_else(|| {
+                PyValueError::new_err(format!("{what}: this term is not a neural-network term"))
+            })
+        }
+
+        /// The term's networks (its first member's) with the weights `theta` (the networks'
+        /// parameters concatenated in species order).
+        fn networks_with(&self, theta: &[f64]) -> PyResult<Vec<Network>> {
+            let t = self.network_term("training")?;
+            let mut nets = t.training_networks().map_err(to_py_err)?;
+            let (offsets, total) = TrainingSet::parameter_offsets(&nets);
+            if theta.len() != total {
+                return Err(PyValueError::new_err(format!(
+                    "the networks have {total} weights, got {}",
+                    theta.len()
+                )));
+            }
+            for (n, o) in nets.iter_mut().zip(offsets) {
+                let m = n.n_parameters();
+                n.set_parameters(&theta[o..o + m]).map_err(to_py_err)?;
+            }
+            Ok(nets)
+        }
+    }
+
+    /// (energies, forces, virial) of every member of a committee.
+    type MemberArrays<'py> = (
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, numpy::PyArray3<f64>>,
+        Bound<'py, PyArray2<f64>>,
+    );
+
+    /// Descriptors of training frames with their gradients, cached for training networks
+    /// (`models::network::training::TrainingSet`).
+    #[pyclass(name = "NetworkTraining", module = "mlpot._core", frozen)]
+    struct PyNetworkTraining {
+        inner: Arc<TrainingSet>,
+    }
+
+    /// (energies (m,), forces (atoms of the m frames, 3), virials (m, 6)).
+    type FrameArrays<'py> = (
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray2<f64>>,
+    );
+
+    fn frame_indices(frames: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
+        frames
+            .as_array()
+            .iter()
+            .map(|&f| {
+                usize::try_from(f)
+                    .map_err(|_| PyValueError::new_err(format!("frame index {f} is negative")))
+            })
+            .collect()
+    }
+
+    #[pymethods]
+    impl PyNetworkTraining {
+        /// Caches the descriptors of `structures` trimmed to `n_inputs[s]` features for
+        /// species index s, with the per-atom virials where `stress[f]`.
+        #[new]
+        fn new(
+            py: Python<'_>,
+            descriptor: &PyDescriptor,
+            n_inputs: Vec<usize>,
+            structures: Vec<PyRef<'_, PyStructure>>,
+            stress: Vec<bool>,
+        ) -> PyResult<Self> {
+            let d = descriptor.inner.clone();
+            let s: Vec<Structure> = structures.iter().map(|s| s.inner.clone()).collect();
+            let set = run(py, || TrainingSet::new(d, n_inputs, &s, &stress))?;
+            Ok(PyNetworkTraining {
+                inner: Arc::new(set),
+            })
+        }
+
+        #[getter]
+        fn n_frames(&self) -> usize {
+            self.inner.n_frames()
+        }
+
+        /// Atoms per frame.
+        fn n_atoms<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+            let t = &self.inner;
+            let n: Vec<i64> = (0..t.n_frames()).map(|f| t.n_atoms(f) as i64).collect();
+            n.into_pyarray(py)
+        }
+
+        /// The species index of every atom of every frame, concatenated.
+        fn types<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+            let t = &self.inner;
+            let v: Vec<i64> = (0..t.n_frames())
+                .flat_map(|f| t.types(f).iter().map(|&x| x as i64))
+                .collect();
+            v.into_pyarray(py)
+        }
+
+        /// Raw features (n, n_inputs[s]) of the atoms of species index s in `frames`.
+        fn features<'py>(
+            &self,
+            py: Python<'py>,
+            species_index: usize,
+            frames: PyReadonlyArray1<'py, i64>,
+        ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+            let t = &self.inner;
+            let m = *t.n_inputs().get(species_index).ok_or_else(|| {
+                PyValueError::new_err(format!("no species index {species_index}"))
+            })?;
+            let frames = frame_indices(&frames)?;
+            let x = run(py, || t.features(species_index, &frames))?;
+            let n = x.len() / m;
+            Ok(matrix(x, n, m).into_pyarray(py))
+        }
+
+        /// Energies, forces and virials of `frames` with the networks of `term` at the
+        /// weights `theta`.
+        fn predict<'py>(
+            &self,
+            py: Python<'py>,
+            term: &PyTerm,
+            theta: PyReadonlyArray1<'py, f64>,
+            frames: PyReadonlyArray1<'py, i64>,
+        ) -> PyResult<FrameArrays<'py>> {
+            let nets = term.networks_with(theta.as_slice()?)?;
+            let frames = frame_indices(&frames)?;
+            let t = &self.inner;
+            let p = run(py, || t.predict(&nets, &frames))?;
+            let m = p.len();
+            let energies: Vec<f64> = p.iter().map(|p| p.energy).collect();
+            let forces: Vec<f64> = p
+                .iter()
+                .flat_map(|p| p.forces.iter().flatten().copied())
+                .collect();
+            let n = forces.len() / 3;
+            let virials: Vec<f64> = p.iter().flat_map(|p| p.virial).collect();
+            Ok((
+                energies.into_pyarray(py),
+                matrix(forces, n, 3).into_pyarray(py),
+                matrix(virials, m, 6).into_pyarray(py),
+            ))
+        }
+
+        /// (sum_f h_f, d/dtheta sum_f h_f) for h_f = alpha_f E_f + sum_k d_k . dE_f/dr_k +
+        /// c_f . W_f over `frames`: alpha (m,), displacement (atoms of the m frames, 3) or
+        /// None, virial directions c (m, 6) or None.
+        #[pyo3(signature = (term, theta, frames, alpha, displacement=None, virial=None))]
+        #[allow(clippy::too_many_arguments)]
+        fn gradient<'py>(
+            &self,
+            py: Python<'py>,
+            term: &PyTerm,
+            theta: PyReadonlyArray1<'py, f64>,
+            frames: PyReadonlyArray1<'py, i64>,
+            alpha: PyReadonlyArray1<'py, f64>,
+            displacement: Option<PyReadonlyArray2<'py, f64>>,
+            virial: Option<PyReadonlyArray2<'py, f64>>,
+        ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
+            let nets = term.networks_with(theta.as_slice()?)?;
+            let frames = frame_indices(&frames)?;
+            let t = &self.inner;
+            t.check_frames(&frames).map_err(to_py_err)?;
+            let m = frames.len();
+            let alpha = alpha.as_array().to_vec();
+            if alpha.len() != m {
+                return Err(PyValueError::new_err(format!(
+                    "alpha needs one value per frame ({m}), got {}",
+                    alpha.len()
+                )));
+            }
+            let d = match &displacement {
+                Some(d) => rows3("displacement", d)?,
+                None => Vec::new(),
+            };
+            let atoms: usize = frames.iter().map(|&f| t.n_atoms(f)).sum();
+            if displacement.is_some() && d.len() != atoms {
+                return Err(PyValueError::new_err(format!(
+                    "displacement must have shape ({atoms}, 3) for these frames, got ({}, 3)",
+                    d.len()
+                )));
+            }
+            let c: Vec<[f64; 6]> = match &virial {
+                Some(v) => {
+                    let v = v.as_array();
+                    if v.shape() != [m, 6] {
+                        return Err(PyValueError::new_err(format!(
+                            "virial must have shape ({m}, 6), got {:?}",
+                            v.shape()
+                        )));
+                    }
+                    v.rows()
+                        .into_iter()
+                        .map(|r| std::array::from_fn(|k| r[k]))
+                        .collect()
+                }
+                None => vec![[0.0; 6]; m],
+            };
+            let mut hs = Vec::with_capacity(m);
+            let mut start = 0;
+            for (k, &f) in frames.iter().enumerate() {
+                let n = t.n_atoms(f);
+                hs.push(Functional {
+                    alpha: alpha[k],
+                    displacement: if d.is_empty() {
+                        &[]
+                    } else {
+                        &d[start..start + n]
+                    },
+                    virial: c[k],
+                });
+                start += n;
+            }
+            let (value, g) = run(py, || t.gradient(&nets, &frames, &hs))?;
+            Ok((value, g.into_pyarray(py)))
+        }
+    }
+
+    /// n2p2's Kalman filter over blocks of weights (`models::network::training::kalman`).
+    #[pyclass(name = "KalmanFilter", module = "mlpot._core", frozen)]
+    struct PyKalmanFilter {
+        inner: std::sync::Mutex<KalmanFilter>,
+    }
+
+    impl PyKalmanFilter {
+        fn lock(&self) -> std::sync::MutexGuard<'_, KalmanFilter> {
+            self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    #[pymethods]
+    impl PyKalmanFilter {
+        #[new]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            blocks: Vec<usize>,
+            epsilon: f64,
+            q0: f64,
+            q_min: f64,
+            eta0: f64,
+            eta_max: f64,
+            tau: f64,
+            per_epoch: f64,
+        ) -> PyResult<Self> {
+            let params = KalmanParams {
+                epsilon,
+                q0,
+                q_min,
+                eta0,
+                eta_max,
+                tau,
+                per_epoch,
+            };
+            let kf = KalmanFilter::new(blocks, params).map_err(to_py_err)?;
+            Ok(PyKalmanFilter {
+                inner: std::sync::Mutex::new(kf),
+            })
+        }
+
+        #[getter]
+        fn steps(&self) -> u64 {
+            self.lock().steps()
+        }
+
+        #[getter]
+        fn q(&self) -> f64 {
+            self.lock().q()
+        }
+
+        #[getter]
+        fn eta(&self) -> f64 {
+            self.lock().eta()
+        }
+
+        #[getter]
+        fn blocks(&self) -> Vec<usize> {
+            self.lock().blocks().to_vec()
+        }
+
+        /// The covariance of block b, (n_b, n_b).
+        fn covariance<'py>(
+            &self,
+            py: Python<'py>,
+            b: usize,
+        ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+            let kf = self.lock();
+            let n = *kf.blocks().get(b).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "no block {b} (the filter has {})",
+                    kf.blocks().len()
+                ))
+            })?;
+            Ok(matrix(kf.covariance(b).to_vec(), n, n).into_pyarray(py))
+        }
+
+        /// Restores the covariances of all blocks and the number of updates done.
+        fn restore(&self, covariances: Vec<PyReadonlyArray2<'_, f64>>, steps: u64) -> PyResult<()> {
+            let p: Vec<Vec<f64>> = covariances
+                .iter()
+                .map(|c| c.as_array().iter().copied().collect())
+                .collect();
+            self.lock().restore(p, steps).map_err(to_py_err)
+        }
+    }
+
+    /// Runs one epoch of Kalman updates for each member (in parallel): member k has the
+    /// filter `filters[k]`, the weights `thetas[k]` and the updates (frame, atom or -1 for
+    /// the energy, axis) `schedules[k]` (m, 3) with their reference values and units
+    /// `targets[k]` (m, 2). Returns the new weights.
+    #[pyfunction]
+    #[allow(clippy::too_many_arguments)]
+    fn kalman_epochs<'py>(
+        py: Python<'py>,
+        training: &PyNetworkTraining,
+        term: &PyTerm,
+        filters: Vec<PyRef<'py, PyKalmanFilter>>,
+        thetas: Vec<PyReadonlyArray1<'py, f64>>,
+        schedules: Vec<PyReadonlyArray2<'py, i64>>,
+        targets: Vec<PyReadonlyArray2<'py, f64>>,
+    ) -> PyResult<Vec<Bound<'py, PyArray1<f64>>>> {
+        let k = filters.len();
+        if thetas.len() != k || schedules.len() != k || targets.len() != k {
+            return Err(PyValueError::new_err(format!(
+                "one filter, theta, schedule and target array per member: got {k}, {}, {} and {}",
+                thetas.len(),
+                schedules.len(),
+                targets.len()
+            )));
+        }
+        for a in 0..k {
+            for b in 0..a {
+                if std::ptr::eq(&*filters[a], &*filters[b]) {
+                    return Err(PyValueError::new_err(format!(
+                        "members {b} and {a} share one Kalman filter"
+                    )));
+                }
+            }
+        }
+        let mut updates = Vec::with_capacity(k);
+        for (s, t) in schedules.iter().zip(&targets) {
+            let s = s.as_array();
+            let t = t.as_array();
+            if s.ncols() != 3 || t.shape() != [s.nrows(), 2] {
+                return Err(PyValueError::new_err(format!(
+                    "a schedule must have shape (m, 3) with targets (m, 2), got {:?} and {:?}",
+                    s.shape(),
+                    t.shape()
+                )));
+            }
+            let mut u = Vec::with_capacity(t.nrows());
+            for (row, target) in s.rows().into_iter().zip(t.rows()) {
+                let (frame, atom, axis) = (row[0], row[1], row[2]);
+                if frame < 0 || atom < -1 || !(0..3).contains(&axis) {
+                    return Err(PyValueError::new_err(format!(
+                        "a bad update (frame {frame}, atom {atom}, axis {axis})"
+                    )));
+                }
+                u.push(Update {
+                    frame: frame as usize,
+                    atom: (atom >= 0).then_some(atom as usize),
+                    axis: axis as usize,
+                    target: target[0],
+                    unit: target[1],
+                });
+            }
+            updates.push(u);
+        }
+        let base = term.networks_with(thetas[0].as_slice()?)?;
+        let thetas: Vec<Vec<f64>> = thetas.iter().map(|t| t.as_array().to_vec()).collect();
+        let mut kfs: Vec<KalmanFilter> = filters.iter().map(|f| f.lock().clone()).collect();
+        let set = &training.inner;
+        let result = run(py, || {
+            let mut members: Vec<Member> = kfs
+                .iter_mut()
+                .zip(thetas)
+                .zip(&updates)
+                .map(|((filter, theta), schedule)| Member {
+                    networks: base.clone(),
+                    theta,
+                    filter,
+                    schedule,
+                })
+                .collect();
+            set.kalman_epochs(&mut members)?;
+            Ok(members.into_iter().map(|m| m.theta).collect::<Vec<_>>())
+        })?;
+        for (f, kf) in filters.iter().zip(kfs) {
+            *f.lock() = kf;
+        }
+        Ok(result.into_iter().map(|t| t.into_pyarray(py)).collect())
     }
 
     /// (energies, gradients) of `Term.network_outputs`.
@@ -683,7 +1124,9 @@ mod python {
         let s = &structure.inner;
         let core = core_terms(&terms);
         let rows = run(py, || models::rows_terms(&core, s))?;
-        rows.into_iter().map(|r| rows_dict(py, r, s.len())).collect()
+        rows.into_iter()
+            .map(|r| rows_dict(py, r, s.len()))
+            .collect()
     }
 
     /// The summed prediction of the terms of a model (weights[k] for term k) from one
@@ -746,6 +1189,9 @@ mod python {
         m.add_class::<PyDescriptor>()?;
         m.add_class::<PyZbl>()?;
         m.add_class::<PyTerm>()?;
+        m.add_class::<PyNetworkTraining>()?;
+        m.add_class::<PyKalmanFilter>()?;
+        m.add_function(wrap_pyfunction!(kalman_epochs, m)?)?;
         m.add_function(wrap_pyfunction!(rows_terms, m)?)?;
         m.add_function(wrap_pyfunction!(predict_terms, m)?)?;
         m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

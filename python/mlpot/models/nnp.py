@@ -10,13 +10,16 @@ n2p2 models `mlpot.ACSF`), s_e the affine input scaling of n2p2's symmetry-funct
 scaling modes and NN_e a feed-forward network with one output. Forces and the virial come
 from the descriptor's adjoint at the slopes dE_i/dX_i, never storing dX/dr.
 
-``mlpot.n2p2.read`` builds one from n2p2/RuNNer files; training comes in a later release.
+``mlpot.n2p2.read`` builds one from n2p2/RuNNer files; `NNP.fit` trains one
+(`mlpot.models.nnp_fit`), optionally as a committee of K members whose spread is the
+extrapolation warning (Deringer, Caro and Csanyi, Adv. Mater. 31, 1902765 (2019)): the
+prediction is the members' mean and ``predict(atoms, variance=True)`` adds their standard
+deviations, computed in one pass over the descriptor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import json
 import numpy as np
@@ -27,35 +30,15 @@ from mlpot.descriptors import _Described
 from mlpot.modelfile import (
     anything, array, at, boolean, build, check_shape, fail, fields, listed, mapping, element, real, string,
 )
+from mlpot.models import nnp_fit
 from mlpot.models.base import Model, check_baseline
+from mlpot.models.layers import ACTIVATION_NAMES, ACTIVATIONS, SCALINGS, Layer, Scaling
+from mlpot.models.specs import NNPFitParams, NNPParams
+from mlpot.models.training import resolve_group_weights
 from mlpot.models.parts import baseline_from_dict, baseline_to_dict, descriptor_document, descriptor_from_document
 from mlpot.models.registry import register
 
 __all__ = ["ACTIVATIONS", "ACTIVATION_NAMES", "Layer", "NNP", "SCALINGS", "Scaling"]
-
-#: n2p2's activation functions by their input.nn letter
-ACTIVATIONS = {
-    "l": "linear (identity)",
-    "t": "tanh",
-    "s": "logistic 1 / (1 + exp(-x))",
-    "p": "softplus ln(1 + exp(x))",
-    "r": "ReLU max(0, x)",
-    "g": "Gaussian exp(-x^2 / 2)",
-    "c": "cos(x)",
-    "S": "reverse logistic 1 - 1 / (1 + exp(-x))",
-    "e": "exp(-x)",
-    "h": "harmonic x^2",
-}
-
-#: n2p2's symmetry-function scaling modes (its keywords: scale_symmetry_functions,
-#: center_symmetry_functions, both, scale_symmetry_functions_sigma; none)
-SCALINGS = ("none", "scale", "center", "scalecenter", "scalesigma")
-
-#: activation names (for NNP's ``activation``) and their n2p2 letters
-ACTIVATION_NAMES = {
-    "linear": "l", "tanh": "t", "logistic": "s", "softplus": "p", "relu": "r", "gaussian": "g", "cos": "c",
-    "reverse_logistic": "S", "exp": "e", "harmonic": "h",
-}
 
 _NO_WEIGHTS = np.zeros(0)
 
@@ -81,102 +64,6 @@ def _activation(activation) -> str:
     raise ValueError(f"activation must be one of {list(ACTIVATION_NAMES)} or an n2p2 letter of {list(ACTIVATIONS)}, got {activation!r}")
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One layer of a network: y = activation(weights @ x + biases); weights (n_out, n_in)
-    and biases (n_out,) float64, activation one letter of `ACTIVATIONS`."""
-
-    weights: np.ndarray
-    biases: np.ndarray
-    activation: str
-
-    def __post_init__(self):
-        w = np.array(self.weights, dtype=np.float64)
-        b = np.array(self.biases, dtype=np.float64)
-        if w.ndim != 2 or b.shape != (w.shape[0],):
-            raise ValueError(f"a layer needs weights (n_out, n_in) and biases (n_out,), got {w.shape} and {b.shape}")
-        if not (np.isfinite(w).all() and np.isfinite(b).all()):
-            raise ValueError("a layer's weights and biases must be finite")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)} ({ACTIVATIONS}), got {self.activation!r}")
-        w.flags.writeable = False
-        b.flags.writeable = False
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "biases", b)
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """n2p2's scaling of one element's network inputs, from the statistics of its
-    training set (scaling.data): per input G_min, G_max, G_mean, G_sigma (units of the
-    descriptor), the mode of `SCALINGS` and the target range [s_min, s_max]:
-
-    - none: G; center: G - G_mean;
-    - scale: s_min + (s_max - s_min) (G - G_min) / (G_max - G_min);
-    - scalecenter: s_min + (s_max - s_min) (G - G_mean) / (G_max - G_min);
-    - scalesigma: s_min + (s_max - s_min) (G - G_mean) / G_sigma.
-
-    A function constant on the training set (G_max = G_min) is scaled by 1 instead of
-    dividing by zero (n2p2 would divide by zero)."""
-
-    mode: str
-    g_min: np.ndarray
-    g_max: np.ndarray
-    g_mean: np.ndarray
-    g_sigma: np.ndarray
-    s_min: float = 0.0
-    s_max: float = 1.0
-
-    def __post_init__(self):
-        if self.mode not in SCALINGS:
-            raise ValueError(f"scaling mode must be one of {list(SCALINGS)}, got {self.mode!r}")
-        arrays = [np.array(getattr(self, k), dtype=np.float64) for k in ("g_min", "g_max", "g_mean", "g_sigma")]
-        n = arrays[0].shape
-        if len(n) != 1 or any(a.shape != n for a in arrays):
-            raise ValueError("scaling g_min, g_max, g_mean and g_sigma must be 1-d arrays of one length")
-        if not all(np.isfinite(a).all() for a in arrays) or not (np.isfinite(self.s_min) and np.isfinite(self.s_max)):
-            raise ValueError("scaling statistics must be finite")
-        for k, a in zip(("g_min", "g_max", "g_mean", "g_sigma"), arrays):
-            a.flags.writeable = False
-            object.__setattr__(self, k, a)
-        object.__setattr__(self, "s_min", float(self.s_min))
-        object.__setattr__(self, "s_max", float(self.s_max))
-
-    @property
-    def n_inputs(self) -> int:
-        return len(self.g_min)
-
-    def affine(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(shift, factor, offset) with s(G) = offset + factor (G - shift), in n2p2's
-        order of operations (its scaling factor computed first), so that the scaled
-        inputs are n2p2's to the last bit."""
-        n = self.n_inputs
-        width = self.s_max - self.s_min
-        spread = self.g_max - self.g_min
-        safe = np.where(spread == 0.0, 1.0, spread)
-        if self.mode == "none":
-            return np.zeros(n), np.ones(n), np.zeros(n)
-        if self.mode == "center":
-            return self.g_mean.copy(), np.ones(n), np.zeros(n)
-        if self.mode == "scale":
-            return self.g_min.copy(), np.where(spread == 0.0, 1.0, width / safe), np.full(n, self.s_min)
-        if self.mode == "scalecenter":
-            return self.g_mean.copy(), np.where(spread == 0.0, 1.0, width / safe), np.full(n, self.s_min)
-        sigma = np.where(self.g_sigma == 0.0, 1.0, self.g_sigma)
-        return self.g_mean.copy(), np.where(self.g_sigma == 0.0, 1.0, width / sigma), np.full(n, self.s_min)
-
-    def apply(self, g: np.ndarray) -> np.ndarray:
-        """The scaled inputs of raw features ``g`` (..., n_inputs)."""
-        shift, factor, offset = self.affine()
-        return offset + factor * (np.asarray(g, dtype=np.float64)[..., : self.n_inputs] - shift)
-
-    def extrapolating(self, g: np.ndarray) -> np.ndarray:
-        """Boolean mask (..., n_inputs): raw features outside [G_min, G_max] of the training
-        set (n2p2's extrapolation warning)."""
-        g = np.asarray(g, dtype=np.float64)[..., : self.n_inputs]
-        return (g < self.g_min) | (g > self.g_max)
-
-
 @register("NNP")
 class NNP(Model):
     """A Behler-Parrinello neural-network potential: one feed-forward network per element
@@ -192,11 +79,16 @@ class NNP(Model):
     activation
         The hidden layers' activation, a name of `ACTIVATION_NAMES` ("tanh", ...) or an
         n2p2 letter of `ACTIVATIONS`; the output layer is linear.
+    committee
+        Members to train (networks of the same shape from different random starts, and
+        with ``fit(bootstrap=True)`` on bootstrap resamples of the frames); with more than
+        one, ``predict(atoms, variance=True)`` gives their spread.
     networks
         {element: [Layer, ...]}, the trained networks; every species of the descriptor
         needs one; the first layer takes the first n_in features (with `mlpot.ACSF`: the
         element's functions, n_in = ``descriptor.n_functions(element)``), the last has one
-        output. None: an untrained model.
+        output. A list of such dicts is a committee (sets ``committee``). None: an
+        untrained model.
     scaling
         {element: Scaling} with n_inputs = the first layer's n_in; None: no scaling.
     energy_scale
@@ -217,7 +109,8 @@ class NNP(Model):
         hidden: Sequence[int] = (24, 24),
         activation: str = "tanh",
         *,
-        networks: Mapping[str, Sequence[Layer]] | None = None,
+        committee: int = 1,
+        networks: Mapping[str, Sequence[Layer]] | Sequence[Mapping[str, Sequence[Layer]]] | None = None,
         scaling: Mapping[str, Scaling] | None = None,
         energy_scale: float = 1.0,
         atom_energies: Mapping[str, float] | None = None,
@@ -230,7 +123,18 @@ class NNP(Model):
         species = descriptor.species
         self._hidden = _hidden(hidden)
         self._activation = _activation(activation)
-        self._networks = None if networks is None else self._check_networks(networks, species)
+        if isinstance(committee, bool) or not isinstance(committee, (int, np.integer)) or not 1 <= committee <= 1000:
+            raise ValueError(f"committee must be a number of members from 1 to 1000, got {committee!r}")
+        self._committee = int(committee)
+        self._members = None
+        if networks is not None:
+            members = [networks] if isinstance(networks, Mapping) else list(networks)
+            if not members:
+                raise ValueError("networks must be a dict {element: [Layer, ...]} or a non-empty list of them")
+            self._members = [self._check_networks(m, species) for m in members]
+            self._committee = len(self._members)
+        self._networks = None if self._members is None else self._members[0]
+        self._history = None
         self._scaling = self._check_scaling(scaling, species)
         if isinstance(energy_scale, bool) or not isinstance(energy_scale, (int, float, np.floating, np.integer)) or not (
             np.isfinite(energy_scale) and energy_scale != 0
@@ -250,7 +154,7 @@ class NNP(Model):
         self.baseline = check_baseline(baseline)
         self._term = None
         if self._networks is not None:
-            self._term = _core.Term.network(descriptor._core, json.dumps(self._core_networks()))
+            self._build_term()
 
     # ------------------------------------------------------------------ checks
 
@@ -303,10 +207,34 @@ class NNP(Model):
             out[e] = s
         return out
 
+    def _build_term(self) -> None:
+        if len(self._members) > 1:
+            for k, m in enumerate(self._members[1:], start=1):
+                for e in self.species:
+                    if [l.weights.shape for l in m[e]] != [l.weights.shape for l in self._networks[e]]:
+                        raise ValueError(f"committee member {k}: the network of {e} has other layer shapes than member 0's")
+        self._term = _core.Term.network(self._descriptor._core, json.dumps(self._core_networks()))
+
+    def _set_trained(self, networks, scaling, energy_scale, atom_energies, members=None) -> None:
+        """Sets trained networks (members: all of a committee's; None: one member), the
+        input scaling, the energy scale and the per-element energies (for `fit`)."""
+        self._members = [self._check_networks(m, self.species) for m in (members or [networks])]
+        self._networks = self._members[0]
+        self._scaling = self._check_scaling(scaling, self.species)
+        self._energy_scale = float(energy_scale)
+        self._atom_energies = {e: float(atom_energies[e]) for e in self.species}
+        self._build_term()
+
     def _core_networks(self) -> dict:
+        doc = {"networks": self._core_member(self._networks)}
+        if len(self._members) > 1:
+            doc["committee"] = [self._core_member(m) for m in self._members[1:]]
+        return doc
+
+    def _core_member(self, networks) -> list:
         nets = []
         for e in self.species:
-            layers = self._networks[e]
+            layers = networks[e]
             n_in = layers[0].weights.shape[1]
             s = self._scaling[e]
             shift, factor, offset = s.affine() if s is not None else (np.zeros(n_in), np.ones(n_in), np.zeros(n_in))
@@ -320,7 +248,31 @@ class NNP(Model):
                 "energy_scale": self._energy_scale, "energy_offset": self._atom_energies[e],
                 "normalize_nodes": self._normalize_nodes,
             })
-        return {"networks": nets}
+        return nets
+
+    # ------------------------------------------------------------------ configurations
+
+    default_descriptor = "acsf"
+
+    @classmethod
+    def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):
+        """The NNP of a configuration's [model] (hidden, activation, committee) and the
+        keywords of `fit` (the other [model] keys, `NNPFitParams`; ``group_weights`` from
+        [groups]), checked before any data are read."""
+        names = {f.name for f in NNPParams.parameters()}
+        built = NNPParams(**{k: v for k, v in settings.items() if k in names})
+        fit = {k: v for k, v in settings.items() if k not in names}
+        keywords = NNPFitParams(**fit).fit_keywords(fit)
+        cls.check_groups(groups)
+        if groups:
+            keywords["group_weights"] = dict(groups)
+        model = cls(descriptor, hidden=built.hidden, activation=built.activation, committee=built.committee, baseline=baseline)
+        return model, keywords
+
+    @classmethod
+    def check_groups(cls, groups: Mapping) -> None:
+        """The groups' eweight/fweight/vweight, as `fit` checks them."""
+        resolve_group_weights(1.0, 1.0, 1.0, groups)
 
     # ------------------------------------------------------------------ properties
 
@@ -340,6 +292,35 @@ class NNP(Model):
     def networks(self) -> dict[str, tuple[Layer, ...]] | None:
         """{element: layers}; None before training."""
         return None if self._networks is None else dict(self._networks)
+
+    @property
+    def members(self) -> list[dict[str, tuple[Layer, ...]]] | None:
+        """The networks of every committee member (a list of one for a single model);
+        None before training."""
+        return None if self._members is None else [dict(m) for m in self._members]
+
+    @property
+    def committee(self) -> int:
+        """Members of the committee."""
+        return self._committee
+
+    @property
+    def has_variance(self) -> bool:
+        """Whether ``predict(atoms, variance=True)`` is available: a committee of two or
+        more members."""
+        return self._committee > 1
+
+    @property
+    def activation(self) -> str:
+        """The hidden layers' activation (n2p2 letter)."""
+        if self._networks is None:
+            return self._activation
+        return self._networks[self.species[0]][0].activation
+
+    @property
+    def history(self):
+        """The learning curve of the last `fit` (`mlpot.models.nnp_fit.History`), or None."""
+        return self._history
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -387,17 +368,74 @@ class NNP(Model):
 
     # ------------------------------------------------------------------ prediction
 
-    def fit(self, frames, **kwargs):
-        raise NotImplementedError(
-            "NNP training is not available yet: build the model from n2p2/RuNNer files with mlpot.n2p2.read"
-        )
+    def fit(
+        self,
+        frames,
+        energy_weight: float | None = None,
+        force_weight: float | None = None,
+        stress_weight: float | None = None,
+        group_weights: Mapping[str, Mapping[str, float]] | None = None,
+        **settings,
+    ) -> "NNP":
+        """Train the networks (every committee member's) on reference energies, forces and
+        optionally stresses; returns the model. The per-element reference energies, the
+        energy scale and the input scaling ("scalesigma") come from the training frames and
+        are stored with the model.
 
-    def _predict_core(self, atoms, terms=()):
+        Parameters
+        ----------
+        frames
+            ``ase.Atoms`` with reference energy (eV), forces (eV/Angstrom) and optionally
+            stress (eV/Angstrom^3) on their calculator, and their configuration group in
+            ``atoms.info["group"]`` (the validation split is stratified by it).
+        energy_weight, force_weight, stress_weight
+            Weights of the squared errors of the energy per atom, the force components and
+            the stress components, each measured in units of its spread in the training
+            set (`mlpot.models.nnp_fit`); None: `DEFAULT_WEIGHTS` (10, 1, 0). 0 leaves a
+            quantity out. Stress needs optimizer "lbfgs" or "adam".
+        group_weights
+            ``{group: {"eweight": .., "fweight": .., "vweight": ..}}``: weights per
+            configuration group; missing keys take the global weights.
+        **settings
+            `mlpot.models.nnp_fit.Settings`: optimizer ("kalman", "lbfgs", "adam"), epochs,
+            patience, validation, kalman (a dict of `Kalman` settings), batch_size,
+            learning_rate, final_learning_rate, lbfgs_iterations, bootstrap, seed, log,
+            checkpoint, restart, progress.
+
+        The learning curve is in ``model.history`` (and in ``log`` as CSV).
+        """
+        unknown = set(settings) - {f.name for f in nnp_fit.dataclass_fields(nnp_fit.Settings)}
+        if unknown:
+            raise TypeError(f"fit() got unknown setting(s) {sorted(unknown)}; see mlpot.models.nnp_fit.Settings")
+        config = nnp_fit.Settings(**settings)
+        defaults = nnp_fit.DEFAULT_WEIGHTS
+        weights = [defaults[k] if w is None else w for k, w in enumerate((energy_weight, force_weight, stress_weight))]
+        self._history = nnp_fit.train(self, frames, *weights, group_weights, config)
+        return self
+
+    def _predict_core(self, atoms, terms=(), variance: bool = False):
         self._require_networks()
         structure = self._descriptor._structure(atoms)
         weights = [_NO_WEIGHTS] * (1 + len(terms))
         energies, forces, virial, _ = _core.predict_terms([self._term, *terms], structure, weights, False)
-        return energies, forces, virial, {}
+        extras = {}
+        if variance:
+            if not self.has_variance:
+                raise ValueError("variance=True needs a committee: train NNP(..., committee=K) with K >= 2")
+            e, f, _ = self._term.predict_members(structure)
+            extras = {
+                "energy_std": float(np.std(e.sum(axis=1), ddof=1)),
+                "energies_std": np.std(e, axis=0, ddof=1),
+                "forces_std": np.std(f, axis=0, ddof=1),
+            }
+        return energies, forces, virial, extras
+
+    def predict(self, atoms, variance: bool = False) -> dict:
+        """`Model.predict` (the committee's mean); with ``variance=True`` (a committee of two
+        or more) also the members' standard deviations (ddof=1): energy_std (eV),
+        energies_std (per atom, eV) and forces_std (n_atoms, 3; eV/Angstrom), large where
+        the members disagree, away from the training data."""
+        return super().predict(atoms, variance=variance)
 
     def atomic_energies(self, element: str, features) -> tuple[np.ndarray, np.ndarray]:
         """The atomic energies E (n,) eV of atoms of ``element`` with descriptor vectors
@@ -438,10 +476,8 @@ class NNP(Model):
         return {
             "kind": self.kind,
             "descriptor": descriptor_document(self._descriptor),
-            "networks": {
-                e: [{"activation": l.activation, "weights": l.weights, "biases": l.biases} for l in layers]
-                for e, layers in self._networks.items()
-            },
+            "networks": _layers_document(self._networks),
+            "committee": [_layers_document(m) for m in self._members[1:]],
             "scaling": {e: scaling(s) for e, s in self._scaling.items()},
             "energy_scale": self._energy_scale,
             "atom_energies": dict(self._atom_energies),
@@ -453,27 +489,39 @@ class NNP(Model):
     def from_dict(cls, data: Mapping) -> "NNP":
         """Inverse of `to_dict` (arrays as lists or float64 arrays); raises
         mlpot.ModelFileError naming what is wrong."""
-        d = fields(data, {
-            "kind": string([cls.kind]), "descriptor": anything, "networks": anything, "scaling": anything,
-            "energy_scale": real(), "atom_energies": mapping(element, real()), "normalize_nodes": boolean,
-            "baseline": anything,
+        body = dict(data)
+        body.setdefault("committee", [])  # files before committees
+        d = fields(body, {
+            "kind": string([cls.kind]), "descriptor": anything, "networks": anything, "committee": anything,
+            "scaling": anything, "energy_scale": real(), "atom_energies": mapping(element, real()),
+            "normalize_nodes": boolean, "baseline": anything,
         })
         descriptor = descriptor_from_document(d["descriptor"], "descriptor")
         layer = lambda v, p: fields(v, {"activation": string(list(ACTIVATIONS)), "weights": array(2), "biases": array(1)}, p)
-        networks = mapping(element, listed(layer, min_length=1))(d["networks"], "networks")
-        for e, layers in networks.items():
-            for k, l in enumerate(layers):
-                check_shape(l["biases"], (l["weights"].shape[0],), at(at("networks", e), k) + ".biases", "one per output")
+        def member(value, path):
+            networks = mapping(element, listed(layer, min_length=1))(value, path)
+            for e, layers in networks.items():
+                for k, l in enumerate(layers):
+                    check_shape(l["biases"], (l["weights"].shape[0],), at(at(path, e), k) + ".biases", "one per output")
+            return networks
+
+        networks = member(d["networks"], "networks")
+        committee = listed(member)(d["committee"], "committee")
         scale = lambda v, p: None if v is None else fields(v, {
             "mode": string(SCALINGS), "g_min": array(1), "g_max": array(1), "g_mean": array(1), "g_sigma": array(1),
             "s_min": real(), "s_max": real(),
         }, p)
         scaling = mapping(element, scale)(d["scaling"], "scaling")
         baseline = baseline_from_dict(d["baseline"])
+        to_layers = lambda m: {e: [Layer(l["weights"], l["biases"], l["activation"]) for l in layers] for e, layers in m.items()}
         return build("", lambda: cls(
             descriptor,
-            networks={e: [Layer(l["weights"], l["biases"], l["activation"]) for l in layers] for e, layers in networks.items()},
+            networks=[to_layers(m) for m in [networks, *committee]],
             scaling={e: None if s is None else Scaling(**s) for e, s in scaling.items()},
             energy_scale=d["energy_scale"], atom_energies=d["atom_energies"], normalize_nodes=d["normalize_nodes"],
             baseline=baseline,
         ))
+
+
+def _layers_document(networks) -> dict:
+    return {e: [{"activation": l.activation, "weights": l.weights, "biases": l.biases} for l in layers] for e, layers in networks.items()}

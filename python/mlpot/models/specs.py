@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlpot.params import (
-    Choice, Elements, Flag, Integer, Optional, ParameterValueError, PerElement, Real, Reals, Spec, Table,
-    param,
+    Choice, Elements, Flag, Integer, Integers, Optional, ParameterValueError, PerElement, Real, Reals, Spec, Table,
+    Text, param,
 )
 
-__all__ = ["Distance2bParams", "GAPParams", "LinearParams", "MAX_SPARSE", "SNAPFitParams", "SNAPParams", "SPARSE_METHODS"]
+__all__ = [
+    "Distance2bParams", "GAPParams", "LinearParams", "MAX_SPARSE", "NNPFitParams", "NNPParams", "SNAPFitParams", "SNAPParams",
+    "SPARSE_METHODS",
+]
 
 #: Largest n_sparse of a term (per central species for SOAP). Published GAPs use a few
 #: thousand per species (up to ~10^4); at 10^5 K_MM alone is 80 GB and its factorization
@@ -112,3 +115,66 @@ class SNAPFitParams(Spec):
     stress_weight: float = param(Real(0.0), 1e-4, doc="weight of the stress rows, per bar")
     ridge: float = param(Real(0.0), 0.0, doc="ridge penalty of the coefficients (not the per-element constants)")
     solver: str = param(Choice(("svd", "normal")), "svd", doc="least-squares solver")
+
+
+#: the activations of NNP's hidden layers by name (mlpot.models.nnp.ACTIVATION_NAMES)
+_ACTIVATIONS = ("linear", "tanh", "logistic", "softplus", "relu", "gaussian", "cos", "reverse_logistic", "exp", "harmonic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NNPParams(Spec):
+    """The hyperparameters of `mlpot.NNP` for training (the descriptor and baseline are
+    objects)."""
+
+    kind = "nnp"
+
+    hidden: tuple = param(Integers(Integer(1, 100_000), min_length=1), (24, 24), doc="neurons per hidden layer")
+    activation: str = param(Choice(_ACTIVATIONS), "tanh", doc="activation of the hidden layers (the output is linear)")
+    committee: int = param(Integer(1, 1000), 1, doc="members of the committee (>= 2: predict(variance=True))")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NNPFitParams(Spec):
+    """The keywords of `mlpot.NNP.fit` besides the frames, the group weights and progress
+    (see `mlpot.models.nnp_fit.Settings`); the Kalman filter's settings with n2p2's names
+    (kalman_epsilon, ...)."""
+
+    kind = "nnp_fit"
+
+    energy_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the energy per atom, in units of its spread (default 10)")
+    force_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the force components, in units of their RMS (default 1)")
+    stress_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the stress components (default 0; lbfgs or adam)")
+    optimizer: str = param(Choice(("kalman", "lbfgs", "adam")), "kalman", doc="the optimiser")
+    epochs: int | None = param(Optional(Integer(1)), None, doc="most epochs (default: 30 for kalman, 300 otherwise)")
+    patience: int | None = param(Optional(Integer(0)), None, doc="epochs without a better validation loss before stopping")
+    validation: float = param(Real(0.0, 1.0, high_open=True), 0.1, doc="fraction held out for early stopping, by group")
+    batch_size: int = param(Integer(1), 8, doc="frames per Adam step")
+    learning_rate: float = param(Real(0.0, low_open=True), 3e-3, doc="Adam's first learning rate")
+    final_learning_rate: float = param(Real(0.0, low_open=True), 3e-5, doc="Adam's last learning rate")
+    lbfgs_iterations: int = param(Integer(1), 20, doc="L-BFGS iterations per epoch")
+    bootstrap: bool = param(Flag(), False, doc="committee members after the first train on bootstrap resamples")
+    seed: int = param(Integer(0), 0, doc="seed of the split, the initial weights and the update order")
+    log: str | None = param(Optional(Text()), None, doc="learning-curve CSV path")
+    checkpoint: str | None = param(Optional(Text()), None, doc="checkpoint (.npz) path, written every epoch")
+    restart: str | None = param(Optional(Text()), None, doc="checkpoint to continue from")
+    kalman_epsilon: float = param(Real(0.0, low_open=True), 0.01, doc="initial covariance I / epsilon")
+    kalman_q0: float = param(Real(0.0), 0.01, doc="initial process noise")
+    kalman_qmin: float = param(Real(0.0), 1e-6, doc="least process noise")
+    kalman_eta: float = param(Real(0.0, low_open=True), 0.01, doc="initial learning rate")
+    kalman_etamax: float = param(Real(0.0, low_open=True), 1.0, doc="largest learning rate")
+    kalman_tau: float = param(Real(0.0, low_open=True), 2.302, doc="epochs over which q falls and eta rises by e")
+    kalman_energy_updates: int = param(Integer(0, 10_000), 1, doc="updates per training frame and epoch of its energy")
+    kalman_force_updates: int = param(Integer(0, 10_000), 4, doc="updates per training frame and epoch of random force components")
+
+    #: the fit keyword of each kalman_ key
+    KALMAN = {"kalman_epsilon": "epsilon", "kalman_q0": "q0", "kalman_qmin": "q_min", "kalman_eta": "eta0",
+              "kalman_etamax": "eta_max", "kalman_tau": "tau", "kalman_energy_updates": "energy_updates",
+              "kalman_force_updates": "force_updates"}
+
+    def fit_keywords(self, given) -> dict:
+        """The keywords of `NNP.fit` for the keys ``given`` in a configuration."""
+        out = {k: getattr(self, k) for k in given if k not in self.KALMAN}
+        kalman = {self.KALMAN[k]: getattr(self, k) for k in given if k in self.KALMAN}
+        if kalman:
+            out["kalman"] = kalman
+        return out

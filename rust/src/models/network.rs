@@ -165,6 +165,42 @@ impl Activation {
             Activation::Harmonic => (x * x, 2.0 * x),
         }
     }
+
+    /// (f(x), f'(x), f''(x)), for training (the curvature enters the gradient of the force
+    /// loss with respect to the weights). Where n2p2 cuts an activation off (|x| > 35) the
+    /// curvature is that of the asymptote, 0.
+    #[inline]
+    pub fn eval2(self, x: f64) -> (f64, f64, f64) {
+        let (f, d) = self.eval(x);
+        let dd = match self {
+            Activation::Linear | Activation::Relu => 0.0,
+            Activation::Tanh => -2.0 * f * d,
+            Activation::Logistic => {
+                if x.abs() > EXP_LIMIT {
+                    0.0
+                } else {
+                    d * (1.0 - 2.0 * f)
+                }
+            }
+            Activation::Softplus => {
+                if x.abs() > EXP_LIMIT {
+                    0.0
+                } else {
+                    d * (1.0 - d)
+                }
+            }
+            Activation::Gaussian => (x * x - 1.0) * f,
+            Activation::Cos => -f,
+            // f' = s (s - 1) with s = 1 - f: f'' = s' (2 s - 1) = s (1 - s) (2 s - 1)
+            Activation::ReverseLogistic => {
+                let s = 1.0 - f;
+                s * (1.0 - s) * (2.0 * s - 1.0)
+            }
+            Activation::Exp => f,
+            Activation::Harmonic => 2.0,
+        };
+        (f, d, dd)
+    }
 }
 
 // ------------------------------------------------------------------------ network
@@ -347,6 +383,60 @@ impl Network {
         &self.layers
     }
 
+    /// Weights and biases of all layers: the trainable parameters.
+    pub fn n_parameters(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.weights.len() + l.biases.len())
+            .sum()
+    }
+
+    /// The parameters in training order: layer by layer, the weights (row-major, neuron by
+    /// neuron) and then the biases.
+    pub fn parameters(&self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.n_parameters());
+        for l in &self.layers {
+            out.extend_from_slice(&l.weights);
+            out.extend_from_slice(&l.biases);
+        }
+        out
+    }
+
+    /// Sets the parameters (in the order of `parameters`); they must be finite.
+    pub fn set_parameters(&mut self, theta: &[f64]) -> Result<()> {
+        if theta.len() != self.n_parameters() {
+            return Err(Error::invalid(format!(
+                "the network has {} parameters, got {}",
+                self.n_parameters(),
+                theta.len()
+            )));
+        }
+        check_finite(theta, |k| format!("parameter {k}"))?;
+        let mut k = 0;
+        for l in &mut self.layers {
+            let nw = l.weights.len();
+            l.weights.copy_from_slice(&theta[k..k + nw]);
+            k += nw;
+            let nb = l.biases.len();
+            l.biases.copy_from_slice(&theta[k..k + nb]);
+            k += nb;
+        }
+        Ok(())
+    }
+
+    /// The input scaling.
+    pub fn scaling(&self) -> &InputScaling {
+        &self.scaling
+    }
+
+    pub fn energy_scale(&self) -> f64 {
+        self.energy_scale
+    }
+
+    pub fn normalize_nodes(&self) -> bool {
+        self.normalize_nodes
+    }
+
     /// Neurons of all layers.
     fn n_neurons(&self) -> usize {
         self.layers.iter().map(|l| l.n_out).sum()
@@ -465,11 +555,14 @@ impl Network {
 // ------------------------------------------------------------------------ JSON
 
 /// The networks of a term as JSON: `{"networks": [entry, ...]}`, one entry per species
-/// that has a network.
+/// that has a network, and for a committee `"committee": [[entry, ...], ...]`, the networks
+/// of its further members (each with the species of the first).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworksSpec {
     pub networks: Vec<NetworkSpec>,
+    #[serde(default)]
+    pub committee: Vec<Vec<NetworkSpec>>,
 }
 
 /// One species' network. Omitted input maps are the identity, `energy_scale` 1,
@@ -550,6 +643,17 @@ impl NetworkSpec {
 
 // ------------------------------------------------------------------------ the term
 
+/// One member's prediction of a structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberPrediction {
+    /// Per atom, eV.
+    pub energies: Vec<f64>,
+    /// eV/Angstrom.
+    pub forces: Vec<[f64; 3]>,
+    /// eV, Voigt order.
+    pub virial: [f64; 6],
+}
+
 /// Atomic neural networks on a descriptor as a model term: one network per species index
 /// of the descriptor, or none. The network of species s reads the first `n_in` features of
 /// the descriptor (n_in <= n_features: a descriptor pads shorter per-species feature lists
@@ -558,20 +662,73 @@ impl NetworkSpec {
 /// An atom of a species without a network is an error naming its element (as in n2p2,
 /// which refuses a structure with an element it has no network for), not a zero energy:
 /// a silently missing energy would be a wrong prediction.
+///
+/// A committee (Deringer, Caro and Csanyi, Adv. Mater. 31, 1902765 (2019)) holds K members
+/// of networks for the same species: the term predicts their mean (the mean energy, whose
+/// slopes are the mean slopes, so one adjoint pass gives the mean forces), and
+/// `predict_members` gives each member's prediction from one descriptor pass.
 #[derive(Clone)]
 pub struct NetworkTerm {
     descriptor: Arc<dyn Descriptor>,
-    networks: Vec<Option<Network>>,
+    /// members[k][s]: member k's network of species index s.
+    members: Vec<Vec<Option<Network>>>,
 }
 
 thread_local! {
-    static WORKSPACE: RefCell<NetworkWorkspace> = RefCell::new(NetworkWorkspace::default());
+    // boxed: an inline workspace grows the static TLS block, which broke loading other
+    // extensions that need static TLS (libgomp) after this one
+    static WORKSPACE: RefCell<Box<(NetworkWorkspace, Vec<f64>)>> = RefCell::new(Box::default());
 }
 
 impl NetworkTerm {
     /// The term of `networks`, given as (atomic number, network); each atomic number must be
     /// a species of the descriptor, given once.
     pub fn new(descriptor: Arc<dyn Descriptor>, networks: Vec<(u32, Network)>) -> Result<Self> {
+        let by_index = Self::by_index(descriptor.as_ref(), networks)?;
+        Ok(NetworkTerm {
+            descriptor,
+            members: vec![by_index],
+        })
+    }
+
+    /// A committee of members, each given as `new` takes its networks; every member has
+    /// networks for the same species.
+    pub fn committee(
+        descriptor: Arc<dyn Descriptor>,
+        members: Vec<Vec<(u32, Network)>>,
+    ) -> Result<Self> {
+        if members.is_empty() {
+            return Err(Error::invalid("a committee needs at least one member"));
+        }
+        let members = members
+            .into_iter()
+            .enumerate()
+            .map(|(k, m)| {
+                Self::by_index(descriptor.as_ref(), m)
+                    .map_err(|e| e.context(&format!("committee member {k}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let has = |m: &Vec<Option<Network>>| m.iter().map(Option::is_some).collect::<Vec<_>>();
+        if let Some(k) = members.iter().position(|m| has(m) != has(&members[0])) {
+            return Err(Error::invalid(format!(
+                "committee member {k} has networks for other species than member 0"
+            )));
+        }
+        Ok(NetworkTerm {
+            descriptor,
+            members,
+        })
+    }
+
+    /// Members of the committee (1 for a single set of networks).
+    pub fn n_members(&self) -> usize {
+        self.members.len()
+    }
+
+    fn by_index(
+        descriptor: &dyn Descriptor,
+        networks: Vec<(u32, Network)>,
+    ) -> Result<Vec<Option<Network>>> {
         let species = descriptor.species().to_vec();
         let nf = descriptor.n_features();
         let mut by_index: Vec<Option<Network>> = vec![None; species.len()];
@@ -598,38 +755,40 @@ impl NetworkTerm {
             }
             by_index[s] = Some(network);
         }
-        Ok(NetworkTerm {
-            descriptor,
-            networks: by_index,
-        })
+        Ok(by_index)
     }
 
     /// The term of the networks as JSON (`NetworksSpec`).
     pub fn from_json(descriptor: Arc<dyn Descriptor>, json: &str) -> Result<Self> {
         let spec: NetworksSpec = serde_json::from_str(json)
             .map_err(|e| Error::invalid(format!("network parameters: {e}")))?;
-        let networks = spec
-            .networks
-            .iter()
-            .enumerate()
-            .map(|(k, n)| {
-                let network = n.build().map_err(|e| {
-                    Error::invalid(format!("networks[{k}] (atomic number {}): {e}", n.species))
-                })?;
-                Ok((n.species, network))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        NetworkTerm::new(descriptor, networks)
+        let build = |specs: &[NetworkSpec], what: &str| {
+            specs
+                .iter()
+                .enumerate()
+                .map(|(k, n)| {
+                    let network = n.build().map_err(|e| {
+                        Error::invalid(format!("{what}[{k}] (atomic number {}): {e}", n.species))
+                    })?;
+                    Ok((n.species, network))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut members = vec![build(&spec.networks, "networks")?];
+        for (k, m) in spec.committee.iter().enumerate() {
+            members.push(build(m, &format!("committee[{k}]"))?);
+        }
+        NetworkTerm::committee(descriptor, members)
     }
 
     pub fn descriptor(&self) -> &dyn Descriptor {
         self.descriptor.as_ref()
     }
 
-    /// The network of atomic number `z`, if it has one.
+    /// The network of atomic number `z` (of the first member), if it has one.
     pub fn network(&self, z: u32) -> Option<&Network> {
         let s = self.descriptor.species().iter().position(|&x| x == z)?;
-        self.networks[s].as_ref()
+        self.members[0][s].as_ref()
     }
 
     /// The energies (n) and input gradients (n, n_in) of atomic number z's network on `n`
@@ -664,9 +823,137 @@ impl NetworkTerm {
         Ok((energies, gradients))
     }
 
+    /// The networks, one per species index, for training: every species needs one.
+    pub fn training_networks(&self) -> Result<Vec<Network>> {
+        self.members[0]
+            .iter()
+            .zip(self.descriptor.species())
+            .map(|(n, z)| {
+                n.clone().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "atomic number {z} has no network: training needs one per species"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The same term with other networks (one per species index, as `training_networks`
+    /// gives them, with their weights trained).
+    pub fn with_networks(&self, networks: Vec<Network>) -> Result<Self> {
+        let species = self.descriptor.species().to_vec();
+        if networks.len() != species.len() {
+            return Err(Error::invalid(format!(
+                "{} networks for {} species",
+                networks.len(),
+                species.len()
+            )));
+        }
+        NetworkTerm::new(
+            self.descriptor.clone(),
+            species.into_iter().zip(networks).collect(),
+        )
+    }
+
+    /// The committee's mean energy of an atom of species index t at X_i = x, with its
+    /// slopes into `de` (zeroed, n_features).
+    fn mean_energy(&self, t: usize, x: &[f64], de: &mut [f64]) -> f64 {
+        let k = self.members.len() as f64;
+        WORKSPACE.with_borrow_mut(|boxed| {
+            let (ws, g) = &mut **boxed;
+            let mut energy = 0.0;
+            for member in &self.members {
+                let network = member[t].as_ref().expect("checked");
+                let n = network.n_in();
+                if g.len() < n {
+                    g.resize(n, 0.0);
+                }
+                energy += network.evaluate(&x[..n], ws, Some(&mut g[..n]));
+                de[..n].iter_mut().zip(&g[..n]).for_each(|(d, g)| *d += g);
+            }
+            de.iter_mut().for_each(|d| *d /= k);
+            energy / k
+        })
+    }
+
+    /// Each member's per-atom energies, forces and virial, from one pass over the
+    /// descriptor and its gradients (computed once for all members).
+    pub fn predict_members(
+        &self,
+        structure: &Structure,
+        list: &NeighborList,
+    ) -> Result<Vec<MemberPrediction>> {
+        let d = self.descriptor.as_ref();
+        let types = driver::types(d, structure)?;
+        self.check_types(&types)?;
+        let n = structure.len();
+        let k = self.members.len();
+        let mut out = vec![
+            MemberPrediction {
+                energies: vec![0.0; n],
+                forces: vec![[0.0; 3]; n],
+                virial: [0.0; 6],
+            };
+            k
+        ];
+        let nf = d.n_features();
+        driver::for_each_atom_gradients(
+            d,
+            structure,
+            list,
+            CHUNK,
+            |atom| {
+                // per member: E_i, then the force contributions of each row and the virial
+                let t = types[atom.center];
+                let per_member = WORKSPACE.with_borrow_mut(|boxed| {
+                    let (ws, g) = &mut **boxed;
+                    self.members
+                        .iter()
+                        .map(|member| {
+                            let network = member[t].as_ref().expect("checked");
+                            let m = network.n_in();
+                            if g.len() < m {
+                                g.resize(m, 0.0);
+                            }
+                            let g = &mut g[..m];
+                            let e = network.evaluate(&atom.values[..m], ws, Some(g));
+                            let forces: Vec<[f64; 3]> = (0..atom.rows.len())
+                                .map(|r| {
+                                    std::array::from_fn(|a| {
+                                        let at = (3 * r + a) * nf;
+                                        -crate::linalg::dot(&atom.gradients[at..at + m], g)
+                                    })
+                                })
+                                .collect();
+                            let virial: [f64; 6] = std::array::from_fn(|v| {
+                                crate::linalg::dot(&atom.virial[v * nf..v * nf + m], g)
+                            });
+                            (e, forces, virial)
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (atom.rows.to_vec(), per_member)
+            },
+            |i, (rows, results)| {
+                for (p, (e, forces, virial)) in out.iter_mut().zip(results) {
+                    p.energies[i] = e;
+                    for (&j, f) in rows.iter().zip(&forces) {
+                        for a in 0..3 {
+                            p.forces[j][a] += f[a];
+                        }
+                    }
+                    for v in 0..6 {
+                        p.virial[v] += virial[v];
+                    }
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
     /// Checks that every atom of `types` has a network.
     fn check_types(&self, types: &[usize]) -> Result<()> {
-        if let Some(i) = types.iter().position(|&t| self.networks[t].is_none()) {
+        if let Some(i) = types.iter().position(|&t| self.members[0][t].is_none()) {
             return Err(Error::invalid(format!(
                 "atom {i} has atomic number {}, which has no network in this term",
                 self.descriptor.species()[types[i]]
@@ -714,11 +1001,7 @@ impl Term for NetworkTerm {
             structure,
             list,
             CHUNK,
-            |i, x, de| {
-                let network = self.networks[types[i]].as_ref().expect("checked");
-                let n = network.n_in();
-                WORKSPACE.with_borrow_mut(|ws| network.evaluate(&x[..n], ws, Some(&mut de[..n])))
-            },
+            |i, x, de| self.mean_energy(types[i], x, de),
             |i, atom| {
                 p.energies[i] = atom.result;
                 add_atom_forces(&atom, &mut p.forces, &mut p.virial);
@@ -746,6 +1029,8 @@ impl Term for NetworkTerm {
         })
     }
 }
+
+pub mod training;
 
 #[cfg(test)]
 mod tests;

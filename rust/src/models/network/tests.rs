@@ -6,7 +6,7 @@ use crate::models::{predict_terms, shared_list};
 use crate::test_support::{assert_close, moved, random_vector, rattled_cell, sheared};
 
 /// Central finite difference of f at x with step h.
-fn central(mut f: impl FnMut(f64) -> f64, x: f64, h: f64) -> f64 {
+pub(crate) fn central(mut f: impl FnMut(f64) -> f64, x: f64, h: f64) -> f64 {
     (f(x + h) - f(x - h)) / (2.0 * h)
 }
 
@@ -71,7 +71,7 @@ fn activations_follow_n2p2() {
 }
 
 /// A network of `sizes` (inputs, hidden..., 1) with random weights of magnitude `w`.
-fn random_network(
+pub(crate) fn random_network(
     seed: u64,
     sizes: &[usize],
     activations: &[Activation],
@@ -98,7 +98,7 @@ fn random_network(
     Network::new(layers, scaling, 1.7, -0.4, normalize_nodes).unwrap()
 }
 
-fn scaling(n: usize, seed: u64) -> InputScaling {
+pub(crate) fn scaling(n: usize, seed: u64) -> InputScaling {
     InputScaling {
         shift: random_vector(seed, n),
         factor: random_vector(seed + 1, n)
@@ -191,7 +191,7 @@ fn a_network_computes_what_n2p2_computes() {
     }
 }
 
-fn bispectrum() -> Arc<dyn Descriptor> {
+pub(crate) fn bispectrum() -> Arc<dyn Descriptor> {
     let params = r#"{"twojmax": 4, "rcutfac": 4.0, "rfac0": 0.99363, "rmin0": 0.0,
         "species": [28, 13], "radelem": [0.5, 0.57], "wj": [1.0, 0.8], "switchflag": true,
         "bzeroflag": true, "chemflag": false, "bnormflag": false, "wselfallflag": false}"#;
@@ -215,7 +215,7 @@ fn soap() -> Arc<dyn Descriptor> {
 }
 
 /// Two species: 28 reads every feature, 13 all but the last two.
-fn term(d: Arc<dyn Descriptor>) -> NetworkTerm {
+pub(crate) fn term(d: Arc<dyn Descriptor>) -> NetworkTerm {
     use Activation::*;
     let nf = d.n_features();
     let a = random_network(
@@ -508,4 +508,103 @@ fn bad_networks_are_errors() {
     assert!(t.network_outputs(13, &vec![0.0; nf - 1]).is_err());
     assert!(t.network_outputs(28, &vec![f64::NAN; nf]).is_err());
     assert!(t.network_outputs(14, &[0.0]).is_err());
+}
+
+/// A second set of networks of the shapes of `term`'s, with other weights.
+fn other_member(t: &NetworkTerm, seed: u64) -> Vec<(u32, Network)> {
+    t.training_networks()
+        .unwrap()
+        .into_iter()
+        .zip(t.descriptor().species().to_vec())
+        .map(|(n, z)| {
+            let theta: Vec<f64> = random_vector(seed + z as u64, n.n_parameters())
+                .iter()
+                .map(|x| 0.5 * x)
+                .collect();
+            let mut m = n.clone();
+            m.set_parameters(&theta).unwrap();
+            (z, m)
+        })
+        .collect()
+}
+
+#[test]
+fn a_committee_predicts_the_mean_of_its_members() {
+    let single = term(bispectrum());
+    let d = single.descriptor.clone();
+    let first: Vec<(u32, Network)> = d
+        .species()
+        .iter()
+        .map(|&z| (z, single.network(z).unwrap().clone()))
+        .collect();
+    let members = vec![first, other_member(&single, 10), other_member(&single, 20)];
+    let committee = NetworkTerm::committee(d.clone(), members.clone()).unwrap();
+    assert_eq!(committee.n_members(), 3);
+    let s = rattled_cell(8, &[28, 13], 2.6, [2, 2, 2], 0.3, true);
+    let list = shared_list(&s, &[&committee]).unwrap();
+    let each = committee.predict_members(&s, &list).unwrap();
+    let mean = predict(&committee, &s);
+    for (k, m) in members.into_iter().enumerate() {
+        let alone = predict(&NetworkTerm::new(d.clone(), m).unwrap(), &s);
+        for i in 0..s.len() {
+            assert_close(
+                each[k].energies[i],
+                alone.energies[i],
+                1e-13,
+                1.0,
+                "member energy",
+            );
+            for a in 0..3 {
+                assert_close(
+                    each[k].forces[i][a],
+                    alone.forces[i][a],
+                    1e-12,
+                    1.0,
+                    "member force",
+                );
+            }
+        }
+        for v in 0..6 {
+            assert_close(
+                each[k].virial[v],
+                alone.virial[v],
+                1e-12,
+                1.0,
+                "member virial",
+            );
+        }
+    }
+    for i in 0..s.len() {
+        let e: f64 = each.iter().map(|m| m.energies[i]).sum::<f64>() / 3.0;
+        assert_close(mean.energies[i], e, 1e-13, 1.0, "mean energy");
+        for a in 0..3 {
+            let f: f64 = each.iter().map(|m| m.forces[i][a]).sum::<f64>() / 3.0;
+            assert_close(mean.forces[i][a], f, 1e-12, 1.0, "mean force");
+        }
+    }
+    // a member without the species of the first is an error
+    let partial = vec![
+        other_member(&single, 1),
+        other_member(&single, 2)[..1].to_vec(),
+    ];
+    assert!(NetworkTerm::committee(d.clone(), partial).is_err());
+    assert!(NetworkTerm::committee(d, vec![]).is_err());
+}
+
+#[test]
+fn json_builds_a_committee() {
+    let d = bispectrum();
+    let nf = d.n_features();
+    let doc = serde_json::json!({
+        "networks": [json_network(28, nf), json_network(13, nf)],
+        "committee": [[json_network(28, nf), json_network(13, nf)]],
+    });
+    let t = NetworkTerm::from_json(d.clone(), &doc.to_string()).unwrap();
+    assert_eq!(t.n_members(), 2);
+    let doc = serde_json::json!({
+        "networks": [json_network(28, nf), json_network(13, nf)],
+        "committee": [[json_network(28, nf)]],
+    });
+    let e = NetworkTerm::from_json(d, &doc.to_string()).err().unwrap();
+    assert!(e.to_string().contains("committee member 1"), "{e}");
 }

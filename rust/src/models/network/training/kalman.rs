@@ -1,0 +1,339 @@
+//! The extended Kalman filter of n2p2 and RuNNer (Blank and Brown, J. Chemometrics 8, 391
+//! (1994); Singraber et al., J. Chem. Theory Comput. 15, 3075 (2019)), decoupled per
+//! element: the weights theta are the state, each energy or force component of a frame one
+//! scalar observation h(theta) with Jacobian H = dh/dtheta. Per observation with error
+//! e = target - h:
+//!
+//!   X_b = P_b H_b,  a = sum_b H_b . X_b + 1 / eta,
+//!   theta_b += X_b e / a,  P_b -= X_b X_b^T / a,  P_b += q I,
+//!
+//! with P_b the covariance of element b's weights (P_b = I / epsilon at the start), and n2p2's
+//! schedules q = max(q0 exp(-t / tau), q_min), eta = min(eta0 exp(t / tau), eta_max) over
+//! the epochs t. Decoupling the elements (one P_b per network instead of one global P)
+//! drops the cross-element covariances, as the decoupled EKF of Puskorius and Feldkamp
+//! (1991) does: the cost per update falls from (sum n_b)^2 to sum n_b^2.
+//!
+//! Each update's Jacobian is one pass of `TrainingSet::frame_gradient` over the frame (the
+//! value of h comes with it); the updates of one filter are sequential by nature, so a
+//! committee's members run in parallel, and P is updated row-parallel.
+
+use rayon::prelude::*;
+
+use super::{Functional, TrainingSet, Workspace};
+use crate::error::{Error, Result};
+use crate::models::network::Network;
+
+/// Rows of P per parallel task in an update.
+const ROWS_PER_TASK: usize = 64;
+
+/// Settings of the filter (n2p2's keywords in brackets).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KalmanParams {
+    /// P = I / epsilon at the start (kalman_epsilon).
+    pub epsilon: f64,
+    /// Process noise at the start and its floor (kalman_q0, kalman_qmin).
+    pub q0: f64,
+    pub q_min: f64,
+    /// The learning rate at the start and its ceiling (kalman_eta, kalman_etamax).
+    pub eta0: f64,
+    pub eta_max: f64,
+    /// Epochs over which q falls and eta rises by e (kalman_qtau, kalman_etatau).
+    pub tau: f64,
+    /// Updates per epoch, the unit of the schedules' time.
+    pub per_epoch: f64,
+}
+
+impl KalmanParams {
+    fn check(&self) -> Result<()> {
+        let positive = [
+            ("epsilon", self.epsilon),
+            ("eta0", self.eta0),
+            ("eta_max", self.eta_max),
+            ("tau", self.tau),
+            ("per_epoch", self.per_epoch),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid(format!(
+                    "the Kalman filter's {name} must be a positive number, got {v}"
+                )));
+            }
+        }
+        for (name, v) in [("q0", self.q0), ("q_min", self.q_min)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(format!(
+                    "the Kalman filter's {name} must be a number >= 0, got {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One filter: the covariance of each block of the state (one block per element's network).
+#[derive(Debug, Clone)]
+pub struct KalmanFilter {
+    params: KalmanParams,
+    blocks: Vec<usize>,
+    /// Per block, P_b (n_b x n_b, full, row-major).
+    covariance: Vec<Vec<f64>>,
+    steps: u64,
+}
+
+/// One scheduled update: frame f, and either its energy per atom (`atom` None) or the force
+/// component `axis` of `atom`, with its reference value `target` (eV/atom or eV/Angstrom),
+/// observed in units of `unit` (the same units): the filter weighs errors in these units,
+/// so a smaller unit weighs the observation more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Update {
+    pub frame: usize,
+    pub atom: Option<usize>,
+    pub axis: usize,
+    pub target: f64,
+    pub unit: f64,
+}
+
+impl KalmanFilter {
+    /// A filter over blocks of the given sizes, at P = I / epsilon.
+    pub fn new(blocks: Vec<usize>, params: KalmanParams) -> Result<Self> {
+        params.check()?;
+        if blocks.is_empty() || blocks.contains(&0) {
+            return Err(Error::invalid(format!(
+                "a Kalman filter needs blocks of at least one weight, got {blocks:?}"
+            )));
+        }
+        let covariance = blocks
+            .iter()
+            .map(|&n| {
+                let mut p = vec![0.0; n * n];
+                (0..n).for_each(|k| p[k * n + k] = 1.0 / params.epsilon);
+                p
+            })
+            .collect();
+        Ok(KalmanFilter {
+            params,
+            blocks,
+            covariance,
+            steps: 0,
+        })
+    }
+
+    pub fn params(&self) -> &KalmanParams {
+        &self.params
+    }
+
+    pub fn blocks(&self) -> &[usize] {
+        &self.blocks
+    }
+
+    /// Updates done.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Epochs done, the schedules' time.
+    fn time(&self) -> f64 {
+        self.steps as f64 / self.params.per_epoch
+    }
+
+    /// The process noise of the next update.
+    pub fn q(&self) -> f64 {
+        let p = &self.params;
+        (p.q0 * (-self.time() / p.tau).exp()).max(p.q_min)
+    }
+
+    /// The learning rate of the next update.
+    pub fn eta(&self) -> f64 {
+        let p = &self.params;
+        (p.eta0 * (self.time() / p.tau).exp()).min(p.eta_max)
+    }
+
+    pub fn covariance(&self, b: usize) -> &[f64] {
+        &self.covariance[b]
+    }
+
+    /// Restores a saved state: the covariance of every block and the number of updates.
+    pub fn restore(&mut self, covariance: Vec<Vec<f64>>, steps: u64) -> Result<()> {
+        if covariance.len() != self.blocks.len()
+            || covariance
+                .iter()
+                .zip(&self.blocks)
+                .any(|(p, &n)| p.len() != n * n)
+        {
+            return Err(Error::invalid(format!(
+                "the covariance does not fit blocks of {:?} weights",
+                self.blocks
+            )));
+        }
+        if covariance.iter().flatten().any(|x| !x.is_finite()) {
+            return Err(Error::invalid("the covariance is not finite"));
+        }
+        self.covariance = covariance;
+        self.steps = steps;
+        Ok(())
+    }
+
+    /// One update of `theta` (the blocks concatenated) by an observation with Jacobian `h`
+    /// and error `error` = target - h(theta).
+    pub fn update(&mut self, theta: &mut [f64], h: &[f64], error: f64) {
+        let total: usize = self.blocks.iter().sum();
+        assert_eq!(theta.len(), total);
+        assert_eq!(h.len(), total);
+        let (q, eta) = (self.q(), self.eta());
+        let mut xs: Vec<Option<Vec<f64>>> = Vec::with_capacity(self.blocks.len());
+        let mut a = 1.0 / eta;
+        let mut start = 0;
+        for (b, &n) in self.blocks.iter().enumerate() {
+            let hb = &h[start..start + n];
+            // an element absent from the frame has H_b = 0: nothing to learn there
+            if hb.iter().all(|&x| x == 0.0) {
+                xs.push(None);
+            } else {
+                let p = &self.covariance[b];
+                let mut x = vec![0.0; n];
+                x.par_chunks_mut(ROWS_PER_TASK)
+                    .enumerate()
+                    .for_each(|(c, out)| {
+                        for (k, o) in out.iter_mut().enumerate() {
+                            let row = c * ROWS_PER_TASK + k;
+                            *o = crate::linalg::dot(&p[row * n..(row + 1) * n], hb);
+                        }
+                    });
+                a += crate::linalg::dot(hb, &x);
+                xs.push(Some(x));
+            }
+            start += n;
+        }
+        let mut start = 0;
+        for (b, &n) in self.blocks.iter().enumerate() {
+            let p = &mut self.covariance[b];
+            if let Some(x) = &xs[b] {
+                let step = error / a;
+                theta[start..start + n]
+                    .iter_mut()
+                    .zip(x)
+                    .for_each(|(t, x)| *t += x * step);
+                p.par_chunks_mut(ROWS_PER_TASK * n)
+                    .enumerate()
+                    .for_each(|(c, rows)| {
+                        for (k, row) in rows.chunks_mut(n).enumerate() {
+                            let r = c * ROWS_PER_TASK + k;
+                            let s = x[r] / a;
+                            row.iter_mut().zip(x).for_each(|(p, x)| *p -= s * x);
+                        }
+                    });
+            }
+            (0..n).for_each(|k| p[k * n + k] += q);
+            start += n;
+        }
+        self.steps += 1;
+    }
+}
+
+/// One committee member's state through an epoch.
+pub struct Member<'a> {
+    /// One network per species index (their weights are overwritten from `theta`).
+    pub networks: Vec<Network>,
+    pub theta: Vec<f64>,
+    pub filter: &'a mut KalmanFilter,
+    pub schedule: &'a [Update],
+}
+
+impl TrainingSet {
+    /// Runs each member's schedule of updates, the members in parallel.
+    pub fn kalman_epochs(&self, members: &mut [Member]) -> Result<()> {
+        for (k, m) in members.iter().enumerate() {
+            let member = |e: Error| e.context(&format!("committee member {k}"));
+            self.check_networks(&m.networks).map_err(member)?;
+            let (_, total) = Self::parameter_offsets(&m.networks);
+            if m.theta.len() != total || m.filter.blocks().iter().sum::<usize>() != total {
+                return Err(member(Error::invalid(format!(
+                    "the networks have {total} weights, theta {} and the filter {}",
+                    m.theta.len(),
+                    m.filter.blocks().iter().sum::<usize>()
+                ))));
+            }
+            for u in m.schedule {
+                if u.frame >= self.n_frames() {
+                    return Err(member(Error::invalid(format!(
+                        "an update of frame {} (the set has {})",
+                        u.frame,
+                        self.n_frames()
+                    ))));
+                }
+                if let Some(i) = u.atom {
+                    if i >= self.n_atoms(u.frame) || u.axis > 2 {
+                        return Err(member(Error::invalid(format!(
+                            "a force update of atom {i} axis {} in frame {} of {} atoms",
+                            u.axis,
+                            u.frame,
+                            self.n_atoms(u.frame)
+                        ))));
+                    }
+                }
+                if !u.target.is_finite() || !(u.unit.is_finite() && u.unit > 0.0) {
+                    return Err(member(Error::invalid(format!(
+                        "an update of frame {} needs a finite target and a positive unit, got \
+                         {} and {}",
+                        u.frame, u.target, u.unit
+                    ))));
+                }
+            }
+        }
+        let results: Vec<Result<()>> = members
+            .par_iter_mut()
+            .map(|m| self.kalman_member(m))
+            .collect();
+        results.into_iter().collect()
+    }
+
+    fn kalman_member(&self, m: &mut Member) -> Result<()> {
+        let (offsets, total) = Self::parameter_offsets(&m.networks);
+        let mut ws = Workspace::default();
+        let mut displacement = Vec::new();
+        for u in m.schedule {
+            for (s, net) in m.networks.iter_mut().enumerate() {
+                net.set_parameters(&m.theta[offsets[s]..offsets[s] + net.n_parameters()])
+                    .map_err(|e| e.context("the Kalman filter diverged"))?;
+            }
+            let n = self.n_atoms(u.frame);
+            let (h, target) = match u.atom {
+                None => (
+                    Functional {
+                        alpha: 1.0 / (n as f64 * u.unit),
+                        displacement: &[],
+                        virial: [0.0; 6],
+                    },
+                    u.target / u.unit,
+                ),
+                Some(i) => {
+                    // h = sum_k d_k . dE/dr_k = F_ia / unit for d = -e_ia / unit
+                    displacement.clear();
+                    displacement.resize(n, [0.0; 3]);
+                    displacement[i][u.axis] = -1.0 / u.unit;
+                    (
+                        Functional {
+                            alpha: 0.0,
+                            displacement: &displacement,
+                            virial: [0.0; 6],
+                        },
+                        u.target / u.unit,
+                    )
+                }
+            };
+            let (value, jacobian) =
+                self.frame_observation(&m.networks, &offsets, total, u.frame, &h, &mut ws);
+            m.filter.update(&mut m.theta, &jacobian, target - value);
+        }
+        if let Some(k) = m.theta.iter().position(|t| !t.is_finite()) {
+            return Err(Error::invalid(format!(
+                "the Kalman filter diverged: weight {k} is not finite (lower eta_max or raise \
+                 epsilon)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
