@@ -95,7 +95,7 @@ def test_fit_alone_trains_a_good_model(frames, test_frames):
     e = mlpot.errors(model, test_frames).overall
     # EMT Cu: the per-element energies alone are off by ~10 meV/atom; the forces' RMS is 2.1 eV/A
     force_rms = np.sqrt(np.mean(np.concatenate([f.get_forces() for f in test_frames]) ** 2))
-    assert e.energy_rmse < 2e-3 and e.force_rmse < 0.06 * force_rms, (e.energy_rmse, e.force_rmse, force_rms)
+    assert e.energy_rmse < 3e-3 and e.force_rmse < 0.08 * force_rms, (e.energy_rmse, e.force_rmse, force_rms)
     assert model.history.column("epoch")[-1] >= 5
     assert model.hidden == (24, 24) and model.activation == "t"
     assert all(model.scaling[el].mode == "scalesigma" for el in model.species)

@@ -55,8 +55,10 @@ COLUMNS = (
 class Kalman:
     """n2p2's extended Kalman filter settings (its keywords: kalman_epsilon, kalman_q0,
     kalman_qmin, kalman_eta, kalman_etamax, kalman_qtau = kalman_etatau), with n2p2's
-    defaults, and the updates per training frame and epoch: ``energy_updates`` of its
-    energy and ``force_updates`` of random force components."""
+    defaults and meaning (the process noise q = max(q0 e^(-tau t), q_min) and the learning
+    rate eta = min(eta0 e^(tau t), eta_max) after t epochs: tenfold per epoch for tau =
+    2.302), and the updates per training frame and epoch: ``energy_updates`` of its energy
+    and ``force_updates`` of random force components."""
 
     epsilon: float = 0.01
     q0: float = 0.01

@@ -162,7 +162,7 @@ class NNPFitParams(Spec):
     kalman_qmin: float = param(Real(0.0), 1e-6, doc="least process noise")
     kalman_eta: float = param(Real(0.0, low_open=True), 0.01, doc="initial learning rate")
     kalman_etamax: float = param(Real(0.0, low_open=True), 1.0, doc="largest learning rate")
-    kalman_tau: float = param(Real(0.0, low_open=True), 2.302, doc="epochs over which q falls and eta rises by e")
+    kalman_tau: float = param(Real(0.0, low_open=True), 2.302, doc="rate per epoch at which q falls and eta rises (by e^tau)")
     kalman_energy_updates: int = param(Integer(0, 10_000), 1, doc="updates per training frame and epoch of its energy")
     kalman_force_updates: int = param(Integer(0, 10_000), 4, doc="updates per training frame and epoch of random force components")
 

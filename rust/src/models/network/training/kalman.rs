@@ -8,8 +8,10 @@
 //!   theta_b += X_b e / a,  P_b -= X_b X_b^T / a,  P_b += q I,
 //!
 //! with P_b the covariance of element b's weights (P_b = I / epsilon at the start), and n2p2's
-//! schedules q = max(q0 exp(-t / tau), q_min), eta = min(eta0 exp(t / tau), eta_max) over
-//! the epochs t. Decoupling the elements (one P_b per network instead of one global P)
+//! schedules q = max(q0 exp(-tau t), q_min), eta = min(eta0 exp(tau t), eta_max) over the
+//! epochs t (n2p2 divides kalman_qtau and kalman_etatau by the updates per epoch and applies
+//! them at every update: with its default tau = 2.302, q falls and eta rises tenfold per
+//! epoch). Decoupling the elements (one P_b per network instead of one global P)
 //! drops the cross-element covariances, as the decoupled EKF of Puskorius and Feldkamp
 //! (1991) does: the cost per update falls from (sum n_b)^2 to sum n_b^2.
 //!
@@ -37,7 +39,8 @@ pub struct KalmanParams {
     /// The learning rate at the start and its ceiling (kalman_eta, kalman_etamax).
     pub eta0: f64,
     pub eta_max: f64,
-    /// Epochs over which q falls and eta rises by e (kalman_qtau, kalman_etatau).
+    /// Rate per epoch at which q falls and eta rises: by e^tau per epoch (kalman_qtau,
+    /// kalman_etatau).
     pub tau: f64,
     /// Updates per epoch, the unit of the schedules' time.
     pub per_epoch: f64,
@@ -139,13 +142,13 @@ impl KalmanFilter {
     /// The process noise of the next update.
     pub fn q(&self) -> f64 {
         let p = &self.params;
-        (p.q0 * (-self.time() / p.tau).exp()).max(p.q_min)
+        (p.q0 * (-self.time() * p.tau).exp()).max(p.q_min)
     }
 
     /// The learning rate of the next update.
     pub fn eta(&self) -> f64 {
         let p = &self.params;
-        (p.eta0 * (self.time() / p.tau).exp()).min(p.eta_max)
+        (p.eta0 * (self.time() * p.tau).exp()).min(p.eta_max)
     }
 
     pub fn covariance(&self, b: usize) -> &[f64] {
@@ -173,21 +176,15 @@ impl KalmanFilter {
         Ok(())
     }
 
-    /// One update of `theta` (the blocks concatenated) by an observation with Jacobian `h`
-    /// and error `error` = target - h(theta).
-    pub fn update(&mut self, theta: &mut [f64], h: &[f64], error: f64) {
-        let total: usize = self.blocks.iter().sum();
-        assert_eq!(theta.len(), total);
-        assert_eq!(h.len(), total);
-        let (q, eta) = (self.q(), self.eta());
-        let mut xs: Vec<Option<Vec<f64>>> = Vec::with_capacity(self.blocks.len());
-        let mut a = 1.0 / eta;
+    /// X_b = P_b H_b for each block of the Jacobian `h` (None where H_b = 0: an element
+    /// absent from the frame, with nothing to learn there). One pass over P.
+    pub fn project(&self, h: &[f64]) -> Projection {
         let mut start = 0;
+        let mut xs = Vec::with_capacity(self.blocks.len());
         for (b, &n) in self.blocks.iter().enumerate() {
             let hb = &h[start..start + n];
-            // an element absent from the frame has H_b = 0: nothing to learn there
-            if hb.iter().all(|&x| x == 0.0) {
-                xs.push(None);
+            xs.push(if hb.iter().all(|&x| x == 0.0) {
+                None
             } else {
                 let p = &self.covariance[b];
                 let mut x = vec![0.0; n];
@@ -199,36 +196,100 @@ impl KalmanFilter {
                             *o = crate::linalg::dot(&p[row * n..(row + 1) * n], hb);
                         }
                     });
-                a += crate::linalg::dot(hb, &x);
-                xs.push(Some(x));
+                Some(x)
+            });
+            start += n;
+        }
+        Projection(xs)
+    }
+
+    /// The first half of an update by an observation with Jacobian `h`, its projection
+    /// `xs` (`project(h)`) and error `error` = target - h(theta): theta += X e / a. Returns
+    /// a = H . X + 1 / eta, which `finish` needs.
+    pub fn correct(&self, theta: &mut [f64], h: &[f64], xs: &Projection, error: f64) -> f64 {
+        let total: usize = self.blocks.iter().sum();
+        assert_eq!(theta.len(), total);
+        assert_eq!(h.len(), total);
+        let mut a = 1.0 / self.eta();
+        let mut start = 0;
+        for (&n, x) in self.blocks.iter().zip(&xs.0) {
+            if let Some(x) = x {
+                a += crate::linalg::dot(&h[start..start + n], x);
             }
             start += n;
         }
         let mut start = 0;
-        for (b, &n) in self.blocks.iter().enumerate() {
-            let p = &mut self.covariance[b];
-            if let Some(x) = &xs[b] {
+        for (&n, x) in self.blocks.iter().zip(&xs.0) {
+            if let Some(x) = x {
                 let step = error / a;
                 theta[start..start + n]
                     .iter_mut()
                     .zip(x)
                     .for_each(|(t, x)| *t += x * step);
+            }
+            start += n;
+        }
+        a
+    }
+
+    /// The second half: P_b -= X_b X_b^T / a, P_b += q I; and, in the same pass over P
+    /// (the update is bound by reading P from memory), the projection of the next
+    /// observation's Jacobian `next` if there is one. The result is the same, bit for bit,
+    /// as `project(next)` after the update.
+    pub fn finish(&mut self, xs: &Projection, a: f64, next: Option<&[f64]>) -> Option<Projection> {
+        let q = self.q();
+        let mut out = Vec::with_capacity(self.blocks.len());
+        let mut start = 0;
+        for (b, &n) in self.blocks.iter().enumerate() {
+            let p = &mut self.covariance[b];
+            let x = xs.0[b].as_deref();
+            let h = next
+                .map(|h| &h[start..start + n])
+                .filter(|h| h.iter().any(|&v| v != 0.0));
+            let mut projected = vec![0.0; if h.is_some() { n } else { 0 }];
+            let rows_of = |c: usize| c * ROWS_PER_TASK;
+            let work = |c: usize, rows: &mut [f64], target: &mut [f64]| {
+                for (k, row) in rows.chunks_mut(n).enumerate() {
+                    let r = rows_of(c) + k;
+                    if let Some(x) = x {
+                        let s = x[r] / a;
+                        row.iter_mut().zip(x).for_each(|(p, x)| *p -= s * x);
+                    }
+                    row[r] += q;
+                    if let Some(h) = h {
+                        target[k] = crate::linalg::dot(row, h);
+                    }
+                }
+            };
+            if h.is_some() {
+                p.par_chunks_mut(ROWS_PER_TASK * n)
+                    .zip(projected.par_chunks_mut(ROWS_PER_TASK))
+                    .enumerate()
+                    .for_each(|(c, (rows, target))| work(c, rows, target));
+            } else {
                 p.par_chunks_mut(ROWS_PER_TASK * n)
                     .enumerate()
-                    .for_each(|(c, rows)| {
-                        for (k, row) in rows.chunks_mut(n).enumerate() {
-                            let r = c * ROWS_PER_TASK + k;
-                            let s = x[r] / a;
-                            row.iter_mut().zip(x).for_each(|(p, x)| *p -= s * x);
-                        }
-                    });
+                    .for_each(|(c, rows)| work(c, rows, &mut []));
             }
-            (0..n).for_each(|k| p[k * n + k] += q);
+            out.push(h.map(|_| projected));
             start += n;
         }
         self.steps += 1;
+        next.map(|_| Projection(out))
+    }
+
+    /// One whole update of `theta` (the blocks concatenated) by an observation with
+    /// Jacobian `h` and error `error` = target - h(theta).
+    pub fn update(&mut self, theta: &mut [f64], h: &[f64], error: f64) {
+        let xs = self.project(h);
+        let a = self.correct(theta, h, &xs, error);
+        self.finish(&xs, a, None);
     }
 }
+
+/// X_b = P_b H_b per block of a Jacobian (None where H_b = 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection(Vec<Option<Vec<f64>>>);
 
 /// One committee member's state through an epoch.
 pub struct Member<'a> {
@@ -291,39 +352,56 @@ impl TrainingSet {
         let (offsets, total) = Self::parameter_offsets(&m.networks);
         let mut ws = Workspace::default();
         let mut displacement = Vec::new();
-        for u in m.schedule {
+        // each update's Jacobian needs the weights after the one before, but not its
+        // covariance: it is projected in the same pass over P that finishes that update
+        let mut observe = |m: &mut Member, u: &Update| -> Result<(f64, Vec<f64>)> {
             for (s, net) in m.networks.iter_mut().enumerate() {
                 net.set_parameters(&m.theta[offsets[s]..offsets[s] + net.n_parameters()])
                     .map_err(|e| e.context("the Kalman filter diverged"))?;
             }
             let n = self.n_atoms(u.frame);
-            let (h, target) = match u.atom {
-                None => (
-                    Functional {
-                        alpha: 1.0 / (n as f64 * u.unit),
-                        displacement: &[],
-                        virial: [0.0; 6],
-                    },
-                    u.target / u.unit,
-                ),
+            let h = match u.atom {
+                None => Functional {
+                    alpha: 1.0 / (n as f64 * u.unit),
+                    displacement: &[],
+                    virial: [0.0; 6],
+                },
                 Some(i) => {
                     // h = sum_k d_k . dE/dr_k = F_ia / unit for d = -e_ia / unit
                     displacement.clear();
                     displacement.resize(n, [0.0; 3]);
                     displacement[i][u.axis] = -1.0 / u.unit;
-                    (
-                        Functional {
-                            alpha: 0.0,
-                            displacement: &displacement,
-                            virial: [0.0; 6],
-                        },
-                        u.target / u.unit,
-                    )
+                    Functional {
+                        alpha: 0.0,
+                        displacement: &displacement,
+                        virial: [0.0; 6],
+                    }
                 }
             };
             let (value, jacobian) =
                 self.frame_observation(&m.networks, &offsets, total, u.frame, &h, &mut ws);
-            m.filter.update(&mut m.theta, &jacobian, target - value);
+            Ok((u.target / u.unit - value, jacobian))
+        };
+        let Some(first) = m.schedule.first() else {
+            return Ok(());
+        };
+        let (mut error, mut jacobian) = observe(m, first)?;
+        let mut xs = m.filter.project(&jacobian);
+        for k in 0..m.schedule.len() {
+            let a = m.filter.correct(&mut m.theta, &jacobian, &xs, error);
+            let next = match m.schedule.get(k + 1) {
+                Some(u) => Some(observe(m, u)?),
+                None => None,
+            };
+            match next {
+                Some((e, h)) => {
+                    xs = m.filter.finish(&xs, a, Some(&h)).expect("a next projection");
+                    (error, jacobian) = (e, h);
+                }
+                None => {
+                    m.filter.finish(&xs, a, None);
+                }
+            }
         }
         if let Some(k) = m.theta.iter().position(|t| !t.is_finite()) {
             return Err(Error::invalid(format!(

@@ -25,10 +25,10 @@ fn an_update_is_the_kalman_formula() {
     kf.update(&mut theta, &random_vector(2, 5), 0.3);
     let p0: Vec<Vec<f64>> = (0..2).map(|b| kf.covariance(b).to_vec()).collect();
     let (q, eta) = (kf.q(), kf.eta());
-    assert_close(q, 0.01 * (-0.25f64 / 2.302).exp(), 1e-15, 1.0, "q schedule");
+    assert_close(q, 0.01 * (-0.25f64 * 2.302).exp(), 1e-15, 1.0, "q schedule");
     assert_close(
         eta,
-        0.01 * (0.25f64 / 2.302).exp(),
+        0.01 * (0.25f64 * 2.302).exp(),
         1e-15,
         1.0,
         "eta schedule",
@@ -196,4 +196,55 @@ fn the_filter_learns_a_teacher() {
         schedule: &bad,
     }];
     assert!(set.kalman_epochs(&mut m2).is_err());
+}
+
+/// The epoch fuses each update's covariance pass with the next projection: the same
+/// numbers, bit for bit, as one whole `update` after another.
+#[test]
+fn a_fused_epoch_is_a_sequence_of_updates() {
+    let t = term(bispectrum());
+    let nets = t.training_networks().unwrap();
+    let s: Vec<Structure> = (0..3).map(|k| rattled_cell(20 + k, &[28, 13], 2.6, [2, 2, 1], 0.3, true)).collect();
+    let n_inputs = nets.iter().map(|n| n.n_in()).collect();
+    let set = TrainingSet::new(t.descriptor.clone(), n_inputs, &s, &[false; 3]).unwrap();
+    let mut schedule = Vec::new();
+    for f in 0..3 {
+        schedule.push(Update { frame: f, atom: None, axis: 0, target: -0.3, unit: 0.05 });
+        schedule.push(Update { frame: f, atom: Some(1), axis: 2, target: 0.2, unit: 0.1 });
+        schedule.push(Update { frame: f, atom: Some(0), axis: 0, target: -0.1, unit: 0.1 });
+    }
+    let blocks: Vec<usize> = nets.iter().map(|n| n.n_parameters()).collect();
+    let theta: Vec<f64> = nets.iter().flat_map(|n| n.parameters()).collect();
+    let mut fused = KalmanFilter::new(blocks.clone(), params(9.0)).unwrap();
+    let mut member = [Member { networks: nets.clone(), theta: theta.clone(), filter: &mut fused, schedule: &schedule }];
+    set.kalman_epochs(&mut member).unwrap();
+    let fused_theta = member[0].theta.clone();
+
+    let mut plain = KalmanFilter::new(blocks, params(9.0)).unwrap();
+    let mut theta = theta;
+    let (offsets, total) = TrainingSet::parameter_offsets(&nets);
+    let mut ws = Workspace::default();
+    for u in &schedule {
+        let mut current = nets.clone();
+        for (k, n) in current.iter_mut().enumerate() {
+            let m = n.n_parameters();
+            n.set_parameters(&theta[offsets[k]..offsets[k] + m]).unwrap();
+        }
+        let n = set.n_atoms(u.frame);
+        let mut d = vec![[0.0; 3]; n];
+        let h = match u.atom {
+            None => Functional { alpha: 1.0 / (n as f64 * u.unit), displacement: &[], virial: [0.0; 6] },
+            Some(i) => {
+                d[i][u.axis] = -1.0 / u.unit;
+                Functional { alpha: 0.0, displacement: &d, virial: [0.0; 6] }
+            }
+        };
+        let (value, jacobian) = set.frame_observation(&current, &offsets, total, u.frame, &h, &mut ws);
+        plain.update(&mut theta, &jacobian, u.target / u.unit - value);
+    }
+    assert!(theta.iter().zip(&fused_theta).all(|(a, b)| a.to_bits() == b.to_bits()));
+    for b in 0..2 {
+        assert!(plain.covariance(b).iter().zip(fused.covariance(b)).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+    assert_eq!(plain.steps(), fused.steps());
 }
