@@ -287,7 +287,7 @@ def test_bad_settings_and_data_are_clear_errors(frames):
         mlpot.NNP(acsf(), committee=0)
     with pytest.raises(ValueError, match="energy_weight"):
         model.fit(frames, energy_weight=-1.0, progress=False)
-    assert Settings().n_epochs == 30 and Settings(optimizer="adam").n_epochs == 300
+    assert Settings().n_epochs == 40 and Settings(optimizer="adam").n_epochs == 300
 
 
 def test_mlpot_fit_trains_an_nnp_from_a_configuration(tmp_path):

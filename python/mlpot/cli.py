@@ -124,12 +124,12 @@ A neural-network potential (Behler-Parrinello, as n2p2 trains them; [data], [bas
     activation = "tanh"
     committee = 1                    # >= 2: a committee with predict(variance=True)
     optimizer = "kalman"             # or "lbfgs", "adam"
-    energy_weight = 10.0             # in units of the spread of the energy per atom
+    energy_weight = 30.0             # in units of the spread of the energy per atom
     force_weight = 1.0               # in units of the RMS force component
-    epochs = 30
+    epochs = 40
     patience = 10
     validation = 0.1                 # held out (per group) for early stopping
-    kalman_force_updates = 4         # n2p2's Kalman settings: kalman_epsilon, kalman_q0,
+    kalman_force_updates = 8         # n2p2's Kalman settings: kalman_epsilon, kalman_q0,
                                      # kalman_qmin, kalman_eta, kalman_etamax, kalman_tau,
                                      # kalman_energy_updates, kalman_force_updates
     log = "learning_curve.csv"       # optional; checkpoint = "nnp.npz", restart = ...

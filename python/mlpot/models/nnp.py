@@ -379,7 +379,7 @@ class NNP(Model):
     ) -> "NNP":
         """Train the networks (every committee member's) on reference energies, forces and
         optionally stresses; returns the model. The per-element reference energies, the
-        energy scale and the input scaling ("scalesigma") come from the training frames and
+        energy scale and the input scaling (n2p2's "scalesigma") come from the training frames and
         are stored with the model.
 
         Parameters
@@ -391,7 +391,7 @@ class NNP(Model):
         energy_weight, force_weight, stress_weight
             Weights of the squared errors of the energy per atom, the force components and
             the stress components, each measured in units of its spread in the training
-            set (`mlpot.models.nnp_fit`); None: `DEFAULT_WEIGHTS` (10, 1, 0). 0 leaves a
+            set (`mlpot.models.nnp_fit`); None: `DEFAULT_WEIGHTS` (30, 1, 0). 0 leaves a
             quantity out. Stress needs optimizer "lbfgs" or "adam".
         group_weights
             ``{group: {"eweight": .., "fweight": .., "vweight": ..}}``: weights per
@@ -399,7 +399,8 @@ class NNP(Model):
         **settings
             `mlpot.models.nnp_fit.Settings`: optimizer ("kalman", "lbfgs", "adam"), epochs,
             patience, validation, kalman (a dict of `Kalman` settings), batch_size,
-            learning_rate, final_learning_rate, lbfgs_iterations, bootstrap, seed, log,
+            learning_rate, final_learning_rate, lbfgs_iterations, scaling, scaling_range,
+            bootstrap, seed, log,
             checkpoint, restart, progress.
 
         The learning curve is in ``model.history`` (and in ``log`` as CSV).

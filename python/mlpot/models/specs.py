@@ -141,17 +141,20 @@ class NNPFitParams(Spec):
 
     kind = "nnp_fit"
 
-    energy_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the energy per atom, in units of its spread (default 10)")
+    energy_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the energy per atom, in units of its spread (default 30)")
     force_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the force components, in units of their RMS (default 1)")
     stress_weight: float | None = param(Optional(Real(0.0)), None, doc="weight of the stress components (default 0; lbfgs or adam)")
     optimizer: str = param(Choice(("kalman", "lbfgs", "adam")), "kalman", doc="the optimiser")
-    epochs: int | None = param(Optional(Integer(1)), None, doc="most epochs (default: 30 for kalman, 300 otherwise)")
+    epochs: int | None = param(Optional(Integer(1)), None, doc="most epochs (default: 40 for kalman, 300 otherwise)")
     patience: int | None = param(Optional(Integer(0)), None, doc="epochs without a better validation loss before stopping")
     validation: float = param(Real(0.0, 1.0, high_open=True), 0.1, doc="fraction held out for early stopping, by group")
     batch_size: int = param(Integer(1), 8, doc="frames per Adam step")
     learning_rate: float = param(Real(0.0, low_open=True), 3e-3, doc="Adam's first learning rate")
     final_learning_rate: float = param(Real(0.0, low_open=True), 3e-5, doc="Adam's last learning rate")
     lbfgs_iterations: int = param(Integer(1), 20, doc="L-BFGS iterations per epoch")
+    scaling: str = param(Choice(("none", "scale", "center", "scalecenter", "scalesigma")), "scalesigma",
+                         doc="n2p2's input scaling mode, from the training frames")
+    scaling_range: tuple = param(Reals(length=2), (0.0, 1.0), doc="[s_min, s_max] of the input scaling")
     bootstrap: bool = param(Flag(), False, doc="committee members after the first train on bootstrap resamples")
     seed: int = param(Integer(0), 0, doc="seed of the split, the initial weights and the update order")
     log: str | None = param(Optional(Text()), None, doc="learning-curve CSV path")
@@ -164,7 +167,7 @@ class NNPFitParams(Spec):
     kalman_etamax: float = param(Real(0.0, low_open=True), 1.0, doc="largest learning rate")
     kalman_tau: float = param(Real(0.0, low_open=True), 2.302, doc="rate per epoch at which q falls and eta rises (by e^tau)")
     kalman_energy_updates: int = param(Integer(0, 10_000), 1, doc="updates per training frame and epoch of its energy")
-    kalman_force_updates: int = param(Integer(0, 10_000), 4, doc="updates per training frame and epoch of random force components")
+    kalman_force_updates: int = param(Integer(0, 10_000), 8, doc="updates per training frame and epoch of random force components")
 
     #: the fit keyword of each kalman_ key
     KALMAN = {"kalman_epsilon": "epsilon", "kalman_q0": "q0", "kalman_qmin": "q_min", "kalman_eta": "eta0",
