@@ -326,3 +326,13 @@ model = "cu.mlpot"
     (tmp_path / "bad.toml").write_text(config.replace("hidden = [6]", "hidden = [6.5]"))
     with pytest.raises(ConfigError, match=r"\[model\].*hidden"):
         run_fit(tmp_path / "bad.toml", progress=False)
+
+
+def test_the_kalman_error_limit_bounds_each_update(frames):
+    """max_error clamps each observation's error: at a tiny limit the weights barely move."""
+    settings = dict(hidden=(6,))
+    free = mlpot.NNP(acsf(), **settings).fit(frames, epochs=2, patience=0, progress=False)
+    held = mlpot.NNP(acsf(), **settings).fit(frames, epochs=2, patience=0, progress=False, kalman={"max_error": 1e-9})
+    assert held.history.column("loss")[-1] > 10 * free.history.column("loss")[-1]
+    with pytest.raises(ValueError, match="max_error"):
+        mlpot.NNP(acsf(), **settings).fit(frames, kalman={"max_error": 0.0})

@@ -213,6 +213,7 @@ class KalmanFilter:
         eta_max: float,
         tau: float,
         per_epoch: float,
+        max_error: float,
     ) -> None: ...
     @property
     def steps(self) -> int: ...

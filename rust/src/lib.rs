@@ -949,6 +949,7 @@ mod python {
             eta_max: f64,
             tau: f64,
             per_epoch: f64,
+            max_error: f64,
         ) -> PyResult<Self> {
             let params = KalmanParams {
                 epsilon,
@@ -958,6 +959,7 @@ mod python {
                 eta_max,
                 tau,
                 per_epoch,
+                max_error,
             };
             let kf = KalmanFilter::new(blocks, params).map_err(to_py_err)?;
             Ok(PyKalmanFilter {

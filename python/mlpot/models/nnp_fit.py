@@ -68,10 +68,13 @@ class Kalman:
     tau: float = 2.302
     energy_updates: int = 1
     force_updates: int = 8
+    max_error: float = math.inf
 
     def __post_init__(self):
         for name in ("epsilon", "eta0", "eta_max", "tau"):
             _positive(getattr(self, name), f"kalman.{name}")
+        if isinstance(self.max_error, bool) or not isinstance(self.max_error, (int, float)) or not self.max_error > 0:
+            raise ValueError(f"kalman.max_error must be a positive number (or inf), got {self.max_error!r}")
         for name in ("q0", "q_min"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
@@ -496,7 +499,7 @@ class _KalmanMember:
     def __init__(self, blocks, settings: Settings, updates_per_epoch: int):
         k = settings.kalman
         self.filter = _core.KalmanFilter(list(blocks), k.epsilon, k.q0, k.q_min, k.eta0, k.eta_max, k.tau,
-                                         float(max(updates_per_epoch, 1)))
+                                         float(max(updates_per_epoch, 1)), float(k.max_error))
 
     def state(self) -> dict:
         blocks = self.filter.blocks

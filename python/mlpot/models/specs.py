@@ -168,16 +168,19 @@ class NNPFitParams(Spec):
     kalman_tau: float = param(Real(0.0, low_open=True), 2.302, doc="rate per epoch at which q falls and eta rises (by e^tau)")
     kalman_energy_updates: int = param(Integer(0, 10_000), 1, doc="updates per training frame and epoch of its energy")
     kalman_force_updates: int = param(Integer(0, 10_000), 8, doc="updates per training frame and epoch of random force components")
+    kalman_max_error: float | None = param(
+        Optional(Real(0.0, low_open=True)), None, doc="errors beyond this many observation units count as this many (none: no limit)"
+    )
 
     #: the fit keyword of each kalman_ key
     KALMAN = {"kalman_epsilon": "epsilon", "kalman_q0": "q0", "kalman_qmin": "q_min", "kalman_eta": "eta0",
               "kalman_etamax": "eta_max", "kalman_tau": "tau", "kalman_energy_updates": "energy_updates",
-              "kalman_force_updates": "force_updates"}
+              "kalman_force_updates": "force_updates", "kalman_max_error": "max_error"}
 
     def fit_keywords(self, given) -> dict:
         """The keywords of `NNP.fit` for the keys ``given`` in a configuration."""
         out = {k: getattr(self, k) for k in given if k not in self.KALMAN}
-        kalman = {self.KALMAN[k]: getattr(self, k) for k in given if k in self.KALMAN}
+        kalman = {self.KALMAN[k]: getattr(self, k) for k in given if k in self.KALMAN and getattr(self, k) is not None}
         if kalman:
             out["kalman"] = kalman
         return out

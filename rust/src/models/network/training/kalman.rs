@@ -44,6 +44,10 @@ pub struct KalmanParams {
     pub tau: f64,
     /// Updates per epoch, the unit of the schedules' time.
     pub per_epoch: f64,
+    /// Errors beyond +-max_error (in the observation's units) count as +-max_error: one
+    /// outlier (a force of tens of eV/Angstrom at a rare close contact) then moves the
+    /// weights no more than a large ordinary error would (infinite: no limit).
+    pub max_error: f64,
 }
 
 impl KalmanParams {
@@ -61,6 +65,12 @@ impl KalmanParams {
                     "the Kalman filter's {name} must be a positive number, got {v}"
                 )));
             }
+        }
+        if !(self.max_error > 0.0) {
+            return Err(Error::invalid(format!(
+                "the Kalman filter's max_error must be positive (or infinite), got {}",
+                self.max_error
+            )));
         }
         for (name, v) in [("q0", self.q0), ("q_min", self.q_min)] {
             if !(v.is_finite() && v >= 0.0) {
@@ -380,7 +390,8 @@ impl TrainingSet {
             };
             let (value, jacobian) =
                 self.frame_observation(&m.networks, &offsets, total, u.frame, &h, &mut ws);
-            Ok((u.target / u.unit - value, jacobian))
+            let limit = m.filter.params().max_error;
+            Ok(((u.target / u.unit - value).clamp(-limit, limit), jacobian))
         };
         let Some(first) = m.schedule.first() else {
             return Ok(());

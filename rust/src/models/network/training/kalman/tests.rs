@@ -13,6 +13,7 @@ fn params(per_epoch: f64) -> KalmanParams {
         eta_max: 1.0,
         tau: 2.302,
         per_epoch,
+        max_error: f64::INFINITY,
     }
 }
 
