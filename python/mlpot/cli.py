@@ -253,10 +253,6 @@ _SEARCH_KEYS = {
 }
 
 
-#: [model] keys that are paths
-_MODEL_PATHS = ("log", "checkpoint", "restart")
-
-
 class ConfigError(ValueError):
     """The fit configuration is invalid; the message names the key."""
 
@@ -587,12 +583,12 @@ def run_fit(config_path: Path, progress: bool = True):
     # bad values and an unwritable output fail before the data are read and the model fitted
     try:
         model, fit_keywords = build_model(config)
-        # the [model] paths of a training (an NNP's log, checkpoint, restart), like every
-        # path of a configuration, are relative to it
-        for key in _MODEL_PATHS:
+        # the [model] paths of a fit (an NNP's log, checkpoint, restart), like every path
+        # of a configuration, are relative to it
+        for key in type(model).fit_path_keys:
             if isinstance(fit_keywords.get(key), str):
                 fit_keywords[key] = str(base / fit_keywords[key])
-                if key != "restart":
+                if key not in type(model).fit_input_keys:
                     check_writable(Path(fit_keywords[key]), f"[model] {key}")
         model_path, lammps_prefix = output_paths(config, base)
         check_writable(model_path, "[output] model")

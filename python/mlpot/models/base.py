@@ -68,6 +68,11 @@ class Model:
     writes_lammps: bool = False
     #: whether a configuration may add pair terms (``[[two_body]]``)
     takes_pair_terms: bool = False
+    #: the keywords of ``fit`` that are paths (from a configuration: relative to it; those
+    #: it writes are checked to be writable before the data are read)
+    fit_path_keys: tuple[str, ...] = ()
+    #: those of `fit_path_keys` that are read, not written
+    fit_input_keys: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):

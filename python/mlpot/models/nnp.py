@@ -253,6 +253,8 @@ class NNP(Model):
     # ------------------------------------------------------------------ configurations
 
     default_descriptor = "acsf"
+    fit_path_keys = ("log", "checkpoint", "restart")
+    fit_input_keys = ("restart",)
 
     @classmethod
     def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):

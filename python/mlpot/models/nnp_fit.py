@@ -110,8 +110,6 @@ class Settings:
     validation
         Fraction of the frames held out for early stopping and the learning curve,
         stratified by configuration group (0: none, every epoch kept to the last).
-    committee
-        Members trained (from ``NNP(committee=...)``).
     scaling, scaling_range
         The input scaling computed from the training frames (`mlpot.models.nnp.Scaling`):
         by default n2p2's "scalesigma" with range (0, 1), each input centred on its mean
@@ -393,13 +391,17 @@ class _Objective:
         ds = stress - d.stress[frames]
         return de, df, ds, atoms
 
-    def rmse(self, theta, frames) -> tuple[float, float]:
+    def evaluate(self, theta, frames) -> tuple[float, float, float]:
+        """(energy RMSE eV/atom, force RMSE eV/Angstrom, loss) of ``frames`` from one
+        prediction; NaN for what the frames do not have."""
         if len(frames) == 0:
-            return math.nan, math.nan
-        de, df, _, _ = self.residuals(theta, frames)
+            return math.nan, math.nan, math.nan
+        de, df, ds, atoms = self.residuals(theta, frames)
         e = de[np.isfinite(de)]
         f = df[np.isfinite(df).all(axis=1)]
-        return (float(np.sqrt(np.mean(e**2))) if len(e) else math.nan, float(np.sqrt(np.mean(f**2))) if len(f) else math.nan)
+        loss = self._parts(frames, de, df, ds, atoms)[0]
+        rmse = lambda x: float(np.sqrt(np.mean(x**2))) if len(x) else math.nan
+        return rmse(e), rmse(f), loss
 
     def _parts(self, frames, de, df, ds, atoms):
         """Per-frame coefficients c of the squared scaled residuals and the loss's pieces."""
@@ -422,7 +424,7 @@ class _Objective:
         return loss, ce, de, cf, df, cs, ds
 
     def loss(self, theta, frames) -> float:
-        return self._parts(frames, *self.residuals(theta, frames))[0]
+        return self.evaluate(theta, frames)[2]
 
     def loss_and_gradient(self, theta, frames) -> tuple[float, np.ndarray]:
         d = self.data
@@ -668,10 +670,10 @@ def train(model, frames, energy_weight, force_weight, stress_weight, group_weigh
                 thetas[k] = optimizers[k].epoch(objective, thetas[k], member_frames[k], rng, epoch)
         seconds = offset + time.perf_counter() - clock
         for k in active:
-            tr = objective.rmse(thetas[k], member_frames[k])
-            va = objective.rmse(thetas[k], val_idx)
-            loss = objective.loss(thetas[k], member_frames[k])
-            val_loss = objective.loss(thetas[k], val_idx) if len(val_idx) else loss
+            tr = objective.evaluate(thetas[k], member_frames[k])
+            va = objective.evaluate(thetas[k], val_idx)
+            loss = tr[2]
+            val_loss = va[2] if len(val_idx) else loss
             history.add(member=k, epoch=epoch + 1, seconds=seconds, loss=loss, train_energy_rmse=tr[0], train_force_rmse=tr[1],
                         validation_energy_rmse=va[0], validation_force_rmse=va[1], validation_loss=val_loss)
             if val_loss < best[k][0] or len(val_idx) == 0:
