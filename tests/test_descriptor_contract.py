@@ -100,7 +100,15 @@ def acsf(cutoff_function="cos", cutoff_alpha=0.0, species=SPECIES, functions=Non
                               cutoff_function=cutoff_function, cutoff_alpha=cutoff_alpha)
 
 
+def ace(species=SPECIES, **options):
+    """A small basis of ranks 1-4 (two elements: per-bond radial bases, an inner cutoff)."""
+    settings = dict(cutoff=3.4, species=list(species), nradmax_by_orders=(3, 2, 2, 1), lmax_by_orders=(0, 2, 2, 1),
+                    dcut=0.3) | options
+    return lambda: mlpot.ACE(**settings)
+
+
 BISPECTRUM = frozenset({"forces", "backprop", "forward"})
+ACE = frozenset({"backprop", "forward"})
 ACSF = frozenset({"backprop", "forward"})
 SOAP = frozenset({"backprop", "forward"})
 
@@ -125,6 +133,13 @@ DESCRIPTORS = [
     Case("acsf-SiC-tanh", acsf("tanh", species=["Si", "C"]), ACSF),
     Case("acsf-SiO-poly4-alpha", acsf("poly4", 0.5, species=["Si", "O"]), ACSF),
     Case("acsf-SiC-hard", acsf("hard", species=["Si", "C"]), ACSF),
+    Case("ace-Si-ChebExpCos", ace(species=["Si"]), ACE),
+    Case("ace-SiC-SBessel", ace(species=["Si", "C"], radbase="SBessel", nradmax_by_orders=(3, 2, 1),
+                               lmax_by_orders=(0, 2, 1)), ACE),
+    Case("ace-SiC-ChebPow-inner-bonds", ace(
+        species=["Si", "C"], radbase="ChebPow", radial_lambda=2.0, r_in=1.2, delta_in=0.4, nradmax_by_orders=(3, 2),
+        lmax_by_orders=(0, 2), bonds=[{"center": "Si", "neighbor": "C", "radbase": "ChebExpCos", "rcut": 3.0},
+                                      {"center": "C", "neighbor": "Si", "radbase": "ChebExpCos", "rcut": 3.0}]), ACE),
 ]
 
 cases = pytest.mark.parametrize("case", DESCRIPTORS, ids=lambda c: c.id)

@@ -112,7 +112,7 @@ def test_the_bounds_are_generous_and_python_agrees_with_the_core():
     with pytest.raises(ValueError, match="atomic number 0 is not an element"):
         core_bispectrum(species=[0])
     with pytest.raises(ValueError, match="unknown descriptor kind"):
-        _core.Descriptor("ace", "{}")
+        _core.Descriptor("mtp", "{}")
 
 
 BIG = 'atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (8, 8, 8)  # 4096 atoms'

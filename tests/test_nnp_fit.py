@@ -336,3 +336,34 @@ def test_the_kalman_error_limit_bounds_each_update(frames):
     assert held.history.column("loss")[-1] > 10 * free.history.column("loss")[-1]
     with pytest.raises(ValueError, match="max_error"):
         mlpot.NNP(acsf(), **settings).fit(frames, kalman={"max_error": 0.0})
+
+
+def test_the_force_threshold_sends_updates_where_the_errors_are(frames):
+    """n2p2's selection_mode 2: with a threshold, force updates land on the components
+    whose error exceeds it far more often than uniform draws do (one of 3 x 32 x 24 here),
+    and without errors to go by the draws are uniform."""
+    model = mlpot.NNP(acsf(), hidden=(4,))
+    data = nnp_fit._data(model, frames, 30.0, 1.0, 0.0, None)
+    units = nnp_fit._Units(0.01, 1.0, 1.0)
+    error = np.full((len(data.types), 3), 0.01)
+    hot = data.starts[:-1] + 5  # atom 5 of each frame, axis 1, is badly predicted
+    error[hot, 1] = 1.0
+    idx = np.arange(len(frames))
+
+    def hits(settings, force_error):
+        rows, _ = nnp_fit.kalman_schedule(data, idx, settings, units, np.random.default_rng(7), force_error)
+        forces = rows[rows[:, 1] >= 0]
+        return np.mean((forces[:, 1] == 5) & (forces[:, 2] == 1)), len(rows)
+
+    uniform, n_uniform = hits(Settings(), error)
+    chosen, n_chosen = hits(Settings(kalman={"force_threshold": 1.0, "threshold_trials": 100}), error)
+    unaware, _ = hits(Settings(kalman={"force_threshold": 1.0}), None)
+    assert n_uniform == n_chosen  # the same number of updates
+    assert uniform < 0.05 and unaware < 0.05
+    assert chosen > 0.5
+    with pytest.raises(ValueError, match="force_threshold"):
+        model.fit(frames, kalman={"force_threshold": -1.0})
+    with pytest.raises(ValueError, match="threshold_trials"):
+        model.fit(frames, kalman={"threshold_trials": 0})
+    trained = mlpot.NNP(acsf(), hidden=(6,)).fit(frames, epochs=2, patience=0, progress=False, kalman={"force_threshold": 1.0})
+    assert np.isfinite(trained.history.column("loss")).all()

@@ -467,15 +467,17 @@ def test_the_descriptors_expose_their_specs():
 def test_descriptors_round_trip_through_the_registry():
     from mlpot.descriptors import DESCRIPTORS, descriptor_from_dict, descriptor_to_dict
 
-    assert {"bispectrum", "soap", "distance_2b", "acsf"} <= set(DESCRIPTORS)
+    assert {"bispectrum", "soap", "distance_2b", "acsf", "ace"} <= set(DESCRIPTORS)
     for d in [mlpot.Bispectrum(4, 4.1, radelem={"Si": 0.5, "O": 0.3}, chemflag=True), _soap(),
               mlpot.Distance2b(cutoff=4.0, species=["Si", "O"], delta=0.3),
-              mlpot.ACSF(cutoff=4.5, species=["Si", "O"], cutoff_function="poly1", cutoff_alpha=0.2)]:
+              mlpot.ACSF(cutoff=4.5, species=["Si", "O"], cutoff_function="poly1", cutoff_alpha=0.2),
+              mlpot.ACE(cutoff=4.5, species=["Si", "O"], nradmax_by_orders=(3, 2, 1), lmax_by_orders=(0, 2, 1),
+                        bonds=[{"center": "Si", "neighbor": "O", "radbase": "SBessel", "rcut": 4.0}])]:
         data = json.loads(json.dumps(descriptor_to_dict(d)))
         again = descriptor_from_dict(data, "terms[0].descriptor")
         assert type(again) is type(d) and again.params == d.params and again.to_dict() == d.to_dict()
-    with pytest.raises(ValueError, match=r"terms\[0\]\.descriptor\.kind: unknown descriptor kind 'ace'"):
-        descriptor_from_dict({"kind": "ace", "params": {}}, "terms[0].descriptor")
+    with pytest.raises(ValueError, match=r"terms\[0\]\.descriptor\.kind: unknown descriptor kind 'mtp'"):
+        descriptor_from_dict({"kind": "mtp", "params": {}}, "terms[0].descriptor")
     with pytest.raises(ValueError, match=r"terms\[0\]\.descriptor\.params\.functions\[1\]\.zeta"):
         descriptor_from_dict({"kind": "acsf", "params": {"species": ["Si"], "functions": [
             {"type": 2, "center": "Si", "neighbors": ["Si"], "eta": 0.5},

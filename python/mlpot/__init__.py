@@ -8,6 +8,7 @@ from mlpot import _core, io
 from mlpot._core import __version__
 from mlpot.baselines import ZBL
 from mlpot.descriptors import SOAP, Bispectrum, BispectrumGradients, SOAPGradients
+from mlpot.ace import ACE, ACEGradients
 from mlpot.acsf import ACSF, ACSFGradients
 # the models before modelfile: importing mlpot.models registers the model kinds, and
 # mlpot.modelfile (which the models use) reads the registry, a leaf module of mlpot.models
@@ -20,6 +21,8 @@ from mlpot.neighborlist import neighbor_list, primitive_neighbor_list
 from mlpot.tuning import LogUniform, TuneResult, Uniform, tune
 
 __all__ = [
+    "ACE",
+    "ACEGradients",
     "ACSF",
     "ACSFGradients",
     "NNP",

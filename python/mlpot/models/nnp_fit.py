@@ -58,7 +58,15 @@ class Kalman:
     defaults and meaning (the process noise q = max(q0 e^(-tau t), q_min) and the learning
     rate eta = min(eta0 e^(tau t), eta_max) after t epochs: tenfold per epoch for tau =
     2.302), and the updates per training frame and epoch: ``energy_updates`` of its energy
-    and ``force_updates`` of random force components."""
+    and ``force_updates`` of random force components.
+
+    ``force_threshold`` is n2p2's selection_mode 2 (short_force_error_threshold, with
+    ``threshold_trials`` = rmse_threshold_trials): each force update draws up to
+    ``threshold_trials`` random components of its frame and takes the first whose error
+    exceeds ``force_threshold`` times the force RMSE of the training frames (the last one
+    drawn when none does), so the updates go where the errors are. The errors are those
+    of the previous epoch's end (n2p2 predicts each candidate afresh; the stale errors
+    cost nothing, as the learning curve predicts them anyway). 0 draws uniformly."""
 
     epsilon: float = 0.01
     q0: float = 0.01
@@ -69,6 +77,8 @@ class Kalman:
     energy_updates: int = 1
     force_updates: int = 8
     max_error: float = math.inf
+    force_threshold: float = 0.0
+    threshold_trials: int = 3
 
     def __post_init__(self):
         for name in ("epsilon", "eta0", "eta_max", "tau"):
@@ -85,6 +95,12 @@ class Kalman:
                 raise ValueError(f"kalman.{name} must be an integer from 0 to 10000, got {v!r}")
         if self.energy_updates == 0 and self.force_updates == 0:
             raise ValueError("kalman.energy_updates and kalman.force_updates cannot both be 0")
+        v = self.force_threshold
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"kalman.force_threshold must be a number >= 0 (a multiple of the force RMSE), got {v!r}")
+        v = self.threshold_trials
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= 100:
+            raise ValueError(f"kalman.threshold_trials must be an integer from 1 to 100, got {v!r}")
 
 
 def _positive(v, what: str) -> float:
@@ -391,12 +407,24 @@ class _Objective:
         ds = stress - d.stress[frames]
         return de, df, ds, atoms
 
-    def evaluate(self, theta, frames) -> tuple[float, float, float]:
+    def force_errors(self, theta, frames) -> np.ndarray:
+        """The force errors of ``frames`` in an array over every atom of the data (NaN
+        elsewhere and where unknown), eV/Angstrom."""
+        _, df, _, atoms = self.residuals(theta, frames)
+        out = np.full((len(self.data.types), 3), np.nan)
+        out[atoms] = df
+        return out
+
+    def evaluate(self, theta, frames, keep=None, slot=None) -> tuple[float, float, float]:
         """(energy RMSE eV/atom, force RMSE eV/Angstrom, loss) of ``frames`` from one
-        prediction; NaN for what the frames do not have."""
+        prediction; NaN for what the frames do not have. With ``keep`` (a list), the
+        force errors (as `force_errors` returns them) are stored in keep[slot]."""
         if len(frames) == 0:
             return math.nan, math.nan, math.nan
         de, df, ds, atoms = self.residuals(theta, frames)
+        if keep is not None:
+            keep[slot] = np.full((len(self.data.types), 3), np.nan)
+            keep[slot][atoms] = df
         e = de[np.isfinite(de)]
         f = df[np.isfinite(df).all(axis=1)]
         loss = self._parts(frames, de, df, ds, atoms)[0]
@@ -514,12 +542,19 @@ class _KalmanMember:
         self.filter.restore([np.ascontiguousarray(s[f"P{b}"]) for b in range(len(blocks))], int(s["steps"]))
 
 
-def kalman_schedule(data: _Data, frames, settings: Settings, units: _Units, rng) -> tuple[np.ndarray, np.ndarray]:
+def kalman_schedule(data: _Data, frames, settings: Settings, units: _Units, rng, force_error=None) -> tuple[np.ndarray, np.ndarray]:
     """One epoch's updates, shuffled: each training frame's energy ``energy_updates``
     times and ``force_updates`` random force components of it; (m, 3) (frame, atom or -1,
     axis) and (m, 2) (target, unit). A weight w observes in units sigma / sqrt(w); weight 0
-    leaves the quantity out."""
+    leaves the quantity out. With ``force_error`` (the current force errors of every atom,
+    (total atoms, 3), NaN where unknown) and a ``force_threshold``, components are drawn
+    as `Kalman` describes."""
     k = settings.kalman
+    threshold = None
+    if k.force_threshold > 0 and force_error is not None:
+        known_error = force_error[np.isfinite(force_error).all(axis=1)]
+        if len(known_error):
+            threshold = k.force_threshold * float(np.sqrt(np.mean(known_error**2)))
     rows, targets = [], []
     for f in frames:
         n = int(data.n_atoms[f])
@@ -533,8 +568,16 @@ def kalman_schedule(data: _Data, frames, settings: Settings, units: _Units, rng)
             known = np.flatnonzero(np.isfinite(forces).all(axis=1))
             if len(known):
                 unit = units.force / math.sqrt(data.w_force[f])
-                atoms = rng.choice(known, size=k.force_updates)
-                axes = rng.integers(0, 3, size=k.force_updates)
+                if threshold is None:
+                    atoms = rng.choice(known, size=k.force_updates)
+                    axes = rng.integers(0, 3, size=k.force_updates)
+                else:
+                    trials = (k.force_updates, k.threshold_trials)
+                    atoms, axes = rng.choice(known, size=trials), rng.integers(0, 3, size=trials)
+                    above = np.abs(force_error[data.starts[f] + atoms, axes]) > threshold
+                    pick = np.where(above.any(axis=1), above.argmax(axis=1), k.threshold_trials - 1)
+                    rows_ = np.arange(k.force_updates)
+                    atoms, axes = atoms[rows_, pick], axes[rows_, pick]
                 for i, a in zip(atoms, axes):
                     rows.append((f, int(i), int(a)))
                     targets.append((forces[i, a], unit))
@@ -654,12 +697,18 @@ def train(model, frames, energy_weight, force_weight, stress_weight, group_weigh
 
         bar = tqdm(total=settings.n_epochs, initial=start_epoch, desc="NNP training", unit="epoch")
     stopped = [False] * n_members
+    force_errors = [None] * n_members  # each member's force errors at its last evaluation
     for epoch in epochs:
         if all(stopped):
             break
         active = [k for k in range(n_members) if not stopped[k]]
         if settings.optimizer == "kalman":
-            schedules = [kalman_schedule(data, member_frames[k], settings, units, np.random.default_rng([settings.seed, 4, k, epoch])) for k in active]
+            if settings.kalman.force_threshold > 0:
+                for k in active:
+                    if force_errors[k] is None:
+                        force_errors[k] = objective.force_errors(thetas[k], member_frames[k])
+            schedules = [kalman_schedule(data, member_frames[k], settings, units, np.random.default_rng([settings.seed, 4, k, epoch]),
+                                         force_errors[k]) for k in active]
             new = _core.kalman_epochs(data.training, term, [optimizers[k].filter for k in active], [thetas[k] for k in active],
                                       [s[0] for s in schedules], [s[1] for s in schedules])
             for k, t in zip(active, new):
@@ -670,7 +719,7 @@ def train(model, frames, energy_weight, force_weight, stress_weight, group_weigh
                 thetas[k] = optimizers[k].epoch(objective, thetas[k], member_frames[k], rng, epoch)
         seconds = offset + time.perf_counter() - clock
         for k in active:
-            tr = objective.evaluate(thetas[k], member_frames[k])
+            tr = objective.evaluate(thetas[k], member_frames[k], force_errors if settings.kalman.force_threshold > 0 else None, k)
             va = objective.evaluate(thetas[k], val_idx)
             loss = tr[2]
             val_loss = va[2] if len(val_idx) else loss

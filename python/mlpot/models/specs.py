@@ -171,11 +171,16 @@ class NNPFitParams(Spec):
     kalman_max_error: float | None = param(
         Optional(Real(0.0, low_open=True)), None, doc="errors beyond this many observation units count as this many (none: no limit)"
     )
+    kalman_force_threshold: float = param(
+        Real(0.0), 0.0, doc="force updates prefer components whose error exceeds this many force RMSEs (n2p2's selection_mode 2)"
+    )
+    kalman_threshold_trials: int = param(Integer(1, 100), 3, doc="components drawn per force update under the threshold")
 
     #: the fit keyword of each kalman_ key
     KALMAN = {"kalman_epsilon": "epsilon", "kalman_q0": "q0", "kalman_qmin": "q_min", "kalman_eta": "eta0",
               "kalman_etamax": "eta_max", "kalman_tau": "tau", "kalman_energy_updates": "energy_updates",
-              "kalman_force_updates": "force_updates", "kalman_max_error": "max_error"}
+              "kalman_force_updates": "force_updates", "kalman_max_error": "max_error",
+              "kalman_force_threshold": "force_threshold", "kalman_threshold_trials": "threshold_trials"}
 
     def fit_keywords(self, given) -> dict:
         """The keywords of `NNP.fit` for the keys ``given`` in a configuration."""

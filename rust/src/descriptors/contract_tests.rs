@@ -98,7 +98,48 @@ fn cases() -> Vec<(&'static str, Arc<dyn Descriptor>)> {
             f(28, 13, &[], 0.1, 0.0, 3.2, Some((-1.0, 1.0))),
         ]
     }));
+    let ace = |json: serde_json::Value| super::from_json("ace", &json.to_string()).map_err(|e| e.to_string()).unwrap();
+    let bond = |radbase: &str, rcut: f64, r_in: f64, crad: bool| {
+        let (nb, nr, lmax) = (3, 2, 3);
+        let c: Vec<f64> = if crad {
+            (0..nr * (lmax + 1) * nb).map(|k| ((k * 7 % 11) as f64 - 5.0) / 6.0).collect()
+        } else {
+            Vec::new()
+        };
+        serde_json::json!({"radbase": radbase, "rcut": rcut, "dcut": 0.3, "lambda": 4.0,
+            "r_in": r_in, "delta_in": if r_in > 0.0 { 0.4 } else { 0.0 },
+            "nradbase": nb, "nradmax": nr, "lmax": lmax, "crad": c})
+    };
+    let g = |center: usize, mus: &[usize], ns: &[usize], ls: &[usize], lint: &[usize]| {
+        serde_json::json!({"center": center, "mus": mus, "ns": ns, "ls": ls, "lint": lint})
+    };
+    // ranks 1 to 4, odd l pairs, intermediates, non-trivial radial coefficients
+    let ace_one = ace(serde_json::json!({
+        "species": [14], "bonds": [bond("ChebExpCos", 4.0, 0.0, true)],
+        "functions": [
+            g(0, &[0], &[1], &[0], &[]), g(0, &[0], &[3], &[0], &[]),
+            g(0, &[0, 0], &[1, 2], &[1, 1], &[]), g(0, &[0, 0], &[2, 2], &[3, 3], &[]),
+            g(0, &[0, 0, 0], &[1, 1, 2], &[1, 1, 2], &[2]), g(0, &[0, 0, 0], &[1, 2, 2], &[2, 3, 3], &[3]),
+            g(0, &[0, 0, 0, 0], &[1, 1, 1, 2], &[1, 1, 2, 2], &[2, 2]),
+            g(0, &[0, 0, 0, 0], &[1, 1, 2, 2], &[1, 1, 1, 1], &[0, 0]),
+        ]
+    }));
+    // two species: other radial bases per bond, an inner cutoff, fewer functions for Al
+    let ace_two = ace(serde_json::json!({
+        "species": [28, 13],
+        "bonds": [bond("SBessel", 4.0, 0.0, false), bond("ChebPow", 3.6, 1.6, false),
+                  bond("ChebPow", 3.6, 1.6, false), bond("ChebExpCos", 3.8, 0.0, true)],
+        "functions": [
+            g(0, &[0], &[1], &[0], &[]), g(0, &[1], &[2], &[0], &[]),
+            g(0, &[0, 1], &[1, 2], &[2, 2], &[]), g(0, &[1, 1], &[1, 1], &[1, 1], &[]),
+            g(0, &[0, 0, 1], &[1, 2, 1], &[1, 2, 1], &[1]),
+            g(0, &[0, 1, 1, 1], &[1, 1, 2, 2], &[1, 1, 2, 2], &[2, 2]),
+            g(1, &[0], &[3], &[0], &[]), g(1, &[0, 1], &[2, 1], &[3, 3], &[]),
+        ]
+    }));
     vec![
+        ("ace", ace_one),
+        ("ace two species inner cutoff", ace_two),
         ("acsf", one_species),
         ("acsf two species poly2 alpha 0.3", two_species("poly2", 0.3)),
         ("acsf two species exp alpha 0.5", two_species("exp", 0.5)),

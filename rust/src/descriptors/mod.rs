@@ -11,6 +11,7 @@
 //! Shared here as well: the check for coincident atoms and the memory guards of the output
 //! buffers.
 
+pub mod ace;
 pub mod acsf;
 pub mod bispectrum;
 #[cfg(test)]
@@ -161,12 +162,13 @@ pub fn from_json(kind: &str, json: &str) -> Result<std::sync::Arc<dyn Descriptor
             .map_err(|e| Error::invalid(format!("{kind} parameters: {e}")))
     }
     Ok(match kind {
+        "ace" => std::sync::Arc::new(ace::Ace::new(parse(kind, json)?)?),
         "acsf" => std::sync::Arc::new(acsf::Acsf::new(parse(kind, json)?)?),
         "bispectrum" => std::sync::Arc::new(bispectrum::Bispectrum::new(parse(kind, json)?)?),
         "soap" => std::sync::Arc::new(soap::Soap::new(parse(kind, json)?)?),
         _ => {
             return Err(Error::invalid(format!(
-                "unknown descriptor kind {kind:?} (known: acsf, bispectrum, soap)"
+                "unknown descriptor kind {kind:?} (known: ace, acsf, bispectrum, soap)"
             )))
         }
     })

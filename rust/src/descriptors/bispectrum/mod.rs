@@ -12,7 +12,7 @@
 
 mod atom;
 mod b;
-mod clebsch_gordan;
+pub(crate) mod clebsch_gordan;
 mod contract;
 mod db;
 mod indices;
