@@ -6,6 +6,7 @@
 //! real); a function's product reads an entry as A, conj A or -conj A, and its adjoint is
 //! folded onto the m >= 0 entries, so that dB = Re sum_e G_e dA_e over those entries.
 
+use multiversion::multiversion;
 use num_complex::Complex64;
 
 use super::{coupling, ylm, Ace, AceParams, BasisFunction};
@@ -63,77 +64,134 @@ pub(super) enum Read {
     MinusConj,
 }
 
-/// One function, ready to evaluate.
-#[derive(Debug, Clone)]
-pub enum Compiled {
-    /// B = A1[a1]; its neighbours' species and radial index.
-    Rank1 { a1: usize, species: usize, n: usize },
-    Product {
-        rank: usize,
-        coeffs: Vec<f64>,
-        /// Per combination, `rank` entries of A and how they are read.
-        entries: Vec<u32>,
-        reads: Vec<Read>,
-        /// The distinct entries, sorted, and per combination slot its position among them.
-        distinct: Vec<u32>,
-        positions: Vec<u32>,
-    },
+/// The functions of one centre species, ready to evaluate: the rank-1 functions, and the
+/// others in groups that share their neighbours' species, ns and ls (they differ in lint):
+/// a group's products prod_t A over its m-combinations are formed once, and each member
+/// weighs them with its own coupling coefficients (pacemaker's C-tilde merge).
+#[derive(Debug, Clone, Default)]
+pub struct Centre {
+    /// (feature, A1 index, neighbour species, radial index).
+    rank1: Vec<(usize, usize, usize, usize)>,
+    groups: Vec<Group>,
+    pub n_functions: usize,
 }
 
-impl Compiled {
-    pub fn new(f: &BasisFunction, layout: &Layout) -> Result<Self, String> {
-        let rank = f.ns.len();
-        if rank == 1 {
-            let (mu, n) = (f.mus[0], f.ns[0] - 1);
-            return Ok(Compiled::Rank1 {
-                a1: mu * layout.nradbase + n,
-                species: mu,
-                n,
+#[derive(Debug, Clone)]
+struct Group {
+    rank: usize,
+    /// Per combination, `rank` entries of A and how they are read.
+    entries: Vec<u32>,
+    reads: Vec<Read>,
+    /// The distinct entries, sorted, and per combination slot its position among them.
+    distinct: Vec<u32>,
+    positions: Vec<u32>,
+    /// The members' features and their coefficients, combination-major
+    /// (coeffs[c * members.len() + j]), 0 where a member lacks the combination.
+    members: Vec<usize>,
+    coeffs: Vec<f64>,
+}
+
+impl Group {
+    fn n_combinations(&self) -> usize {
+        self.entries.len() / self.rank
+    }
+}
+
+impl Centre {
+    /// The functions of one centre, in feature order.
+    pub fn new(functions: &[&BasisFunction], layout: &Layout) -> Result<Self, (usize, String)> {
+        let mut centre = Centre {
+            n_functions: functions.len(),
+            ..Default::default()
+        };
+        // per group: its key, and per member its combinations
+        let mut keys: Vec<(Vec<usize>, Vec<usize>, Vec<usize>)> = Vec::new();
+        let mut members: Vec<Vec<(usize, Vec<i64>, Vec<f64>)>> = Vec::new();
+        for (k, f) in functions.iter().enumerate() {
+            let rank = f.ns.len();
+            if rank == 1 {
+                let (mu, n) = (f.mus[0], f.ns[0] - 1);
+                centre.rank1.push((k, mu * layout.nradbase + n, mu, n));
+                continue;
+            }
+            let (ms, coeffs) = coupling::half_combinations(&f.ls, &f.lint);
+            if coeffs.is_empty() {
+                return Err((k, format!(
+                    "ls {:?} with intermediates {:?} couple to no invariant (check the triangle conditions of every node)",
+                    f.ls, f.lint
+                )));
+            }
+            let key = (f.mus.clone(), f.ns.clone(), f.ls.clone());
+            let g = match keys.iter().position(|x| *x == key) {
+                Some(g) => g,
+                None => {
+                    keys.push(key);
+                    members.push(Vec::new());
+                    keys.len() - 1
+                }
+            };
+            members[g].push((k, ms, coeffs));
+        }
+        for ((mus, ns, ls), group) in keys.into_iter().zip(members) {
+            let rank = ls.len();
+            // the union of the members' combinations, in first-seen order
+            let mut combinations: Vec<&[i64]> = Vec::new();
+            for (_, ms, _) in &group {
+                for m in ms.chunks(rank) {
+                    if !combinations.contains(&m) {
+                        combinations.push(m);
+                    }
+                }
+            }
+            let nm = group.len();
+            let mut coeffs = vec![0.0; combinations.len() * nm];
+            for (j, (_, ms, c)) in group.iter().enumerate() {
+                for (m, &v) in ms.chunks(rank).zip(c) {
+                    let at = combinations.iter().position(|x| *x == m).unwrap();
+                    coeffs[at * nm + j] = v;
+                }
+            }
+            let mut entries = Vec::with_capacity(combinations.len() * rank);
+            let mut reads = Vec::with_capacity(combinations.len() * rank);
+            for m in &combinations {
+                for (t, &m) in m.iter().enumerate() {
+                    entries.push(
+                        layout.entry(mus[t], ns[t] - 1, ls[t], m.unsigned_abs() as usize) as u32,
+                    );
+                    reads.push(match (m < 0, m % 2 != 0) {
+                        (false, _) => Read::Plain,
+                        (true, false) => Read::Conj,
+                        (true, true) => Read::MinusConj,
+                    });
+                }
+            }
+            let mut distinct = entries.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let positions = entries
+                .iter()
+                .map(|e| distinct.binary_search(e).unwrap() as u32)
+                .collect();
+            let members = group.iter().map(|(k, _, _)| *k).collect();
+            centre.groups.push(Group {
+                rank,
+                entries,
+                reads,
+                distinct,
+                positions,
+                members,
+                coeffs,
             });
         }
-        let (ms, coeffs) = coupling::half_combinations(&f.ls, &f.lint);
-        if coeffs.is_empty() {
-            return Err(format!(
-                "ls {:?} with intermediates {:?} couple to no invariant (check the triangle conditions of every node)",
-                f.ls, f.lint
-            ));
-        }
-        let mut entries = Vec::with_capacity(ms.len());
-        let mut reads = Vec::with_capacity(ms.len());
-        for combination in ms.chunks(rank) {
-            for (t, &m) in combination.iter().enumerate() {
-                let e = layout.entry(f.mus[t], f.ns[t] - 1, f.ls[t], m.unsigned_abs() as usize);
-                entries.push(e as u32);
-                reads.push(match (m < 0, m % 2 != 0) {
-                    (false, _) => Read::Plain,
-                    (true, false) => Read::Conj,
-                    (true, true) => Read::MinusConj,
-                });
-            }
-        }
-        let mut distinct = entries.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let positions = entries
-            .iter()
-            .map(|e| distinct.binary_search(e).unwrap() as u32)
-            .collect();
-        Ok(Compiled::Product {
-            rank,
-            coeffs,
-            entries,
-            reads,
-            distinct,
-            positions,
-        })
+        Ok(centre)
     }
 
-    /// Entries of its adjoint (0 for rank 1).
+    /// Entries of the members' adjoints (per member, the group's distinct entries).
     pub fn n_adjoint(&self) -> usize {
-        match self {
-            Compiled::Rank1 { .. } => 0,
-            Compiled::Product { distinct, .. } => distinct.len(),
-        }
+        self.groups
+            .iter()
+            .map(|g| g.members.len() * g.distinct.len())
+            .sum()
     }
 }
 
@@ -156,10 +214,12 @@ pub struct Workspace {
     drad: Vec<f64>,
     y: Vec<Complex64>,
     dy: Vec<[Complex64; 3]>,
-    /// Per function of the current centre, its adjoint over its distinct entries
-    /// (flattened; `adjoint_at` offsets).
+    /// Per group of the current centre, each member's adjoint over the group's distinct
+    /// entries (flattened; `adjoint_at` offsets per group).
     adjoint: Vec<Complex64>,
     adjoint_at: Vec<usize>,
+    /// One group's slope-weighted coefficient per combination.
+    weights: Vec<f64>,
     /// One pair's dA/dr_ij over the entries of its species.
     da: Vec<[Complex64; 3]>,
     /// The backprop weights of A1 and A.
@@ -169,13 +229,14 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(layout: &Layout, centres: &[Vec<Compiled>]) -> Self {
-        let most_adjoint = centres
+    pub fn new(layout: &Layout, centres: &[Centre]) -> Self {
+        let most_adjoint = centres.iter().map(Centre::n_adjoint).max().unwrap_or(0);
+        let most_functions = centres.iter().map(|c| c.n_functions).max().unwrap_or(0);
+        let most_combinations = centres
             .iter()
-            .map(|c| c.iter().map(Compiled::n_adjoint).sum::<usize>())
+            .flat_map(|c| c.groups.iter().map(Group::n_combinations))
             .max()
             .unwrap_or(0);
-        let most_functions = centres.iter().map(Vec::len).max().unwrap_or(0);
         let radial = layout.nradmax * (layout.lmax + 1);
         Workspace {
             a1: vec![0.0; layout.n_a1()],
@@ -187,7 +248,8 @@ impl Workspace {
             y: vec![ZERO; layout.n_lm],
             dy: vec![[ZERO; 3]; layout.n_lm],
             adjoint: vec![ZERO; most_adjoint],
-            adjoint_at: vec![0; most_functions + 1],
+            adjoint_at: vec![0; centres.iter().map(|c| c.groups.len()).max().unwrap_or(0) + 1],
+            weights: vec![0.0; most_combinations],
             da: vec![[ZERO; 3]; layout.per_species()],
             w1: vec![0.0; layout.n_a1()],
             wa: vec![ZERO; layout.n_entries()],
@@ -233,75 +295,110 @@ fn density(d: &Ace, env: &Env, i: usize, ws: &mut Workspace) {
 }
 
 /// B of the centre's functions into `out` (zeros beyond them).
-fn write_values(funcs: &[Compiled], ws: &Workspace, out: &mut [f64]) {
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn write_values(centre: &Centre, ws: &Workspace, out: &mut [f64]) {
     out.fill(0.0);
-    for (f, x) in funcs.iter().zip(out.iter_mut()) {
-        *x = match f {
-            Compiled::Rank1 { a1, .. } => ws.a1[*a1],
-            Compiled::Product {
-                rank,
-                coeffs,
-                entries,
-                reads,
-                ..
-            } => {
-                let mut total = 0.0;
-                for (k, &c) in coeffs.iter().enumerate() {
-                    let slots = k * rank..(k + 1) * rank;
-                    let mut p = Complex64::new(c, 0.0);
-                    for s in slots {
-                        p *= read(&ws.a, entries[s], reads[s]);
-                    }
-                    total += p.re;
-                }
-                total
+    for &(k, a1, _, _) in &centre.rank1 {
+        out[k] = ws.a1[a1];
+    }
+    for g in &centre.groups {
+        let nm = g.members.len();
+        for c in 0..g.n_combinations() {
+            let mut p = Complex64::new(1.0, 0.0);
+            for s in c * g.rank..(c + 1) * g.rank {
+                p *= read(&ws.a, g.entries[s], g.reads[s]);
             }
-        };
+            for (j, &k) in g.members.iter().enumerate() {
+                out[k] += g.coeffs[c * nm + j] * p.re;
+            }
+        }
     }
 }
 
-/// Each function's adjoint G over its distinct entries: dB = Re sum_e G_e dA_e.
-fn adjoints(funcs: &[Compiled], ws: &mut Workspace) {
-    let mut at = 0;
-    ws.adjoint_at[0] = 0;
-    for (k, f) in funcs.iter().enumerate() {
-        if let Compiled::Product {
-            rank,
-            coeffs,
-            entries,
-            reads,
-            distinct,
-            positions,
-        } = f
-        {
-            let g = &mut ws.adjoint[at..at + distinct.len()];
-            g.fill(ZERO);
-            let mut values = [ZERO; super::MAX_RANK];
-            let mut after = [ZERO; super::MAX_RANK + 1];
-            for (c, &coeff) in coeffs.iter().enumerate() {
-                let slots = c * rank..(c + 1) * rank;
-                for (t, s) in slots.clone().enumerate() {
-                    values[t] = read(&ws.a, entries[s], reads[s]);
-                }
-                after[*rank] = Complex64::new(coeff, 0.0);
-                for t in (0..*rank).rev() {
-                    after[t] = after[t + 1] * values[t];
+/// Calls `each(c, slot, partial)` with w_c d prod_t A_t / d A_slot of every combination c
+/// of group g with a weight w_c = weight(c) != 0, already turned into the adjoint of the
+/// entry it reads (d Re(w v)/dA for v = A, conj A, -conj A). Ranks 2 to 4 are written out
+/// (pairs of slots share their products); higher ranks use prefix and suffix products.
+fn partials(g: &Group, a: &[Complex64], weight: impl Fn(usize) -> f64, mut each: impl FnMut(usize, usize, Complex64)) {
+    let rank = g.rank;
+    let mut v = [ZERO; super::MAX_RANK];
+    let mut p = [ZERO; super::MAX_RANK];
+    let mut after = [ZERO; super::MAX_RANK + 1];
+    for c in 0..g.n_combinations() {
+        let w = weight(c);
+        if w == 0.0 {
+            continue;
+        }
+        let base = c * rank;
+        for t in 0..rank {
+            v[t] = read(a, g.entries[base + t], g.reads[base + t]);
+        }
+        match rank {
+            2 => {
+                p[0] = v[1] * w;
+                p[1] = v[0] * w;
+            }
+            3 => {
+                let w0 = v[0] * w;
+                p[0] = v[1] * v[2] * w;
+                p[1] = w0 * v[2];
+                p[2] = w0 * v[1];
+            }
+            4 => {
+                let (w01, w23) = (v[0] * v[1] * w, v[2] * v[3] * w);
+                p[0] = v[1] * w23;
+                p[1] = v[0] * w23;
+                p[2] = w01 * v[3];
+                p[3] = w01 * v[2];
+            }
+            _ => {
+                after[rank] = Complex64::new(w, 0.0);
+                for t in (0..rank).rev() {
+                    after[t] = after[t + 1] * v[t];
                 }
                 let mut before = Complex64::new(1.0, 0.0);
-                for (t, s) in slots.enumerate() {
-                    let partial = before * after[t + 1];
-                    // d Re(partial v)/dA for v = A, conj A, -conj A
-                    g[positions[s] as usize] += match reads[s] {
-                        Read::Plain => partial,
-                        Read::Conj => partial.conj(),
-                        Read::MinusConj => -partial.conj(),
-                    };
-                    before *= values[t];
+                for t in 0..rank {
+                    p[t] = before * after[t + 1];
+                    before *= v[t];
                 }
             }
-            at += distinct.len();
         }
-        ws.adjoint_at[k + 1] = at;
+        for t in 0..rank {
+            let s = base + t;
+            let adjoint = match g.reads[s] {
+                Read::Plain => p[t],
+                Read::Conj => p[t].conj(),
+                Read::MinusConj => -p[t].conj(),
+            };
+            each(c, s, adjoint);
+        }
+    }
+}
+
+/// Each member's adjoint G over its group's distinct entries: dB = Re sum_e G_e dA_e.
+fn adjoints(centre: &Centre, ws: &mut Workspace) {
+    let mut at = 0;
+    ws.adjoint_at[0] = 0;
+    for (gi, g) in centre.groups.iter().enumerate() {
+        let (nm, nd) = (g.members.len(), g.distinct.len());
+        let out = &mut ws.adjoint[at..at + nm * nd];
+        out.fill(ZERO);
+        partials(
+            g,
+            &ws.a,
+            |_| 1.0,
+            |c, s, adjoint| {
+                let e = g.positions[s] as usize;
+                for j in 0..nm {
+                    let w = g.coeffs[c * nm + j];
+                    if w != 0.0 {
+                        out[j * nd + e] += adjoint * w;
+                    }
+                }
+            },
+        );
+        at += nm * nd;
+        ws.adjoint_at[gi + 1] = at;
     }
 }
 
@@ -354,13 +451,22 @@ pub(super) fn gradients(
     virial: &mut [f64],
 ) {
     let c = env.types[i];
-    let funcs = &d.centres[c];
+    let centre = &d.centres[c];
     let nf = d.n_features;
     density(d, env, i, ws);
-    write_values(funcs, ws, values);
-    adjoints(funcs, ws);
-    let centre = rows.binary_search(&i).expect("the centre is a row");
+    write_values(centre, ws, values);
+    adjoints(centre, ws);
+    let me = rows.binary_search(&i).expect("the centre is a row");
     let per_species = d.layout.per_species();
+    let mut add = |k: usize, row: usize, grad: [f64; 3], v: [f64; 3]| {
+        for a in 0..3 {
+            gradients[(row * 3 + a) * nf + k] += grad[a];
+            gradients[(me * 3 + a) * nf + k] -= grad[a];
+        }
+        for (w, &(a, b)) in VOIGT.iter().enumerate() {
+            virial[w * nf + k] -= grad[a] * v[b];
+        }
+    };
     for p in env.list.pairs_of(i) {
         if !pair_derivatives(d, env, c, p, ws) {
             continue;
@@ -372,47 +478,37 @@ pub(super) fn gradients(
             .expect("every neighbour within reach is a row");
         let v = env.list.vectors[p];
         let r = env.list.distances[p];
-        let lo = (mu * per_species) as u32;
-        for (k, f) in funcs.iter().enumerate() {
-            let grad: [f64; 3] = match f {
-                Compiled::Rank1 { species, n, .. } => {
-                    if *species != mu {
-                        continue;
-                    }
-                    std::array::from_fn(|a| ws.dg[*n] * v[a] / r)
-                }
-                Compiled::Product { distinct, .. } => {
-                    let g = &ws.adjoint[ws.adjoint_at[k]..ws.adjoint_at[k + 1]];
-                    let mut out = [0.0; 3];
-                    let mut any = false;
-                    for (e, gv) in distinct.iter().zip(g) {
-                        if *e < lo || *e >= lo + per_species as u32 {
-                            continue;
-                        }
-                        any = true;
-                        let da = &ws.da[(*e - lo) as usize];
-                        for a in 0..3 {
-                            out[a] += (gv * da[a]).re;
-                        }
-                    }
-                    if !any {
-                        continue;
-                    }
-                    out
-                }
-            };
-            for a in 0..3 {
-                gradients[(row * 3 + a) * nf + k] += grad[a];
-                gradients[(centre * 3 + a) * nf + k] -= grad[a];
+        for &(k, _, species, n) in &centre.rank1 {
+            if species == mu {
+                add(k, row, std::array::from_fn(|a| ws.dg[n] * v[a] / r), v);
             }
-            for (w, &(a, b)) in VOIGT.iter().enumerate() {
-                virial[w * nf + k] -= grad[a] * v[b];
+        }
+        let lo = (mu * per_species) as u32;
+        let hi = lo + per_species as u32;
+        for (gi, g) in centre.groups.iter().enumerate() {
+            let first = g.distinct.partition_point(|&e| e < lo);
+            let last = g.distinct.partition_point(|&e| e < hi);
+            if first == last {
+                continue;
+            }
+            let nd = g.distinct.len();
+            let adjoint = &ws.adjoint[ws.adjoint_at[gi]..ws.adjoint_at[gi + 1]];
+            for (jm, &k) in g.members.iter().enumerate() {
+                let mut grad = [0.0; 3];
+                for e in first..last {
+                    let (gv, da) = (adjoint[jm * nd + e], &ws.da[(g.distinct[e] - lo) as usize]);
+                    for a in 0..3 {
+                        grad[a] += (gv * da[a]).re;
+                    }
+                }
+                add(k, row, grad, v);
             }
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(super) fn backprop(
     d: &Ace,
     env: &Env,
@@ -424,31 +520,44 @@ pub(super) fn backprop(
     virial: &mut [f64; 6],
 ) {
     let c = env.types[i];
-    let funcs = &d.centres[c];
+    let centre = &d.centres[c];
     let layout = &d.layout;
     density(d, env, i, ws);
-    write_values(funcs, ws, values);
+    write_values(centre, ws, values);
     let mut s = std::mem::take(&mut ws.slope);
     s.resize(d.n_features, 0.0);
     s.fill(0.0);
     slope(values, &mut s);
-    adjoints(funcs, ws);
-    // the weights of A1 and A: sum over functions of dE/dB dB/dA
+    // the weights of A1 and A: sum over functions of dE/dB dB/dA, one pass per group with
+    // the members' coefficients weighted by their slopes
     ws.w1.fill(0.0);
     ws.wa.fill(ZERO);
-    for (k, f) in funcs.iter().enumerate() {
-        match f {
-            Compiled::Rank1 { a1, .. } => ws.w1[*a1] += s[k],
-            Compiled::Product { distinct, .. } => {
-                let g = &ws.adjoint[ws.adjoint_at[k]..ws.adjoint_at[k + 1]];
-                for (e, gv) in distinct.iter().zip(g) {
-                    ws.wa[*e as usize] += gv * s[k];
-                }
-            }
+    for &(k, a1, _, _) in &centre.rank1 {
+        ws.w1[a1] += s[k];
+    }
+    for g in &centre.groups {
+        let nm = g.members.len();
+        let w = &mut ws.weights[..g.n_combinations()];
+        for (c, w) in w.iter_mut().enumerate() {
+            *w = g
+                .members
+                .iter()
+                .enumerate()
+                .map(|(j, &k)| s[k] * g.coeffs[c * nm + j])
+                .sum();
         }
+        let (wa, weights) = (&mut ws.wa, &ws.weights);
+        partials(
+            g,
+            &ws.a,
+            |c| weights[c],
+            |_, slot, adjoint| {
+                wa[g.entries[slot] as usize] += adjoint;
+            },
+        );
     }
     ws.slope = s;
-    let mut centre = [0.0; 3];
+    let mut me = [0.0; 3];
     for p in env.list.pairs_of(i) {
         let j = env.list.neighbors[p];
         let mu = env.types[j];
@@ -488,11 +597,11 @@ pub(super) fn backprop(
         }
         forces.push((j, [-g[0], -g[1], -g[2]]));
         for a in 0..3 {
-            centre[a] += g[a];
+            me[a] += g[a];
         }
         for (w, &(a, b)) in VOIGT.iter().enumerate() {
             virial[w] -= g[a] * v[b];
         }
     }
-    forces.push((i, centre));
+    forces.push((i, me));
 }

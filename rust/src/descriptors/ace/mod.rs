@@ -37,7 +37,7 @@ pub use radial::{Bond, RadialBasis};
 
 use crate::descriptors::{bytes_of, check_species, job_name, Descriptor, Env, Need};
 use crate::error::{Error, Result};
-use kernel::{Compiled, Workspace};
+use kernel::{Centre, Workspace};
 
 /// The largest rank (body order - 1) of a function.
 pub const MAX_RANK: usize = 8;
@@ -172,7 +172,7 @@ impl AceParams {
 pub struct Ace {
     params: AceParams,
     /// Per centre species, its functions compiled for evaluation, in feature order.
-    centres: Vec<Vec<Compiled>>,
+    centres: Vec<Centre>,
     n_features: usize,
     layout: kernel::Layout,
     /// pair_cutoff table (n_species, n_species), symmetric.
@@ -184,13 +184,18 @@ impl Ace {
         params.validate()?;
         let n = params.species.len();
         let layout = kernel::Layout::new(&params);
-        let mut centres = vec![Vec::new(); n];
-        for (k, f) in params.functions.iter().enumerate() {
-            let compiled = Compiled::new(f, &layout)
-                .map_err(|m| Error::invalid(format!("functions[{k}]: {m}")))?;
-            centres[f.center].push(compiled);
+        let mut centres = Vec::with_capacity(n);
+        for c in 0..n {
+            let index: Vec<usize> = (0..params.functions.len())
+                .filter(|&k| params.functions[k].center == c)
+                .collect();
+            let functions: Vec<&BasisFunction> =
+                index.iter().map(|&k| &params.functions[k]).collect();
+            let centre = Centre::new(&functions, &layout)
+                .map_err(|(k, m)| Error::invalid(format!("functions[{}]: {m}", index[k])))?;
+            centres.push(centre);
         }
-        let n_features = centres.iter().map(Vec::len).max().unwrap_or(0);
+        let n_features = centres.iter().map(|c| c.n_functions).max().unwrap_or(0);
         let mut pair_cutoffs = vec![0.0; n * n];
         for a in 0..n {
             for b in 0..n {
@@ -246,12 +251,12 @@ impl Descriptor for Ace {
     fn scratch_bytes(&self, _max_neighbors: usize, _need: Need) -> u128 {
         // nothing grows with the neighbours: A, its weights and one pair's derivatives
         let entries = self.layout.n_entries() as u128;
-        let adjoint: u128 = self
+        let adjoint = self
             .centres
             .iter()
-            .flatten()
             .map(|c| c.n_adjoint() as u128)
-            .sum();
+            .max()
+            .unwrap_or(0);
         bytes_of::<f64>(2 * (3 * 3 * entries + adjoint) + 4 * self.layout.n_a1() as u128 + 4096)
     }
 
