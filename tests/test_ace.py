@@ -125,3 +125,37 @@ def test_bad_basis_files_are_named(tmp_path):
 """)
     with pytest.raises(ValueError, match="ndensityi"):
         read_basis(path)
+
+
+def test_the_extrapolation_grade_flags_structures_unlike_the_training_set(tmp_path):
+    """pacemaker's D-optimality: gamma <= 1 (to MaxVol's tolerance) on every training atom,
+    well above 1 on a surface and a compressed cell; kept in the model file, given by the
+    calculator; and the same machinery serves any linear model (SNAP here)."""
+    from ase.build import fcc111
+
+    frames = cu_frames(20)
+    ace = mlpot.ACE(cutoff=4.5, species=["Cu"], nradmax_by_orders=(5, 2, 2), lmax_by_orders=(0, 2, 1))
+    model = mlpot.LinearModel(ace).fit(frames, progress=False)
+    with pytest.raises(ValueError, match="active set"):
+        model.predict(frames[0], variance=True)
+    assert not model.has_variance
+    seen = model.select_active_set(frames, progress=False)
+    assert seen == {"Cu": 20 * 32} and model.has_variance
+    inside = max(model.predict(f, variance=True)["max_gamma"] for f in frames)
+    assert inside <= 1.01 + 1e-9
+    surface = fcc111("Cu", size=(2, 2, 4), vacuum=6.0, a=3.6)
+    surface.pbc = True
+    squeezed = bulk("Cu", "fcc", a=3.3, cubic=True).repeat(2)
+    for atoms in (surface, squeezed):
+        p = model.predict(atoms, variance=True)
+        assert p["gamma"].shape == (len(atoms),) and p["max_gamma"] > 2.0
+    model.save(tmp_path / "m.mlpot")
+    again = mlpot.load(tmp_path / "m.mlpot")
+    assert np.array_equal(again.predict(surface, variance=True)["gamma"], model.predict(surface, variance=True)["gamma"])
+    surface.calc = again.calculator(variance=True)
+    assert surface.calc.get_property("max_gamma", surface) == pytest.approx(model.predict(surface, variance=True)["max_gamma"])
+    snap = mlpot.SNAP(mlpot.Bispectrum(4, 4.5, radelem={"Cu": 0.5})).fit(frames, progress=False)
+    snap.select_active_set(frames, progress=False)
+    assert snap.predict(squeezed, variance=True)["max_gamma"] > 1.0
+    with pytest.raises(ValueError, match="at least"):
+        mlpot.LinearModel(ace).fit(frames, progress=False).select_active_set([frames[0][:4]], progress=False)

@@ -23,7 +23,9 @@ class MLPotCalculator(Calculator):
     With ``variance=True`` (models whose predict takes ``variance``, such as GAP) also
     "energy_std" (eV) and "energies_std" (per atom, eV): the model's predicted standard
     deviation, an extrapolation warning (large away from the training data); a committee
-    NNP also gives "forces_std" (n_atoms, 3; eV/Angstrom).
+    NNP also gives "forces_std" (n_atoms, 3; eV/Angstrom); a linear model with an active
+    set gives its extrapolation grade instead, "gamma" (per atom) and "max_gamma"
+    (pacemaker's D-optimality: > 1 beyond the training set).
 
     Use ``model.calculator()``; works with ase.md and ase.optimize.
     """
@@ -38,7 +40,8 @@ class MLPotCalculator(Calculator):
         self.model = model
         self.variance = _flag("variance", variance)
         if self.variance:
-            self.implemented_properties = self.implemented_properties + ["energy_std", "energies_std", "forces_std"]
+            self.implemented_properties = self.implemented_properties + [
+                "energy_std", "energies_std", "forces_std", "gamma", "max_gamma"]
 
     def check_state(self, atoms, tol=1e-15):
         """The changes since the last calculation among positions, numbers, cell and pbc
@@ -49,7 +52,8 @@ class MLPotCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         if self.variance:
             out = self.model.predict(self.atoms, variance=True)
-            keep = ("energy", "free_energy", "forces", "stress", "energies", "energy_std", "energies_std", "forces_std")
+            keep = ("energy", "free_energy", "forces", "stress", "energies", "energy_std", "energies_std", "forces_std",
+                    "gamma", "max_gamma")
             self.results = {k: v for k, v in out.items() if k in keep}
         else:
             self.results = dict(self.model.predict(self.atoms))

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from mlpot import _core, _memory
 from mlpot.descriptors import _Described, _flag
 from mlpot.modelfile import anything, array, boolean, build, check_shape, fields, string
-from mlpot.models import lstsq, training
+from mlpot.models import active_set, lstsq, training
 from mlpot.models.base import Model, check_baseline, progress as _progress
 from mlpot.models.parts import baseline_from_dict, baseline_to_dict, descriptor_document, descriptor_from_document
 from mlpot.models.ranges import LogUniform
@@ -103,6 +103,8 @@ class LinearModel(Model):
         # prediction for the concatenated coefficients (its weights)
         self._term = _core.Term.linear(descriptor._core, quadratic)
         self._weights: np.ndarray | None = None
+        # per element, the inverse of the D-optimal active set (`select_active_set`)
+        self._active: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, descriptor, settings: Mapping, groups: Mapping, baseline, pair_terms=()):
@@ -461,19 +463,70 @@ class LinearModel(Model):
                 stacklevel=3,
             )
 
+    # ------------------------------------------------------- extrapolation grade
+
+    @property
+    def has_variance(self) -> bool:
+        """Whether ``predict(atoms, variance=True)`` gives the extrapolation grade: once an
+        active set is selected (`select_active_set`)."""
+        return self._active is not None
+
+    def _element_features(self, element: str) -> int:
+        """The leading features that atoms of ``element`` have (the rest are zero padding
+        for descriptors whose elements have different numbers of functions)."""
+        count = getattr(self._descriptor, "n_functions", None)
+        return count(element) if callable(count) else self._descriptor.n_features
+
+    def select_active_set(self, frames, progress: bool = True) -> dict[str, int]:
+        """pacemaker's D-optimal active set from the training ``frames`` (see
+        `mlpot.models.active_set`): per element, the atoms whose descriptor vectors span
+        the largest volume. After it, ``predict(atoms, variance=True)`` and
+        ``calculator(variance=True)`` add "gamma" (per atom) and "max_gamma", the
+        extrapolation grade: <= 1 within the training set, > 1 beyond it. Returns the atoms
+        seen per element. Stored in the model file."""
+        rows = {e: [] for e in self.elements}
+        for atoms in _progress(list(frames), progress, "active set"):
+            x = self._descriptor.compute(atoms)
+            symbols = np.array(atoms.get_chemical_symbols())
+            for e in self.elements:
+                rows[e].append(x[symbols == e, : self._element_features(e)])
+        inverse = {}
+        for e in self.elements:
+            x = np.concatenate(rows[e]) if rows[e] else np.zeros((0, self._element_features(e)))
+            try:
+                chosen = active_set.maxvol(x)
+            except ValueError as error:
+                raise ValueError(f"the active set of {e}: {error}") from None
+            inverse[e] = np.linalg.inv(x[chosen])
+        self._active = inverse
+        return {e: sum(len(r) for r in rows[e]) for e in self.elements}
+
+    def _grades(self, atoms) -> dict:
+        x = self._descriptor.compute(atoms)
+        symbols = np.array(atoms.get_chemical_symbols())
+        gamma = np.zeros(len(atoms))
+        for e, inverse in self._active.items():
+            mine = symbols == e
+            gamma[mine] = active_set.grades(x[mine, : len(inverse)], inverse)
+        return {"gamma": gamma, "max_gamma": float(gamma.max()) if len(gamma) else 0.0}
+
     # ------------------------------------------------------------- prediction
 
     def _structure(self, atoms) -> _core.Structure:
         return self._descriptor._structure(atoms)
 
-    def _predict_core(self, atoms, terms=()):
+    def _predict_core(self, atoms, terms=(), variance: bool = False):
         if self._weights is None:
             raise RuntimeError("the model has no coefficients yet: fit it or set model.coefficients")
+        variance = _flag("variance", variance)
+        if variance and self._active is None:
+            raise ValueError("predict(variance=True) of a linear model needs its active set: call "
+                             "model.select_active_set(training_frames) first")
         weights = [self._weights] + [_NO_WEIGHTS] * len(terms)
         energies, forces, virial, _ = _core.predict_terms(
             [self._term, *terms], self._structure(atoms), weights, False
         )
-        return energies, forces, virial, {}
+        return energies, forces, virial, (self._grades(atoms) if variance else {})
 
     # ---------------------------------------------------------- serialization
 
@@ -491,6 +544,7 @@ class LinearModel(Model):
             "quadratic": self._quadratic,
             "coefficients": dict(self._coefficients),
             "baseline": baseline_to_dict(self.baseline),
+            **({"active_set": dict(self._active)} if self._active is not None else {}),
         }
 
     @classmethod
@@ -498,11 +552,11 @@ class LinearModel(Model):
         """Inverse of `to_dict` (arrays as lists or float64 arrays); raises
         mlpot.ModelFileError naming what is wrong."""
         key = cls._descriptor_field
-        d = fields(
-            data,
-            {"kind": string([cls.kind]), key: anything, "quadratic": boolean, "coefficients": anything,
-             "baseline": anything},
-        )
+        expected = {"kind": string([cls.kind]), key: anything, "quadratic": boolean, "coefficients": anything,
+                    "baseline": anything}
+        if isinstance(data, Mapping) and "active_set" in data:
+            expected["active_set"] = anything
+        d = fields(data, expected)
         descriptor = cls._read_descriptor(d[key], key)
         baseline = baseline_from_dict(d["baseline"])
         model = build(key, lambda: cls(descriptor, quadratic=d["quadratic"], baseline=baseline))
@@ -512,4 +566,10 @@ class LinearModel(Model):
         for e, values in c.items():
             check_shape(values, (per,), f"coefficients.{e}", f"{per} per element for a {kind} on this {descriptor.kind}")
         model.coefficients = c
+        if "active_set" in d:
+            inverse = fields(d["active_set"], {e: array(2) for e in descriptor.species}, "active_set")
+            for e, a in inverse.items():
+                n = model._element_features(e)
+                check_shape(a, (n, n), f"active_set.{e}", f"the inverse active set of {e}, {n} x {n}")
+            model._active = {e: np.array(a) for e, a in inverse.items()}
         return model
