@@ -200,3 +200,46 @@ def test_a_written_yace_runs_in_pyaces_ctilde_evaluator(case, tmp_path):
     same_energies_forces_stress(model, PyACECalculator(str(path)), structures(kind), name)
     with pytest.raises(ValueError, match="quadratic"):
         write_yace(mlpot.LinearModel(ace, quadratic=True), path)
+
+
+def test_a_written_basis_file_is_read_by_pyace():
+    """write_basis: mlpot's own basis (its generator, per-bond radial settings, random
+    coefficients) as pacemaker's B-basis YAML; pyace reads it and its projections and
+    linear energies, forces and stress equal mlpot's."""
+    import tempfile
+
+    from pyace import BBasisConfiguration, PyACECalculator
+
+    from mlpot.ace import write_basis
+
+    ace = mlpot.ACE(cutoff=4.8, species=["Nb", "Mo"], nradmax_by_orders=(4, 3, 2), lmax_by_orders=(0, 2, 1),
+                    radial_lambda=4.0, bonds=[{"center": "Mo", "neighbor": "Nb", "radbase": "SBessel", "rcut": 4.6},
+                                              {"center": "Nb", "neighbor": "Mo", "radbase": "SBessel", "rcut": 4.6}])
+    rng = np.random.default_rng(5)
+    model = mlpot.LinearModel(ace)
+    model.coefficients = {e: np.concatenate([[0.0], rng.normal(size=ace.n_features) / ace.n_features]) for e in ace.species}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/basis.yaml"
+        write_basis(model, path, delta_spline_bins=1e-4)
+        again, coefficients = read_basis(path)
+        bconf = BBasisConfiguration(path)
+        basis = ACEBBasisSet(bconf)
+        key = lambda f: (tuple(f["mus"]), tuple(f["ns"]), tuple(f["ls"]), tuple(f["lint"]))
+        for e in ace.species:  # the same functions and coefficients (in the file's block order)
+            read_back = {key(f): c for f, c in zip([f for f in again.functions if f["center"] == e], coefficients[e][:, 0])}
+            written = {key(f): c for f, c in zip([f for f in ace.functions if f["center"] == e], model.coefficients[e][1:])}
+            assert read_back == written
+        same_energies_forces_stress(model, PyACECalculator(bconf), structures("MoNb"), "write_basis")
+        atoms = structures("MoNb")[0]
+        names = list(basis.elements_name)
+        keys = pyace_functions(basis)
+        x = ace.compute(atoms)
+        reference = pyace_projections(basis, atoms)
+        symbols = atoms.get_chemical_symbols()
+        for mu, e in enumerate(names):
+            mine = [f for f in ace.functions if f["center"] == e]
+            column = {(tuple(names.index(m) for m in f["mus"]), tuple(f["ns"]), tuple(f["ls"]), tuple(f["lint"])): k
+                      for k, f in enumerate(mine)}
+            order = [column[key] for key in keys[mu]]
+            rows = [i for i, s in enumerate(symbols) if s == e]
+            assert np.abs(x[rows][:, order] - np.array([reference[i] for i in rows])).max() < 1e-10 * np.abs(x).max()

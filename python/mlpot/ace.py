@@ -55,7 +55,7 @@ from mlpot.params import (
     param,
 )
 
-__all__ = ["ACE", "ACEGradients", "ACEParams", "RADIAL_BASES", "generate_functions", "read_basis", "write_yace"]
+__all__ = ["ACE", "ACEGradients", "ACEParams", "RADIAL_BASES", "generate_functions", "read_basis", "write_basis", "write_yace"]
 
 #: pacemaker's radial bases (its ``radbase`` names)
 RADIAL_BASES = ("ChebExpCos", "ChebPow", "SBessel")
@@ -584,3 +584,73 @@ def write_yace(model, path) -> None:
                          f"ctildes: [{', '.join(fl(v) for _, v in items)}]}}")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def write_basis(model, path, delta_spline_bins: float = 0.001) -> None:
+    """A linear ACE model (`mlpot.LinearModel` on an `ACE` descriptor, or an `ACE` alone:
+    coefficients 0) as pacemaker's B-basis YAML, which `read_basis`, python-ace
+    (``BBasisConfiguration(path)``) and pacemaker read: per element a block with its
+    embedding (linear) and its own bond, per ordered pair of elements a block with that
+    bond, and each function in the block of its centre and neighbour elements, with its
+    coefficient. The file has no place for the model's per-element constants (pacemaker
+    keeps reference energies apart): `write_yace` writes them as E0; here a warning names
+    those that are not 0. ``delta_spline_bins`` is the grid (Angstrom) on which python-ace
+    tabulates the radial functions (its default 0.001 differs from mlpot's exact functions
+    by about 1e-8 eV/Angstrom in forces, 1e-4 by about 1e-12)."""
+    import warnings
+
+    import yaml
+
+    from mlpot.models.linear import LinearModel
+
+    if isinstance(model, ACE):
+        ace, coefficients = model, {e: np.zeros(1 + model.n_features) for e in model.species}
+    elif isinstance(model, LinearModel) and isinstance(model.descriptor, ACE) and not model.quadratic:
+        if model.coefficients is None:
+            raise ValueError("the model has no coefficients yet: fit it before writing its basis")
+        ace, coefficients = model.descriptor, model.coefficients
+    else:
+        raise TypeError("write_basis writes an ACE descriptor or a linear (not quadratic) LinearModel on one")
+    constants = {e: float(c[0]) for e, c in coefficients.items() if c[0] != 0.0}
+    if constants:
+        warnings.warn(f"the per-element constants {constants} (eV) are not part of a B-basis file; "
+                      "write_yace keeps them (E0)", stacklevel=2)
+    if not (isinstance(delta_spline_bins, (int, float)) and 0 < delta_spline_bins < 1):
+        raise ValueError(f"delta_spline_bins must be in (0, 1) Angstrom, got {delta_spline_bins!r}")
+    p = ace.params
+    names = sorted(p.species)
+    bonds = {(b["center"], b["neighbor"]): b for b in p.bonds}
+
+    def bond_fields(b):
+        nr, lmax, nb = max(b["nradmax"], 1), b["lmax"], b["nradbase"]
+        if b["crad"] is not None and b["nradmax"] > 0:
+            crad = np.asarray(b["crad"], dtype=np.float64).reshape(nr, lmax + 1, nb)
+        else:
+            crad = np.eye(nr, nb)[:, None, :].repeat(lmax + 1, axis=1)
+        return {"nradmaxi": nr, "lmaxi": lmax, "rcutij": b["rcut"], "dcutij": b["dcut"],
+                "NameOfCutoffFunctionij": "cos", "r_in": b["r_in"], "delta_in": b["delta_in"],
+                "inner_cutoff_type": "distance", "nradbaseij": nb, "radbase": b["radbase"],
+                "radparameters": [b["lambda"]], "radcoefficients": crad.tolist(), "core-repulsion": [0.0, 0.0]}
+
+    blocks = {}
+    for e in names:
+        blocks[(e,)] = {"speciesblock": e, "ndensityi": 1, "npoti": "FinnisSinclairShiftedScaled",
+                        "parameters": [1.0, 1.0], "rho_core_cut": 100000.0, "drho_core_cut": 250.0,
+                        **bond_fields(bonds[(e, e)]), "nbody": []}
+        for other in names:
+            if other != e:
+                blocks[(e, other)] = {"speciesblock": f"{e} {other}", **bond_fields(bonds[(e, other)]), "nbody": []}
+    for e in names:
+        funcs = [f for f in p.functions if f["center"] == e]
+        for f, c in zip(funcs, coefficients[e][1:]):
+            tail = sorted(set(f["mus"]) - {e}, key=names.index)
+            key = (e, *tail)
+            block = blocks.setdefault(key, {"speciesblock": " ".join(key), "nbody": []})
+            entry = {"type": " ".join([e, *f["mus"]]), "nr": list(f["ns"]), "nl": list(f["ls"])}
+            if f["lint"]:
+                entry["lint"] = list(f["lint"])
+            entry["c"] = [float(c)]
+            block["nbody"].append(entry)
+    document = {"global": {"DeltaSplineBins": float(delta_spline_bins)}, "species": [b for b in blocks.values() if b["nbody"] or len(b) > 2]}
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(document, fh, sort_keys=False, default_flow_style=None)
