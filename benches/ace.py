@@ -8,7 +8,11 @@ C-tilde evaluator that LAMMPS pair_style pace runs), and on the B-basis itself, 
 each (pyace is single-threaded). Energies and forces of all three are compared first.
 Prints the median of N calls and the ratios pyace time / mlpot time. Never asserts times.
 
-Run: python benches/ace.py [--repeat N]
+With ``--gap``, also mlpot's GAP of examples/fits/Si_gap.toml (SOAP n_max 8, l_max 8,
+n_sparse 1000, its CV-chosen sigmas; fitted on the mlearn Si frames from MLPOT_DATA,
+default ../shared/data) on the same atoms: the cost of GAP's accuracy against ACE's.
+
+Run: python benches/ace.py [--repeat N] [--gap]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def median_time(repeat, call):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--gap", action="store_true", help="also time the shipped Si GAP (fits it first)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import mlpot
@@ -78,6 +83,30 @@ def main():
             print(f"mlpot, {threads} thread(s): {t * 1e3:.1f} ms ({t / len(atoms) * 1e6:.1f} us/atom); "
                   f"pyace 1 thread / mlpot {threads} thread(s) = {t_pyace / t:.2f}")
         mlpot.set_num_threads(0)
+        if args.gap:
+            time_gap(atoms, args.repeat, {1: None, 2: None})
+
+
+def time_gap(atoms, repeat, _):
+    """The shipped Si GAP, fitted as `mlpot fit examples/fits/Si_gap.toml` does (its
+    [search] aside), timed on ``atoms`` at 1 and 2 threads."""
+    from pathlib import Path
+
+    import mlpot
+    from mlpot import cli
+
+    here = Path(__file__).resolve().parent.parent / "examples" / "fits"
+    config = cli.load_config(here / "Si_gap.toml")
+    config.pop("search", None)
+    model, keywords = cli.build_model(config)
+    data = Path(os.environ.get("MLPOT_DATA", here.parent.parent.parent / "shared" / "data"))
+    frames = mlpot.io.read(data / "mlearn" / "Si" / "training.json")
+    model.fit(frames, progress=False, **keywords)
+    for threads in (1, 2):
+        mlpot.set_num_threads(threads)
+        t = median_time(repeat, lambda: model.predict(atoms))
+        print(f"mlpot GAP (Si_gap.toml), {threads} thread(s): {t * 1e3:.1f} ms ({t / len(atoms) * 1e6:.1f} us/atom)")
+    mlpot.set_num_threads(0)
 
 
 if __name__ == "__main__":
