@@ -285,7 +285,10 @@ def test_example_configurations_are_valid():
     assert EXAMPLES / "Si_gap.toml" in paths
     for path in paths:
         model, _ = build_model(load_config(path))
-        assert isinstance(model, mlpot.GAP if path.stem.endswith("_gap") else mlpot.SNAP), path
+        expected = {"gap": mlpot.GAP, "ace": mlpot.LinearModel}.get(path.stem.rsplit("_", 1)[-1], mlpot.SNAP)
+        assert isinstance(model, expected), path
+        if expected is mlpot.LinearModel:
+            assert model.descriptor.kind == "ace" and not model.quadratic, path
     gap, _ = build_model(load_config(EXAMPLES / "Si_gap.toml"))
     (soap,) = gap.descriptors
     assert (soap.cutoff, soap.n_max, soap.l_max, soap.atom_sigma, soap.cutoff_transition_width) == (5.4, 8, 8, 0.5, 0.5)
