@@ -551,9 +551,12 @@ def write_yace(model, path) -> None:
                      "rho_core_cutoff: 100000, drho_core_cutoff: 250}")
     lines.append("bonds:")
     for b in sorted(p.bonds, key=lambda b: (index[b["center"]], index[b["neighbor"]])):
-        nr, lmax, nb = b["nradmax"], b["lmax"], b["nradbase"]
-        crad = np.asarray(b["crad"]) if b["crad"] is not None else np.eye(max(nr, 1), nb)[:nr, None, :].repeat(lmax + 1, axis=1)
-        crad = crad.reshape(nr, lmax + 1, nb)
+        # a bond no product function reads still gets one radial function (readers expect one)
+        nr, lmax, nb = max(b["nradmax"], 1), b["lmax"], b["nradbase"]
+        if b["crad"] is not None and b["nradmax"] > 0:
+            crad = np.asarray(b["crad"], dtype=np.float64).reshape(nr, lmax + 1, nb)
+        else:
+            crad = np.eye(nr, nb)[:, None, :].repeat(lmax + 1, axis=1)
         text = "[" + ", ".join("[" + ", ".join("[" + ", ".join(fl(v) for v in crad[n, l]) + "]" for l in range(lmax + 1))
                                + "]" for n in range(nr)) + "]"
         lines.append(f"  [{index[b['center']]}, {index[b['neighbor']]}]: {{nradmax: {nr}, lmax: {lmax}, nradbasemax: {nb}, "
