@@ -18,6 +18,12 @@
 //! Each update's Jacobian is one pass of `TrainingSet::frame_gradient` over the frame (the
 //! value of h comes with it); the updates of one filter are sequential by nature, so a
 //! committee's members run in parallel, and P is updated row-parallel.
+//!
+//! P is symmetric and stored as its lower triangle, row after row: an update reads and
+//! writes P once, and that pass over memory is its cost, so half the storage is half the
+//! time. P h then takes each stored entry twice (row r's dot product, and its mirror in
+//! column r, added to a partial vector per block of rows; the partials are summed in row
+//! order, so the result does not depend on the number of threads).
 
 use rayon::prelude::*;
 
@@ -88,7 +94,7 @@ impl KalmanParams {
 pub struct KalmanFilter {
     params: KalmanParams,
     blocks: Vec<usize>,
-    /// Per block, P_b (n_b x n_b, full, row-major).
+    /// Per block, the lower triangle of P_b, row r (entries 0..=r) at r (r + 1) / 2.
     covariance: Vec<Vec<f64>>,
     steps: u64,
 }
@@ -118,8 +124,8 @@ impl KalmanFilter {
         let covariance = blocks
             .iter()
             .map(|&n| {
-                let mut p = vec![0.0; n * n];
-                (0..n).for_each(|k| p[k * n + k] = 1.0 / params.epsilon);
+                let mut p = vec![0.0; n * (n + 1) / 2];
+                (0..n).for_each(|k| p[row_start(k) + k] = 1.0 / params.epsilon);
                 p
             })
             .collect();
@@ -161,8 +167,19 @@ impl KalmanFilter {
         (p.eta0 * (self.time() * p.tau).exp()).min(p.eta_max)
     }
 
-    pub fn covariance(&self, b: usize) -> &[f64] {
-        &self.covariance[b]
+    /// P_b, (n_b x n_b) row-major.
+    pub fn covariance(&self, b: usize) -> Vec<f64> {
+        let n = self.blocks[b];
+        let p = &self.covariance[b];
+        let mut out = vec![0.0; n * n];
+        for r in 0..n {
+            for c in 0..=r {
+                let v = p[row_start(r) + c];
+                out[r * n + c] = v;
+                out[c * n + r] = v;
+            }
+        }
+        out
     }
 
     /// Restores a saved state: the covariance of every block and the number of updates.
@@ -181,7 +198,11 @@ impl KalmanFilter {
         if covariance.iter().flatten().any(|x| !x.is_finite()) {
             return Err(Error::invalid("the covariance is not finite"));
         }
-        self.covariance = covariance;
+        self.covariance = covariance
+            .iter()
+            .zip(&self.blocks)
+            .map(|(p, &n)| (0..n).flat_map(|r| p[r * n..r * n + r + 1].iter().copied()).collect())
+            .collect();
         self.steps = steps;
         Ok(())
     }
@@ -197,16 +218,17 @@ impl KalmanFilter {
                 None
             } else {
                 let p = &self.covariance[b];
-                let mut x = vec![0.0; n];
-                x.par_chunks_mut(ROWS_PER_TASK)
-                    .enumerate()
-                    .for_each(|(c, out)| {
-                        for (k, o) in out.iter_mut().enumerate() {
-                            let row = c * ROWS_PER_TASK + k;
-                            *o = crate::linalg::dot(&p[row * n..(row + 1) * n], hb);
+                let partials: Vec<Vec<f64>> = split_rows(p, n)
+                    .into_par_iter()
+                    .map(|(r0, rows)| {
+                        let mut y = Vec::new();
+                        for (k, row) in packed_rows(rows, r0).enumerate() {
+                            accumulate_row(r0 + k, row, hb, &mut y);
                         }
-                    });
-                Some(x)
+                        y
+                    })
+                    .collect();
+                Some(sum_partials(partials, n))
             });
             start += n;
         }
@@ -256,32 +278,27 @@ impl KalmanFilter {
             let h = next
                 .map(|h| &h[start..start + n])
                 .filter(|h| h.iter().any(|&v| v != 0.0));
-            let mut projected = vec![0.0; if h.is_some() { n } else { 0 }];
-            let rows_of = |c: usize| c * ROWS_PER_TASK;
-            let work = |c: usize, rows: &mut [f64], target: &mut [f64]| {
-                for (k, row) in rows.chunks_mut(n).enumerate() {
-                    let r = rows_of(c) + k;
-                    if let Some(x) = x {
-                        let s = x[r] / a;
-                        row.iter_mut().zip(x).for_each(|(p, x)| *p -= s * x);
+            let partials: Vec<Vec<f64>> = split_rows_mut(p, n)
+                .into_par_iter()
+                .map(|(r0, rows)| {
+                    let mut y = Vec::new();
+                    let mut offset = 0;
+                    for r in r0..r0 + rows_in(rows.len(), r0) {
+                        let row = &mut rows[offset..offset + r + 1];
+                        offset += r + 1;
+                        if let Some(x) = x {
+                            let s = x[r] / a;
+                            row.iter_mut().zip(x).for_each(|(p, x)| *p -= s * x);
+                        }
+                        row[r] += q;
+                        if let Some(h) = h {
+                            accumulate_row(r, row, h, &mut y);
+                        }
                     }
-                    row[r] += q;
-                    if let Some(h) = h {
-                        target[k] = crate::linalg::dot(row, h);
-                    }
-                }
-            };
-            if h.is_some() {
-                p.par_chunks_mut(ROWS_PER_TASK * n)
-                    .zip(projected.par_chunks_mut(ROWS_PER_TASK))
-                    .enumerate()
-                    .for_each(|(c, (rows, target))| work(c, rows, target));
-            } else {
-                p.par_chunks_mut(ROWS_PER_TASK * n)
-                    .enumerate()
-                    .for_each(|(c, rows)| work(c, rows, &mut []));
-            }
-            out.push(h.map(|_| projected));
+                    y
+                })
+                .collect();
+            out.push(h.map(|_| sum_partials(partials, n)));
             start += n;
         }
         self.steps += 1;
@@ -295,6 +312,71 @@ impl KalmanFilter {
         let a = self.correct(theta, h, &xs, error);
         self.finish(&xs, a, None);
     }
+}
+
+/// Offset of row r in a packed lower triangle.
+fn row_start(r: usize) -> usize {
+    r * (r + 1) / 2
+}
+
+/// The rows r0..r1 of each block of `ROWS_PER_TASK` rows, as slices of the packed triangle
+/// (a fixed partition: the same for every thread count).
+fn split_rows(p: &[f64], n: usize) -> Vec<(usize, &[f64])> {
+    (0..n)
+        .step_by(ROWS_PER_TASK)
+        .map(|r0| {
+            let r1 = (r0 + ROWS_PER_TASK).min(n);
+            (r0, &p[row_start(r0)..row_start(r1)])
+        })
+        .collect()
+}
+
+fn split_rows_mut(mut p: &mut [f64], n: usize) -> Vec<(usize, &mut [f64])> {
+    let mut out = Vec::new();
+    for r0 in (0..n).step_by(ROWS_PER_TASK) {
+        let r1 = (r0 + ROWS_PER_TASK).min(n);
+        let (head, tail) = p.split_at_mut(row_start(r1) - row_start(r0));
+        out.push((r0, head));
+        p = tail;
+    }
+    out
+}
+
+/// The number of rows from row r0 in `len` packed entries.
+fn rows_in(len: usize, r0: usize) -> usize {
+    let r1 = (0..).map(|k| r0 + k).find(|&r| row_start(r) - row_start(r0) >= len).unwrap();
+    r1 - r0
+}
+
+fn packed_rows(rows: &[f64], r0: usize) -> impl Iterator<Item = &[f64]> {
+    let mut offset = 0;
+    (r0..r0 + rows_in(rows.len(), r0)).map(move |r| {
+        let row = &rows[offset..offset + r + 1];
+        offset += r + 1;
+        row
+    })
+}
+
+/// Row r of P (its lower-triangle part `row`, entries 0..=r) into y = P h: its own dot
+/// product, and its mirror P[c][r] = P[r][c] for c < r in the entries of column r.
+fn accumulate_row(r: usize, row: &[f64], h: &[f64], y: &mut Vec<f64>) {
+    if y.len() < r + 1 {
+        y.resize(r + 1, 0.0);
+    }
+    y[r] += crate::linalg::dot(row, &h[..=r]);
+    let hr = h[r];
+    if hr != 0.0 {
+        y[..r].iter_mut().zip(&row[..r]).for_each(|(y, p)| *y += p * hr);
+    }
+}
+
+/// The partial vectors of the row blocks, summed in block order.
+fn sum_partials(partials: Vec<Vec<f64>>, n: usize) -> Vec<f64> {
+    let mut y = vec![0.0; n];
+    for part in partials {
+        y[..part.len()].iter_mut().zip(&part).for_each(|(y, p)| *y += p);
+    }
+    y
 }
 
 /// X_b = P_b H_b per block of a Jacobian (None where H_b = 0).
