@@ -513,6 +513,16 @@ def read_basis(path) -> tuple[ACE, dict]:
     return ace, coefficients
 
 
+def _file_crad(bond) -> np.ndarray:
+    """A bond's radial coefficients as the files hold them, (nradmax, lmax + 1, nradbase):
+    the identity where the basis has none, and one radial function for a bond that no
+    product function reads (readers expect at least one)."""
+    nr, lmax, nb = max(bond["nradmax"], 1), bond["lmax"], bond["nradbase"]
+    if bond["crad"] is not None and bond["nradmax"] > 0:
+        return np.asarray(bond["crad"], dtype=np.float64).reshape(nr, lmax + 1, nb)
+    return np.eye(nr, nb)[:, None, :].repeat(lmax + 1, axis=1)
+
+
 def write_yace(model, path) -> None:
     """A linear ACE model (`mlpot.LinearModel` on an `ACE` descriptor) as a .yace file,
     the C-tilde basis that LAMMPS ``pair_style pace`` and python-ace's PyACECalculator
@@ -551,12 +561,8 @@ def write_yace(model, path) -> None:
                      "rho_core_cutoff: 100000, drho_core_cutoff: 250}")
     lines.append("bonds:")
     for b in sorted(p.bonds, key=lambda b: (index[b["center"]], index[b["neighbor"]])):
-        # a bond no product function reads still gets one radial function (readers expect one)
-        nr, lmax, nb = max(b["nradmax"], 1), b["lmax"], b["nradbase"]
-        if b["crad"] is not None and b["nradmax"] > 0:
-            crad = np.asarray(b["crad"], dtype=np.float64).reshape(nr, lmax + 1, nb)
-        else:
-            crad = np.eye(nr, nb)[:, None, :].repeat(lmax + 1, axis=1)
+        crad = _file_crad(b)
+        nr, lmax, nb = crad.shape[0], b["lmax"], b["nradbase"]
         text = "[" + ", ".join("[" + ", ".join("[" + ", ".join(fl(v) for v in crad[n, l]) + "]" for l in range(lmax + 1))
                                + "]" for n in range(nr)) + "]"
         lines.append(f"  [{index[b['center']]}, {index[b['neighbor']]}]: {{nradmax: {nr}, lmax: {lmax}, nradbasemax: {nb}, "
@@ -625,11 +631,8 @@ def write_basis(model, path, delta_spline_bins: float = 0.001) -> None:
     bonds = {(b["center"], b["neighbor"]): b for b in p.bonds}
 
     def bond_fields(b):
-        nr, lmax, nb = max(b["nradmax"], 1), b["lmax"], b["nradbase"]
-        if b["crad"] is not None and b["nradmax"] > 0:
-            crad = np.asarray(b["crad"], dtype=np.float64).reshape(nr, lmax + 1, nb)
-        else:
-            crad = np.eye(nr, nb)[:, None, :].repeat(lmax + 1, axis=1)
+        crad = _file_crad(b)
+        nr, lmax, nb = crad.shape[0], b["lmax"], b["nradbase"]
         return {"nradmaxi": nr, "lmaxi": lmax, "rcutij": b["rcut"], "dcutij": b["dcut"],
                 "NameOfCutoffFunctionij": "cos", "r_in": b["r_in"], "delta_in": b["delta_in"],
                 "inner_cutoff_type": "distance", "nradbaseij": nb, "radbase": b["radbase"],
